@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over the shared ``netsvc_services`` data model (controller side)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: service_ports
+short_description: Ports of the services in netsvc_services that have a flag on
+version_added: 0.1.0
+author: netsvc.resilience maintainers (@netsvc)
+description:
+  - Returns the sorted, de-duplicated ports of every service in a C(netsvc_services) list
+    whose O(flag) is not false (a missing flag counts as true).
+options:
+  _input:
+    description: The C(netsvc_services) list.
+    type: list
+    elements: dict
+    required: true
+  flag:
+    description: Per-service boolean to honour, for example C(reserve_ports) or C(cleanup).
+    type: str
+"""
+
+EXAMPLES = r"""
+reserved: "{{ netsvc_services | netsvc.resilience.service_ports('reserve_ports') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Sorted ports (integers) or port ranges (strings).
+  type: list
+  elements: raw
+"""
+
+from ansible.errors import AnsibleFilterError
+
+
+def service_ports(services, flag=None):
+    if services is None:
+        return []
+    if not isinstance(services, (list, tuple)):
+        raise AnsibleFilterError("netsvc_services must be a list of services, got %r" % (services,))
+    out = []
+    for svc in services:
+        if not isinstance(svc, dict):
+            raise AnsibleFilterError("each netsvc_services entry must be a dict, got %r" % (svc,))
+        if flag and svc.get(flag, True) is False:
+            continue
+        for port in svc.get("ports") or []:
+            if port not in out:
+                out.append(port)
+    return sorted(out, key=lambda p: (int(str(p).split("-")[0]), str(p)))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"service_ports": service_ports}

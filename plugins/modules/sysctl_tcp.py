@@ -1,0 +1,341 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: sysctl_tcp
+short_description: Set TCP and network-core sysctls in one call, truthfully
+version_added: 0.1.0
+description:
+  - Sets many C(net.ipv4.*), C(net.ipv6.*) and C(net.core.*) keys in one module call, from a
+    named O(profile) plus user O(settings) that override it.
+  - Persists them to a sysctl.d drop-in of its own, written whole and atomically (mode 0644),
+    and applies live values by writing C(/proc/sys) directly (no dependency on the sysctl binary).
+  - Merges O(reserved_ports) into C(net.ipv4.ip_local_reserved_ports) as a set, keeping the
+    entries other tools put there, so an outgoing connection cannot take a service's port as
+    its ephemeral source port while the service is down.
+  - Reads every sysctl.d directory and C(/etc/sysctl.conf) in systemd-sysctl's order and
+    reports each key another file would override at boot.
+  - Refuses or warns about the popular myths, with the reason.
+    C(net.ipv4.tcp_tw_recycle) is refused (removed in Linux 4.12, broke clients behind NAT).
+    Setting C(net.ipv4.tcp_fin_timeout) warns that it does not shorten TIME_WAIT.
+    Lowering C(net.ipv4.tcp_max_tw_buckets) warns (kernel docs say never to).
+    C(net.ipv4.tcp_tw_reuse) with C(net.ipv4.tcp_timestamps=0) warns that it cannot work.
+  - All keys are per network namespace. In a container they change that container only.
+  - The file records, as comments, the live value each key had before this module first
+    managed it and the reserved ports it added, so O(state=absent) (and the rollback
+    playbook) can restore exactly what was there.
+author:
+  - netsvc.resilience maintainers (@netsvc)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The diff shows the file before and after, and the live values before and after.
+options:
+  settings:
+    description:
+      - Full key names (C(net.ipv4.*), C(net.ipv6.*), C(net.core.*)) to values.
+      - Values must have the key's own syntax (integers, "low high" ranges, ...); anything
+        else (spaces between words aside), such as newlines, C(;), C($) or quotes, is refused.
+      - With O(state=absent), the keys listed here are removed from the file and their live
+        value is restored to what it was before this module first set them.
+    type: dict
+    default: {}
+  profile:
+    description:
+      - Named set of values applied first; O(settings) override it.
+      - V(fast_restart) sets C(net.ipv4.tcp_fin_timeout=15) (orphaned FIN_WAIT_2 connections
+        of a killed server go after 15 s; TIME_WAIT is unaffected, nothing shortens it) and
+        C(net.core.somaxconn=4096), C(net.ipv4.tcp_max_syn_backlog=4096) (a socket-activated
+        or restarting service can queue connections through a restart).
+    type: str
+    choices: [none, fast_restart]
+    default: none
+  reserved_ports:
+    description:
+      - Ports (integers) or ranges (C(low-high)) to add to (O(state=present)) or remove from
+        (O(state=absent)) C(net.ipv4.ip_local_reserved_ports).
+      - Compared as sets; ranges are normalised; other entries are kept.
+      - Keeps the ports out of automatic ephemeral assignment only; explicit binds are unaffected.
+    type: list
+    elements: raw
+    default: []
+  state:
+    description: Whether the settings and ports should be present or removed.
+    type: str
+    choices: [present, absent]
+    default: present
+  path:
+    description:
+      - The sysctl.d file this module owns. Written whole; removed when it would be empty.
+      - For a key set in several files, the file that sorts last by name wins at boot.
+    type: path
+    default: /etc/sysctl.d/90-netsvc-resilience.conf
+  apply:
+    description:
+      - V(both) persists to O(path) and writes live values; V(persist) only writes the file;
+        V(live) only writes C(/proc/sys).
+    type: str
+    choices: [both, persist, live]
+    default: both
+  on_conflict:
+    description:
+      - What to do when another sysctl file would override one of our keys at boot.
+      - V(warn) reports it in RV(overridden_by) and as a warning; V(fail) fails before writing.
+    type: str
+    choices: [warn, fail]
+    default: warn
+  allow_unknown:
+    description:
+      - Allow keys that do not exist under C(/proc/sys) on this host (they are persisted
+        only). Without it such keys fail, which catches typos.
+    type: bool
+    default: false
+  live_readonly:
+    description:
+      - What to do when C(/proc/sys) is read-only (an unprivileged container).
+      - V(fail) fails with a clear message before anything is written; V(skip) persists the
+        file and reports C(live apply skipped) in RV(live_skipped) and a warning.
+    type: str
+    choices: [fail, skip]
+    default: fail
+  header:
+    description: First comment line of the file (the ansible_managed text).
+    type: str
+    default: "Ansible managed: netsvc.resilience.sysctl_tcp"
+notes:
+  - Facts behind the checks are in docs/linux-facts.md of this collection.
+seealso:
+  - module: ansible.posix.sysctl
+"""
+
+EXAMPLES = r"""
+- name: Tune the kernel for fast service restarts and reserve the service ports
+  netsvc.resilience.sysctl_tcp:
+    profile: fast_restart
+    settings:
+      net.core.somaxconn: 8192
+    reserved_ports: [8080, "9000-9010"]
+
+- name: Remove our reserved ports again (other entries stay)
+  netsvc.resilience.sysctl_tcp:
+    reserved_ports: [8080]
+    state: absent
+"""
+
+RETURN = r"""
+file:
+  description: Path of the sysctl.d file this module owns.
+  returned: always
+  type: str
+  sample: /etc/sysctl.d/90-netsvc-resilience.conf
+persisted:
+  description: Keys and values in the file after the run.
+  returned: always
+  type: dict
+live_before:
+  description: Live values of the managed keys before the run (null for a missing key).
+  returned: always
+  type: dict
+live_after:
+  description: Live values after the run (what would be, in check mode).
+  returned: always
+  type: dict
+live_skipped:
+  description: True when live values were not written because /proc/sys is read-only.
+  returned: always
+  type: bool
+overridden_by:
+  description: For each key another file would override at boot, the files and their values.
+  returned: always
+  type: dict
+  sample: {"net.core.somaxconn": [{"file": "/etc/sysctl.d/99-sysctl.conf", "value": "128"}]}
+warning_messages:
+  description: The warnings of this run (each also raised as an Ansible warning), for asserts.
+  returned: always
+  type: list
+  elements: str
+netns:
+  description:
+    - The network namespace the values apply to. C(initial=false) means a container's own
+      namespace (values apply to it only); null when it cannot be told.
+  returned: always
+  type: dict
+  sample: {"inode": 4026532291, "initial": false, "container": "/.dockerenv"}
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
+
+
+def write_file(module, path, text):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(prefix=".netsvc-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        module.atomic_move(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            settings=dict(type="dict", default={}),
+            profile=dict(type="str", default="none", choices=sorted(S.PROFILES)),
+            reserved_ports=dict(type="list", elements="raw", default=[]),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            path=dict(type="path", default="/etc/sysctl.d/90-netsvc-resilience.conf"),
+            apply=dict(type="str", default="both", choices=["both", "persist", "live"]),
+            on_conflict=dict(type="str", default="warn", choices=["warn", "fail"]),
+            allow_unknown=dict(type="bool", default=False),
+            live_readonly=dict(type="str", default="fail", choices=["fail", "skip"]),
+            header=dict(type="str", default="Ansible managed: netsvc.resilience.sysctl_tcp"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    path = p["path"]
+    if not os.path.isabs(path) or not path.endswith(".conf"):
+        module.fail_json(msg="path %r must be an absolute path ending in .conf (systemd-sysctl "
+                             "reads only *.conf files)" % path)
+    if "\n" in p["header"]:
+        module.fail_json(msg="header must be a single line")
+    persist = p["apply"] in ("both", "persist")
+    live_on = p["apply"] in ("both", "live")
+
+    current_text = read_text(path) if persist else None
+    keys = {S.normalize_key(str(k)) for k in p["settings"]}
+    keys.update(S.PROFILES[p["profile"]])
+    keys.update(k for k, _v, _n in S.parse_conf(current_text or ""))
+    keys.update([S.RESERVED_PORTS_KEY, "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets"])
+    keys = {k for k in keys if S.KEY_NAME_RE.match(k)}
+    live = S.read_live(sorted(keys))
+
+    try:
+        result = S.plan(p, live, current_text)
+    except S.SysctlError as e:
+        module.fail_json(msg=to_native(e))
+
+    values = result["values"]
+    new_text = None
+    if values or result["previous"] or result["added"]:
+        new_text = S.render_conf(values, result["previous"], result["added"], p["header"])
+    file_changed = persist and new_text != current_text
+
+    overridden = {}
+    if persist and values:
+        overridden = S.find_overrides(path, values, S.read_config_files(path))
+        for key, where in sorted(overridden.items()):
+            msg = "%s = %s in %s would be overridden at boot by %s" % (
+                key, values[key], path,
+                ", ".join("%s (%s)" % (w["file"], w["value"]) for w in where))
+            if p["on_conflict"] == "fail":
+                module.fail_json(msg=msg + "; nothing was written (on_conflict=fail)",
+                                 overridden_by=overridden, file=path)
+            result["warnings"].append(msg)
+
+    targets = result["live_targets"] if live_on else {}
+    to_write = S.live_changes(live, targets)
+    live_skipped = False
+    unwritable = [k for k in sorted(to_write)
+                  if not os.access(S.key_to_proc_path(k), os.W_OK)]
+    if unwritable:
+        if p["live_readonly"] == "skip" or not live_on:
+            live_skipped = True
+            result["warnings"].append(
+                "live apply skipped: /proc/sys is read-only here (%s); the values are persisted "
+                "in %s and apply at the next boot" % (", ".join(unwritable), path))
+            to_write = {}
+        else:
+            module.fail_json(
+                msg="cannot write %s: /proc/sys is read-only on this host (an unprivileged "
+                    "container?). Nothing was written. Set live_readonly=skip to persist only, "
+                    "or allow writes to /proc/sys" % ", ".join("/proc/sys/" + k.replace(".", "/") for k in unwritable),
+                file=path)
+
+    live_before = {k: live.get(k) for k in sorted(set(values) | set(targets))}
+    live_after = dict(live_before)
+    live_after.update(to_write)
+    changed = bool(file_changed or to_write)
+
+    diff = []
+    if file_changed:
+        diff.append(dict(before_header=path, after_header=path,
+                         before=current_text or "", after=new_text or ""))
+    if to_write:
+        diff.append(dict(
+            before_header="live /proc/sys", after_header="live /proc/sys",
+            before="".join("%s = %s\n" % (k, live.get(k)) for k in sorted(to_write)),
+            after="".join("%s = %s\n" % (k, v) for k, v in sorted(to_write.items()))))
+
+    if changed and not module.check_mode:
+        written = []
+        try:
+            for key in sorted(to_write):
+                S.write_live(key, to_write[key])
+                written.append(key)
+        except (IOError, OSError) as e:
+            for key in written:  # put back what we changed before failing
+                try:
+                    S.write_live(key, live[key])
+                except (IOError, OSError):
+                    pass
+            module.fail_json(msg="writing live value %s = %s failed: %s; live values restored "
+                                 "and the file left unchanged" % (key, to_write[key], to_native(e)))
+        if file_changed:
+            try:
+                if new_text is None:
+                    os.unlink(path)
+                else:
+                    write_file(module, path, new_text)
+            except (IOError, OSError) as e:
+                module.fail_json(msg="writing %s failed: %s" % (path, to_native(e)))
+        live_after.update(S.read_live(sorted(to_write)))
+
+    for w in result["warnings"]:
+        module.warn(w)
+    module.exit_json(
+        changed=changed,
+        file=path,
+        persisted=values,
+        live_before=live_before,
+        live_after=live_after,
+        live_skipped=live_skipped,
+        overridden_by=overridden,
+        warning_messages=result["warnings"],
+        netns=S.netns_info(),
+        diff=diff,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Container test bed for netsvc.resilience (see docs/testbed.md).
+#   scripts/testbed.sh engine          start the Docker engine if none answers (installs docker.io as root)
+#   scripts/testbed.sh images [--rebuild] [NAME...]   build local images that are missing or whose recipe changed
+#   scripts/testbed.sh all             engine + images (default)
+# Images are built with debootstrap (no registry needed) and cached by tag; each carries a
+# label with the hash of its recipe, so a changed recipe rebuilds and an unchanged one is kept.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '[testbed] %s\n' "$*" >&2; }
+
+need_root() { [ "$(id -u)" = 0 ] || { log "must run as root to $1"; exit 1; }; }
+
+apt_install() {
+  need_root "install $*"
+  if [ -z "${__apt_updated:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    __apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+engine() {
+  if docker info >/dev/null 2>&1; then
+    log "docker engine answers"
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    log "installing docker.io from apt"
+    apt_install docker.io
+  fi
+  # Never start a second dockerd: only start one if no dockerd process exists at all.
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    log "a dockerd is running but not answering yet; waiting for it"
+  else
+    need_root "start dockerd"
+    log "starting dockerd (log: /var/log/netsvc-dockerd.log)"
+    setsid nohup dockerd >/var/log/netsvc-dockerd.log 2>&1 </dev/null &
+  fi
+  for _ in $(seq 1 150); do
+    docker info >/dev/null 2>&1 && { log "docker engine ready"; return 0; }
+    sleep 0.2
+  done
+  log "docker engine did not answer within 30 s; see /var/log/netsvc-dockerd.log"
+  exit 1
+}
+
+# name|suite|extra packages|init command
+# Keep in sync with docs/testbed.md. systemd images: bookworm ~ RHEL 9 (252), trixie ~ RHEL 10 (257).
+RECIPES=(
+  "debian12-systemd|bookworm|systemd,systemd-sysv,dbus|/lib/systemd/systemd"
+  "debian13-systemd|trixie|systemd,systemd-sysv,dbus|/lib/systemd/systemd"
+  "debian12-supervisord|bookworm|supervisor|/usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf"
+)
+COMMON_PKGS="python3,iproute2,procps"
+RECIPE_VERSION=3   # bump when the build steps below change
+
+image_tag() { echo "localhost/netsvc-$1:latest"; }
+
+recipe_hash() {
+  printf '%s|%s|%s' "$RECIPE_VERSION" "$COMMON_PKGS" "$1" | sha256sum | cut -c1-16
+}
+
+build_image() {
+  local recipe=$1 force=$2 name suite pkgs init tag hash have rootfs
+  IFS='|' read -r name suite pkgs init <<<"$recipe"
+  tag=$(image_tag "$name")
+  hash=$(recipe_hash "$recipe")
+  have=$(docker image inspect -f '{{index .Config.Labels "netsvc.recipe"}}' "$tag" 2>/dev/null || true)
+  if [ "$force" = 0 ] && [ "$have" = "$hash" ]; then
+    log "$tag is up to date (recipe $hash)"
+    return 0
+  fi
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  need_root "debootstrap $suite"
+  rootfs=$(mktemp -d /var/tmp/netsvc-rootfs.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$rootfs'" RETURN
+  log "building $tag from $suite (+$pkgs); ~1 min"
+  debootstrap --variant=minbase --include="$COMMON_PKGS,$pkgs" "$suite" "$rootfs" >"$rootfs.log" 2>&1 \
+    || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }
+  rm -f "$rootfs.log"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  # systemd in a container: no getty, no udev-settle waits
+  rm -f "$rootfs"/etc/systemd/system/getty.target.wants/* 2>/dev/null || true
+  : >"$rootfs/etc/machine-id"
+  local cmd_json
+  cmd_json=$(python3 -c 'import json,shlex,sys; print(json.dumps(shlex.split(sys.argv[1])))' "$init")
+  tar -C "$rootfs" -c . | docker import \
+    -c "CMD $cmd_json" \
+    -c "LABEL netsvc.recipe=$hash netsvc.suite=$suite" \
+    - "$tag" >/dev/null
+  log "built $tag"
+}
+
+images() {
+  local force=0 names=()
+  for a in "$@"; do
+    case "$a" in
+      --rebuild) force=1 ;;
+      *) names+=("$a") ;;
+    esac
+  done
+  for r in "${RECIPES[@]}"; do
+    local n=${r%%|*}
+    if [ ${#names[@]} -eq 0 ] || printf '%s\n' "${names[@]}" | grep -qx "$n"; then
+      build_image "$r" "$force"
+    fi
+  done
+}
+
+case "${1:-all}" in
+  engine) engine ;;
+  images) shift; engine; images "$@" ;;
+  all) shift || true; engine; images "$@" ;;
+  list) for r in "${RECIPES[@]}"; do image_tag "${r%%|*}"; done ;;
+  *) echo "usage: $0 [engine|images [--rebuild] [NAME...]|all|list]" >&2; exit 2 ;;
+esac

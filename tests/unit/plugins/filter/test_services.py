@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netsvc.resilience.plugins.filter.services import service_ports
+
+SERVICES = [
+    {"name": "a.service", "ports": [8080, 443]},
+    {"name": "b.service", "ports": [9000], "reserve_ports": False},
+    {"name": "c.service", "ports": ["7000-7010", 443], "reserve_ports": True},
+    {"name": "d.service"},
+]
+
+
+def test_flag_false_excludes_missing_flag_includes():
+    assert service_ports(SERVICES, "reserve_ports") == [443, "7000-7010", 8080]
+
+
+def test_without_flag_all_ports():
+    assert service_ports(SERVICES) == [443, "7000-7010", 8080, 9000]
+
+
+def test_empty_and_bad_input():
+    assert service_ports(None) == []
+    with pytest.raises(AnsibleFilterError):
+        service_ports("a.service")
+    with pytest.raises(AnsibleFilterError):
+        service_ports(["a.service"])
