@@ -55,7 +55,7 @@ def service_ports(services, flag=None):
         for port in svc.get("ports") or []:
             if port not in out:
                 out.append(port)
-    return sorted(out, key=lambda p: (int(str(p).split("-")[0]), str(p)))
+    return sorted(out, key=lambda p: (int(str(p).split("-", 1)[0]), str(p)))
 
 
 class FilterModule(object):

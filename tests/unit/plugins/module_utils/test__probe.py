@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import socket
+import threading
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1"])
+def test_loopback_accepted(host):
+    assert P.check_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "192.168.1.1", "8.8.8.8", "localhost", "::", "0.0.0.0"])
+def test_non_loopback_refused(host):
+    with pytest.raises(P.ProbeError):
+        P.check_loopback(host)
+
+
+def test_journal_scan():
+    text = ("Started x.\nOSError: [Errno 98] Address already in use\n"
+            "x.service: Start request repeated too quickly.\nx.service: Failed with result 'start-limit-hit'.\n")
+    found = P.scan_journal(text)
+    assert found["eaddrinuse"] == ["OSError: [Errno 98] Address already in use"]
+    assert len(found["start_limit"]) == 2
+    assert P.scan_journal("Started x.\n") == {"eaddrinuse": [], "start_limit": []}
+
+
+def test_verdict():
+    assert P.verdict(False, None, 100) == (False, "not serving again before the timeout")
+    assert P.verdict(True, 150.0, 100)[0] is False
+    assert P.verdict(True, 50.0, 100) == (True, "serving again after 50.0 ms")
+    assert P.verdict(True, 5000.0, None)[0] is True
+
+
+def test_try_connect_against_a_real_loopback_listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def answer():
+        conn, _addr = srv.accept()
+        conn.sendall(b"ok\n")
+        conn.close()
+
+    t = threading.Thread(target=answer)
+    t.start()
+    try:
+        assert P.try_connect("127.0.0.1", port, 2.0, b"ok\n") is True
+    finally:
+        t.join(5)
+        srv.close()
+    # nothing listens there any more: refused, not an exception
+    assert P.try_connect("127.0.0.1", port, 0.5) is False
+
+
+def test_process_gone(tmp_path):
+    (tmp_path / "10").mkdir()
+    (tmp_path / "10" / "stat").write_text("10 (my (odd) name) S 1 10\n")
+    (tmp_path / "11").mkdir()
+    (tmp_path / "11" / "stat").write_text("11 (python3) Z 1 11\n")
+    assert P.process_gone(10, str(tmp_path)) is False
+    assert P.process_gone(11, str(tmp_path)) is True
+    assert P.process_gone(12, str(tmp_path)) is True

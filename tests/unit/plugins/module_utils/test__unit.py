@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Crash-recovery unit logic: rendering per systemd version, validation, parsing."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+
+HOSTILE_NAMES = [
+    "", "../x.service", "a/b.service", "/etc/passwd", "x\n.service", "x\x00.service", "-x.service",
+    ".service", "x;id.service", "$(id).service", "x`id`.service", "a b.service", "x.socket",
+    "x.service/..", "a" * 300, "@.service", "a@b@c.service", "x\t.service", "..service", "x\x7f.service",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_unit_names_are_refused(name):
+    with pytest.raises(U.UnitError) as err:
+        U.check_unit_name(name)
+    msg = str(err.value)
+    # the message names the value (as given, or with the .service suffix added) and the rule
+    assert repr(name) in msg or repr(name + ".service") in msg
+    assert "unit name" in msg
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("nginx", "nginx.service"),
+    ("nginx.service", "nginx.service"),
+    ("getty@tty1.service", "getty@tty1.service"),
+    ("foo@.service", "foo@.service"),
+    ("my-app_2:x\\x2d.service", "my-app_2:x\\x2d.service"),
+])
+def test_good_unit_names(name, expected):
+    assert U.check_unit_name(name) == expected
+
+
+def opts(**kw):
+    base = {"apply_defaults": True}
+    base.update(kw)
+    return U.normalize_options(base)
+
+
+def sections(text):
+    out, cur = {}, None
+    for line in text.splitlines():
+        if line.startswith("["):
+            cur = line.strip("[]")
+            out[cur] = []
+        elif cur and "=" in line:
+            out[cur].append(line)
+    return out
+
+
+@pytest.mark.parametrize("version", [219, 229])
+def test_start_limit_in_service_before_230(version):
+    text, _w = U.render_dropin(opts(), version)
+    s = sections(text)
+    assert "StartLimitInterval=10s" in s["Service"]
+    assert "StartLimitBurst=20" in s["Service"]
+    assert not any(x.startswith("StartLimit") for x in s["Unit"])
+
+
+@pytest.mark.parametrize("version", [230, 239, 247, 252, 257])
+def test_start_limit_in_unit_from_230(version):
+    text, _w = U.render_dropin(opts(), version)
+    s = sections(text)
+    assert "StartLimitIntervalSec=10s" in s["Unit"]
+    assert "StartLimitBurst=20" in s["Unit"]
+    assert not any(x.startswith("StartLimit") for x in s["Service"])
+
+
+def test_measured_defaults():
+    text, warnings = U.render_dropin(opts(), 252)
+    s = sections(text)
+    assert s["Service"][:2] == ["Restart=on-failure", "RestartSec=0"]
+    assert "OnFailure=netsvc-revive@%n.service" in s["Unit"]
+    assert warnings == []  # the defaults never trip the start-limit warning
+
+
+@pytest.mark.parametrize("version,rendered", [(219, False), (239, False), (247, False), (252, False),
+                                              (254, True), (257, True)])
+def test_backoff_only_from_254(version, rendered):
+    text, warnings = U.render_dropin(opts(restart_sec="100ms", restart_steps=5, restart_max_delay="30s",
+                                          restart_mode="direct"), version)
+    assert ("RestartSteps=5" in text) is rendered
+    assert ("RestartMaxDelaySec=30s" in text) is rendered
+    assert ("RestartMode=direct" in text) is rendered
+    assert any("added in 254" in w for w in warnings) is (not rendered)
+
+
+def test_backoff_with_restartsec_zero_warns():
+    _text, warnings = U.render_dropin(opts(restart_steps=5, restart_max_delay="30s"), 257)
+    assert any("no effect with RestartSec=0" in w for w in warnings)
+
+
+@pytest.mark.parametrize("version,rendered", [(219, False), (239, False), (243, True), (252, True)])
+def test_oom_policy_from_243(version, rendered):
+    text, warnings = U.render_dropin(opts(oom_policy="stop"), version)
+    assert ("OOMPolicy=stop" in text) is rendered
+    assert any("OOMPolicy" in w for w in warnings) is (not rendered)
+
+
+def test_all_options_render():
+    text, _w = U.render_dropin(opts(
+        restart="always", restart_sec=0.5, restart_prevent_exit_status=["2", "SIGTERM"],
+        success_exit_status=[143], kill_mode="mixed", timeout_stop_sec="1min 30s", limit_nofile="1024:4096",
+        exec_start_pre=["-/usr/bin/true"], exec_stop_post=["/bin/true"], watchdog_sec=10,
+        extra_unit={"Documentation": "https://example.invalid"}, extra_service={"Nice": 5, "NoNewPrivileges": True},
+        fd_store_max=16), 252)
+    for line in ["Restart=always", "RestartSec=0.5", "RestartPreventExitStatus=2 SIGTERM", "SuccessExitStatus=143",
+                 "KillMode=mixed", "TimeoutStopSec=1min 30s", "LimitNOFILE=1024:4096", "ExecStartPre=-/usr/bin/true",
+                 "ExecStopPost=/bin/true", "WatchdogSec=10", "Documentation=https://example.invalid", "Nice=5",
+                 "NoNewPrivileges=yes", "FileDescriptorStoreMax=16"]:
+        assert line + "\n" in text, line
+
+
+def test_apply_defaults_false_renders_only_given_directives():
+    text, warnings = U.render_dropin(U.normalize_options({"apply_defaults": False,
+                                                          "exec_start_pre": ["-/usr/bin/true"]}), 252)
+    assert sections(text) == {"Service": ["ExecStartPre=-/usr/bin/true"]}
+    assert warnings == []
+
+
+@pytest.mark.parametrize("kw,fragment", [
+    ({"kill_mode": "process"}, "child processes"),
+    ({"kill_mode": "none"}, "EADDRINUSE"),
+    ({"apply_defaults": False, "restart": "always", "restart_sec": "100ms"}, "exhausts it in under a second"),
+    ({"restart": "always", "start_limit_interval": 0, "revive": False}, "tight loop"),
+])
+def test_fact_based_warnings(kw, fragment):
+    _text, warnings = U.render_dropin(U.normalize_options(dict({"apply_defaults": True}, **kw)), 252)
+    assert any(fragment in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("kw,fragment", [
+    ({"restart": "sometimes"}, "restart 'sometimes'"),
+    ({"restart_sec": "5 parsecs"}, "not a systemd time span"),
+    ({"restart_sec": "1s; rm -rf /"}, "not a systemd time span"),
+    ({"start_limit_burst": 0}, "start_limit_burst 0"),
+    ({"limit_nofile": "lots"}, "limit_nofile"),
+    ({"exec_start_pre": ["true"]}, "absolute path"),
+    ({"exec_start_pre": ["/bin/true\nExecStart=/bin/evil"]}, "single line"),
+    ({"restart_prevent_exit_status": ["300"]}, "exit status 0-255"),
+    ({"extra_service": {"ExecStart": "/bin/evil"}}, "has its own option"),
+    ({"extra_service": {"lower": 1}}, "not a systemd directive name"),
+    ({"extra_unit": {"Description": "a\nb"}}, "single line"),
+])
+def test_bad_options_name_value_and_rule(kw, fragment):
+    with pytest.raises(U.UnitError) as err:
+        U.normalize_options(kw)
+    assert fragment in str(err.value)
+
+
+def test_timespans():
+    assert U.parse_timespan("0", "x") == 0
+    assert U.parse_timespan("100ms", "x") == 100000
+    assert U.parse_timespan("1min 30s", "x") == 90000000
+    assert U.parse_timespan(5, "x") == 5000000
+    assert U.parse_timespan("infinity", "x") is None
+
+
+def test_render_is_deterministic_no_change_path():
+    first = U.render_dropin(opts(), 252)
+    second = U.render_dropin(opts(), 252)
+    assert first == second
+
+
+def test_parse_version_and_show():
+    assert U.parse_version("systemd 252 (252.39-1~deb12u1)\n+PAM +AUDIT") == 252
+    assert U.parse_version("systemd 219\n+PAM") == 219
+    with pytest.raises(U.UnitError):
+        U.parse_version("not systemd")
+    assert U.parse_show("Restart=on-failure\nExecStartPre={ path=/x ; argv[]=/x a=b }\n") == {
+        "Restart": "on-failure", "ExecStartPre": "{ path=/x ; argv[]=/x a=b }"}
+
+
+def test_verify_problems_only_ours():
+    out = ("/lib/systemd/system/x.service:3: Unknown key 'FooBar' in section [Service], ignoring.\n"
+           "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf:9: Unknown key 'NoSuch' in section "
+           "[Service], ignoring.\n")
+    assert U.verify_problems(out, "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf") == [
+        "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf:9: Unknown key 'NoSuch' in section "
+        "[Service], ignoring."]
+    assert U.verify_problems("", "/x") == []
+
+
+def test_supervisord_rendering_and_paths():
+    text = U.render_program("web", {"command": "/usr/bin/web --port 80"})
+    assert "[program:web]\n" in text
+    for line in ("command=/usr/bin/web --port 80", "autorestart=true", "startsecs=1", "startretries=100",
+                 "stopasgroup=true", "killasgroup=true", "stopsignal=TERM"):
+        assert line + "\n" in text
+    assert U.supervisor_paths("RedHat") == ("/etc/supervisord.d", ".ini")
+    assert U.supervisor_paths("Debian") == ("/etc/supervisor/conf.d", ".conf")
+    with pytest.raises(U.UnitError):
+        U.render_program("web", {"command": "a\nb"})
+    with pytest.raises(U.UnitError):
+        U.check_program_name("../web")
+
+
+def test_socket_and_revive_rendering():
+    sock = U.render_socket("web.service", [8080, 8443], 4096)
+    assert "ListenStream=8080\nListenStream=8443\nAccept=no\nBacklog=4096\nService=web.service\n" in sock
+    revive = U.render_revive("30s")
+    assert "ExecStartPre=/bin/sleep 30s\n" in revive
+    assert "grep -q =start-limit || exit 0" in revive
+
+
+def test_proc_net_listen_parser():
+    text = ("  sl  local_address rem_address   st tx_queue rx_queue\n"
+            "   0: 00000000:1BA6 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
+            "   1: 0100007F:1BA7 0100007F:9C40 06 00000000:00000000 03:00001234 00000000\n")
+    assert U.parse_proc_net_listen(text) == {7078}
