@@ -7,6 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# Defaults of the shared netsvc_services data model: a key a service does not set has this value.
+SERVICE_DEFAULTS = {
+    "backend": "auto",
+    "cleanup": True,
+    "reserve_ports": True,
+    "socket_activation": False,
+}
+
 DOCUMENTATION = r"""
 ---
 name: service_ports
@@ -58,6 +66,30 @@ def service_ports(services, flag=None):
     return sorted(out, key=lambda p: (int(str(p).split("-", 1)[0]), str(p)))
 
 
+def _matches(value, wanted):
+    return value in wanted if isinstance(wanted, (list, tuple)) else value == wanted
+
+
+def select_services(services, has_ports=None, **where):
+    """Services whose effective value (SERVICE_DEFAULTS fill missing keys) matches ``where``.
+
+    A list as a wanted value means any of them, e.g. backend=['auto', 'systemd'].
+    """
+    if services is None:
+        return []
+    if not isinstance(services, (list, tuple)):
+        raise AnsibleFilterError("netsvc_services must be a list of services, got %r" % (services,))
+    out = []
+    for svc in services:
+        if not isinstance(svc, dict) or not svc.get("name"):
+            raise AnsibleFilterError("each netsvc_services entry must be a dict with a name, got %r" % (svc,))
+        if has_ports is not None and bool(svc.get("ports")) != bool(has_ports):
+            continue
+        if all(_matches(svc.get(key, SERVICE_DEFAULTS.get(key)), wanted) for key, wanted in where.items()):
+            out.append(svc)
+    return out
+
+
 class FilterModule(object):
     def filters(self):
-        return {"service_ports": service_ports}
+        return {"service_ports": service_ports, "select_services": select_services}

@@ -7,7 +7,7 @@ __metaclass__ = type
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsvc.resilience.plugins.filter.services import service_ports
+from ansible_collections.netsvc.resilience.plugins.filter.services import select_services, service_ports
 
 SERVICES = [
     {"name": "a.service", "ports": [8080, 443]},
@@ -31,3 +31,22 @@ def test_empty_and_bad_input():
         service_ports("a.service")
     with pytest.raises(AnsibleFilterError):
         service_ports(["a.service"])
+
+
+def names(services):
+    return [x["name"] for x in services]
+
+
+def test_select_services_uses_model_defaults():
+    services = [
+        {"name": "a", "ports": [1]},
+        {"name": "b", "ports": [2], "cleanup": False},
+        {"name": "c", "ports": [3], "socket_activation": True},
+        {"name": "d"},
+        {"name": "e", "ports": [5], "backend": "supervisord"},
+    ]
+    assert names(select_services(services, has_ports=True, cleanup=True, socket_activation=False)) == ["a", "e"]
+    assert names(select_services(services, backend=["auto", "systemd"])) == ["a", "b", "c", "d"]
+    assert names(select_services(services, backend="supervisord")) == ["e"]
+    with pytest.raises(AnsibleFilterError):
+        select_services([{"ports": [1]}])

@@ -1,0 +1,238 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: socket_cleanup
+short_description: Destroy the sockets a dead server left on its ports (TIME_WAIT, FIN_WAIT...)
+version_added: 0.1.0
+description:
+  - Finds TCP sockets whose LOCAL port is one of O(ports) in the orphan states a dead process
+    leaves (TIME_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK) and, with O(mode=kill),
+    destroys them (SOCK_DESTROY) so a server that does not set SO_REUSEADDR can bind again.
+  - Matches the local port only. The often copied C(ss -K dst :PORT) matches the remote port
+    and kills the wrong sockets.
+  - Never touches LISTEN sockets. A live listener is a port conflict, not leftover state.
+    The module reports its owner (pid, command) and with O(fail_on_listener) fails.
+  - ESTABLISHED and CLOSE_WAIT belong to live processes and are cleaned only with O(force).
+  - "Implementation: sock_diag over netlink from Python's standard library. No output
+    parsing, no dependency on the iproute version, the kernel filters by local port, destroy
+    requests are batched, and each gets its own errno. It runs on EL7-EL10 and Debian/Ubuntu."
+  - What the kernel can do is probed at run time. SOCK_DESTROY needs CONFIG_INET_DIAG_DESTROY
+    and CAP_NET_ADMIN; TIME_WAIT can be destroyed only since Linux 6.0 (RHEL 8/9 only with a
+    backport). Sockets are counted again afterwards, because the counts are the truth.
+    RV(supported) says per state what worked, and the module fails only with O(require).
+author:
+  - netsvc.resilience maintainers (@netsvc)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode counts and reports what would be destroyed; it destroys nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The diff shows the socket counts per state before and after.
+options:
+  ports:
+    description: Local ports (integers) or ranges (C(low-high)).
+    type: list
+    elements: raw
+    required: true
+  states:
+    description: TCP states to clean. C(listen) is never allowed.
+    type: list
+    elements: str
+    choices: [time-wait, fin-wait-1, fin-wait-2, closing, last-ack, established, close-wait, syn-recv, syn-sent]
+    default: [time-wait, fin-wait-1, fin-wait-2, closing, last-ack]
+  family:
+    description: Address family.
+    type: str
+    choices: [all, inet, inet6]
+    default: all
+  local_address:
+    description: Only sockets bound to this local address.
+    type: str
+  mode:
+    description: V(kill) destroys, V(report) only counts.
+    type: str
+    choices: [kill, report]
+    default: kill
+  force:
+    description: Allow C(established) and C(close-wait), which belong to live processes.
+    type: bool
+    default: false
+  fail_on_listener:
+    description: Fail (as a port conflict) when a process listens on one of the ports, and clean nothing.
+    type: bool
+    default: false
+  require:
+    description: Fail when sockets are left that the kernel could not destroy.
+    type: bool
+    default: false
+notes:
+  - Facts in docs/linux-facts.md of this collection.
+"""
+
+EXAMPLES = r"""
+- name: Clean leftover sockets on the service port before starting it
+  netsvc.resilience.socket_cleanup:
+    ports: [8080]
+
+- name: Only report, and fail if something listens there
+  netsvc.resilience.socket_cleanup:
+    ports: [8080, "9000-9010"]
+    mode: report
+    fail_on_listener: true
+"""
+
+RETURN = r"""
+before:
+  description: Sockets per state on the ports before the run.
+  returned: always
+  type: dict
+  sample: {"time-wait": 1000}
+after:
+  description: Sockets per state counted again after the run (equal to before in report/check mode).
+  returned: always
+  type: dict
+destroyed:
+  description: Sockets the kernel confirmed destroyed.
+  returned: always
+  type: int
+would_destroy:
+  description: Sockets that mode=kill would try to destroy (report and check mode).
+  returned: always
+  type: int
+refused:
+  description: Destroy requests the kernel refused, per errno name.
+  returned: always
+  type: dict
+listeners:
+  description: LISTEN sockets on the ports with their owners (pid, command).
+  returned: always
+  type: list
+  elements: dict
+supported:
+  description: Per state, whether destroying worked (true), was refused (false) or was not tried (null).
+  returned: always
+  type: dict
+capabilities:
+  description: Kernel release, CAP_NET_ADMIN, and whether this kernel can destroy TIME_WAIT (null = backport unknown).
+  returned: always
+  type: dict
+"""
+
+import os
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import SysctlError, parse_ports
+
+
+def capabilities():
+    release = os.uname()[2]
+    try:
+        with open("/proc/self/status") as f:
+            cap = D.has_cap_net_admin(f.read())
+    except (IOError, OSError):
+        cap = None
+    return {"kernel": release, "cap_net_admin": cap,
+            "timewait_destroy": D.kernel_supports_timewait_destroy(release)}
+
+
+def format_counts(counts):
+    return "".join("%s %d\n" % kv for kv in sorted(counts.items()))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            ports=dict(type="list", elements="raw", required=True),
+            states=dict(type="list", elements="str", default=list(D.ORPHAN_STATES),
+                        choices=list(D.ORPHAN_STATES) + list(D.LIVE_STATES) + ["syn-recv", "syn-sent"]),
+            family=dict(type="str", default="all", choices=["all", "inet", "inet6"]),
+            local_address=dict(type="str"),
+            mode=dict(type="str", default="kill", choices=["kill", "report"]),
+            force=dict(type="bool", default=False),
+            fail_on_listener=dict(type="bool", default=False),
+            require=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        ports = parse_ports(p["ports"])
+    except SysctlError as e:
+        module.fail_json(msg=to_native(e).replace("reserved port", "port"))
+    if not ports:
+        module.fail_json(msg="ports is empty: give at least one local port")
+    live = [s for s in p["states"] if s in D.LIVE_STATES]
+    if live and not p["force"]:
+        module.fail_json(msg="states %s belong to live processes (their connections would be cut): "
+                             "set force=true to clean them" % ", ".join(live))
+    local = p["local_address"]
+    if local:
+        try:
+            local = str(__import__("ipaddress").ip_address(u"%s" % local))
+        except ValueError:
+            module.fail_json(msg="local_address %r is not an IP address" % local)
+    families = {"all": (socket.AF_INET, socket.AF_INET6), "inet": (socket.AF_INET,),
+                "inet6": (socket.AF_INET6,)}[p["family"]]
+    caps = capabilities()
+    kill = p["mode"] == "kill" and not module.check_mode
+    try:
+        # With fail_on_listener, look first: a port conflict must fail before anything is cleaned.
+        r = D.cleanup(ports, tuple(p["states"]), "report" if p["fail_on_listener"] or not kill else "kill",
+                      local, families)
+        if kill and p["fail_on_listener"] and not r["listeners"]:
+            r = D.cleanup(ports, tuple(p["states"]), "kill", local, families)
+    except D.DiagError as e:
+        module.fail_json(msg="sock_diag is not usable here: %s" % to_native(e), capabilities=caps)
+
+    owners = D.listener_owners({x["inode"] for x in r["listeners"]}) if r["listeners"] else {}
+    for lst in r["listeners"]:
+        lst["owners"] = owners.get(lst["inode"], [])
+    if r["listeners"] and p["fail_on_listener"]:
+        module.fail_json(
+            msg="port conflict: %s listening on %s; a live listener is not leftover state, nothing was cleaned"
+                % (", ".join("%s (pid %s)" % (o["command"], o["pid"]) for x in r["listeners"] for o in x["owners"])
+                   or "a process", ", ".join("%s:%d" % (x["address"], x["port"]) for x in r["listeners"])),
+            listeners=r["listeners"], before=r["before"], after=r["after"], capabilities=caps)
+
+    would = sum(r["before"].values())
+    supported = {s: r["supported"].get(s) for s in p["states"]}
+    if not kill:
+        # not tried: say what this kernel is expected to allow
+        for s in p["states"]:
+            if s in D.TIMEWAIT_KIND and caps["timewait_destroy"] is None:
+                supported[s] = None
+    left = sum(r["after"].values())
+    result = dict(
+        changed=bool(r["destroyed"]) or (module.check_mode and p["mode"] == "kill" and would > 0),
+        before=r["before"], after=r["after"], destroyed=r["destroyed"], would_destroy=would if not kill else 0,
+        refused=r["refused"], listeners=r["listeners"], supported=supported, capabilities=caps,
+    )
+    if module._diff:
+        after = {} if module.check_mode and p["mode"] == "kill" else r["after"]
+        result["diff"] = dict(before_header="sockets on ports", after_header="sockets on ports",
+                              before=format_counts(r["before"]), after=format_counts(after))
+    if kill and p["require"] and left:
+        module.fail_json(msg="%d socket(s) left on the ports that the kernel did not destroy (%s); kernel %s, "
+                             "CAP_NET_ADMIN %s. TIME_WAIT needs Linux >= 6.0 or a backport"
+                             % (left, r["refused"] or "no error reported", caps["kernel"], caps["cap_net_admin"]),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
