@@ -47,9 +47,10 @@ up() {
   ANSIBLE_COLLECTIONS_PATH=$(mkdir -p .cache/collections/ansible_collections/netsvc && \
     ln -sfn "$top" .cache/collections/ansible_collections/netsvc/resilience && echo "$top/.cache/collections")
   export ANSIBLE_CONFIG="$top/demo/ansible.cfg"
-  "$venv/bin/ansible-playbook" -i "$inv" molecule/_shared/prepare.yml
-  "$venv/bin/ansible-playbook" -i "$inv" -e @demo/fleet_vars.yml playbooks/harden_restart.yml
-  echo "[demo] fleet hardened; inventory: $inv; remove it with: make demo-clean"
+  NETSVC_DEMO_OUT="$out" NETSVC_AUDIT_DIR="$out/audit" \
+    "$venv/bin/ansible-playbook" -i "$inv" -e @demo/fleet_vars.yml demo/demo.yml
+  echo "[demo] before/after: $out/before_after.md; report: $out/audit/audit.html"
+  echo "[demo] the fleet is still running (inventory: $inv); remove it with: make demo-clean"
 }
 
 case "${1:-up}" in

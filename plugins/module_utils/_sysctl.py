@@ -461,25 +461,33 @@ def plan(params, live, current_file_text):
                 restore[key] = previous.pop(key)
 
     ports = parse_ports(params.get("reserved_ports") or [])
+    if state == "absent" and params.get("purge"):
+        # undo everything this file records: every key, and the reserved ports we added
+        for key in existing:
+            if key != RESERVED_PORTS_KEY:
+                values.pop(key, None)
+                if key in previous:
+                    restore[key] = previous.pop(key)
+        ports = merge_ranges(ports + added)
     if ports or RESERVED_PORTS_KEY in existing:
         base_text = live.get(RESERVED_PORTS_KEY)
         if base_text is None:
             base_text = existing.get(RESERVED_PORTS_KEY, "")
         base = parse_ports(base_text or "")
         if state == "present":
-            new_added = merge_ranges(added + subtract_ranges(ports, base))
+            added = merge_ranges(added + subtract_ranges(ports, base))
             target = merge_ranges(base + ports)
         else:
-            new_added = subtract_ranges(added, ports)
+            added = subtract_ranges(added, ports)
             target = subtract_ranges(base, ports)
-        added = new_added
-        if ports or RESERVED_PORTS_KEY in existing:
-            if target or added:
-                values[RESERVED_PORTS_KEY] = format_ports(target)
-            else:
-                values.pop(RESERVED_PORTS_KEY, None)
-            if state == "absent" and not target:
-                restore[RESERVED_PORTS_KEY] = ""
+        # The file carries the shared list only while it holds ports we added; entries of
+        # other users stay in it (the whole list is written at boot), and are kept live.
+        if added:
+            values[RESERVED_PORTS_KEY] = format_ports(target)
+        else:
+            values.pop(RESERVED_PORTS_KEY, None)
+        if state == "absent":
+            restore[RESERVED_PORTS_KEY] = format_ports(target)
 
     # Warnings grounded in docs/linux-facts.md
     if state == "present":

@@ -486,11 +486,20 @@ def supervisord_main(module, p, warnings):
     ctl = module.get_bin_path("supervisorctl", required=True)
     files = Files(module)
     content = ""
+    # A program file we did not write (the "vendor" one) is kept next to it, outside the
+    # include pattern, and put back on state=absent: rollback leaves the host as it was.
+    backup = path + ".netsvc-orig"
+    current = Files.read(path)
     if p["state"] == "present":
         content = U.render_program(name, p)
+        if current is not None and "netsvc.resilience" not in current and Files.read(backup) is None:
+            files.want(backup, current)
         files.want(path, content)
     else:
-        files.want(path, None)
+        if current is not None and "netsvc.resilience" in current:
+            files.want(path, Files.read(backup))
+        if Files.read(backup) is not None:
+            files.want(backup, None)
     result = dict(changed=files.changed, path=path, content=content, backend="supervisord",
                   systemd_version=0, socket_path="", diff=files.diff())
     if files.changed and not module.check_mode:

@@ -75,6 +75,13 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  purge:
+    description:
+      - With O(state=absent), undo everything the file records. Every key is removed and its
+        live value restored to what it was before this module first set it, the reserved
+        ports this module added are removed (other entries stay), and the file is deleted.
+    type: bool
+    default: false
   path:
     description:
       - The sysctl.d file this module owns. Written whole; removed when it would be empty.
@@ -213,6 +220,7 @@ def main():
             profile=dict(type="str", default="none", choices=sorted(S.PROFILES)),
             reserved_ports=dict(type="list", elements="raw", default=[]),
             state=dict(type="str", default="present", choices=["present", "absent"]),
+            purge=dict(type="bool", default=False),
             path=dict(type="path", default="/etc/sysctl.d/90-netsvc-resilience.conf"),
             apply=dict(type="str", default="both", choices=["both", "persist", "live"]),
             on_conflict=dict(type="str", default="warn", choices=["warn", "fail"]),

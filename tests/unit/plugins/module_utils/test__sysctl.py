@@ -236,7 +236,7 @@ def test_absent_removes_only_what_was_asked_and_restores_previous():
     res = S.plan(params(state="absent", settings={"net.ipv4.tcp_fin_timeout": None},
                         reserved_ports=[8081]), live, text)
     assert "net.ipv4.tcp_fin_timeout" not in res["values"]
-    assert res["restore"] == {"net.ipv4.tcp_fin_timeout": "60"}
+    assert res["restore"] == {"net.ipv4.tcp_fin_timeout": "60", K: "5000,8080"}
     assert res["live_targets"]["net.ipv4.tcp_fin_timeout"] == "60"
     assert res["values"][K] == "5000,8080"
     assert res["added"] == [(8080, 8080)]
@@ -279,3 +279,23 @@ def test_bad_value_raises_before_any_plan_is_returned():
         S.plan(params(profile="fast_restart", settings={"net.core.somaxconn": "1;reboot"}), LIVE, None)
     assert "net.core.somaxconn" in str(err.value)
     assert "1;reboot" in str(err.value)
+
+
+def test_purge_restores_previous_values_and_removes_only_our_ports():
+    first = S.plan(params(profile="fast_restart", reserved_ports=[8080]), LIVE, None)
+    text = S.render_conf(first["values"], first["previous"], first["added"])
+    live = dict(LIVE, **{K: "5000,8080", "net.ipv4.tcp_fin_timeout": "15", "net.ipv4.tcp_max_syn_backlog": "4096"})
+    res = S.plan(params(state="absent", purge=True), live, text)
+    assert res["values"] == {}
+    assert res["previous"] == {}
+    assert res["added"] == []
+    assert res["restore"] == {"net.ipv4.tcp_fin_timeout": "60", "net.core.somaxconn": "4096",
+                              "net.ipv4.tcp_max_syn_backlog": "512", K: "5000"}
+    assert S.live_changes(live, res["live_targets"]) == {
+        "net.ipv4.tcp_fin_timeout": "60", "net.ipv4.tcp_max_syn_backlog": "512", K: "5000"}
+
+
+def test_ports_already_reserved_by_others_are_not_claimed():
+    res = S.plan(params(reserved_ports=[5000]), LIVE, None)
+    assert res["added"] == []
+    assert K not in res["values"]

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Readiness report filters (controller side): per-host verdicts and fleet aggregation."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: audit_report
+short_description: Turn per-host audit facts into a readiness report with pass/warn/fail verdicts
+version_added: 0.1.0
+author: netsvc.resilience maintainers (@netsvc)
+description:
+  - Takes the list of per-host audit records built by playbooks/audit.yml and returns
+    C({hosts, summary, chart}). Each host gets checks with a status of pass, warn or fail
+    and a one-line reason.
+  - Aggregation uses jmespath (a controller dependency of this collection).
+options:
+  _input:
+    description: List of per-host audit records.
+    type: list
+    elements: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+report: "{{ hosts_data | netsvc.resilience.audit_report }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The report.
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    import jmespath
+except ImportError:  # pragma: no cover - declared controller dependency
+    jmespath = None
+
+RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def _usec(value):
+    """systemctl show time values: '0', '100ms', '5s', '1min 30s' or plain usec numbers."""
+    text = str(value or "0").strip()
+    if text.isdigit():
+        return int(text)
+    mult = {"us": 1, "ms": 1000, "s": 1000000, "min": 60000000, "h": 3600000000}
+    total = 0
+    for part in text.split():
+        num = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = part[len(num):] or "s"
+        try:
+            total += int(float(num) * mult.get(unit, 1000000))
+        except ValueError:
+            return None
+    return total
+
+
+def service_checks(svc):
+    """Checks for one service record {name, effective, changed, hook, socket_activation}."""
+    eff = svc.get("effective") or {}
+    checks = []
+    if "status" in eff:  # supervisord
+        running = "RUNNING" in eff["status"]
+        checks.append(("running", "pass" if running else "fail", eff["status"] or "no status"))
+        checks.append(("policy", "warn" if svc.get("changed") else "pass",
+                       "program file differs from the hardened one" if svc.get("changed") else "autorestart hardened"))
+        return checks
+    active = eff.get("ActiveState") == "active" or svc.get("socket_activation")
+    checks.append(("running", "pass" if active else "fail", "ActiveState=%s" % eff.get("ActiveState", "?")))
+    restart = eff.get("Restart", "no")
+    delay = _usec(eff.get("RestartUSec"))
+    if restart == "no":
+        checks.append(("restart", "fail", "Restart=no: nothing restarts it after a crash"))
+    elif delay is not None and delay > 1000000:
+        checks.append(("restart", "warn",
+                       "Restart=%s but RestartSec=%s: slow first restart" % (restart, eff.get("RestartUSec"))))
+    else:
+        checks.append(("restart", "pass", "Restart=%s RestartSec=%s" % (restart, eff.get("RestartUSec"))))
+    burst = int(eff.get("StartLimitBurst") or 5)
+    revive = "netsvc-revive@" in (eff.get("OnFailure") or "")
+    if revive or burst >= 10:
+        note = ", revived after a start-limit hit" if revive else ""
+        checks.append(("start limit", "pass", "burst %d%s" % (burst, note)))
+    else:
+        checks.append(("start limit", "warn", "burst %d: a crash loop can leave the unit dead for good" % burst))
+    if svc.get("socket_activation"):
+        checks.append(("rebind", "pass", "socket activation: no rebind"))
+    elif svc.get("hook"):
+        checks.append(("rebind", "pass", "pre-start cleanup hook"))
+    else:
+        checks.append(("rebind", "warn",
+                       "no cleanup hook: EADDRINUSE after a crash unless the server sets SO_REUSEADDR"))
+    if svc.get("changed"):
+        checks.append(("drift", "warn", "differs from the hardened policy (harden_restart would change it)"))
+    return checks
+
+
+def host_checks(rec):
+    checks = []
+    sysctl = rec.get("sysctl") or {}
+    if sysctl.get("overridden_by"):
+        checks.append(("sysctl", "warn", "overridden at boot: %s" % ", ".join(sorted(sysctl["overridden_by"]))))
+    elif sysctl.get("changed"):
+        checks.append(("sysctl", "warn", "live or file values differ from the profile"))
+    else:
+        checks.append(("sysctl", "pass", "profile applied"))
+    missing = [p for p in rec.get("ports") or [] if p not in (rec.get("reserved") or [])]
+    checks.append(("reserved ports", "warn" if missing else "pass",
+                   ("not reserved: %s" % missing) if missing else "service ports reserved"))
+    tw = (rec.get("capabilities") or {}).get("timewait_destroy")
+    checks.append(("TIME_WAIT destroy", "pass" if tw else "warn",
+                   "kernel %s can destroy TIME_WAIT" % (rec.get("capabilities") or {}).get("kernel", "?") if tw else
+                   "kernel cannot (or may not) destroy TIME_WAIT: rely on SO_REUSEADDR or socket activation"))
+    for probe in rec.get("crash") or []:
+        ok = probe.get("recovered") and not probe.get("slo_missed")
+        checks.append(("crash test %s" % probe.get("service"), "pass" if ok else "fail",
+                       probe.get("verdict") or ("%.1f ms" % probe.get("recovery_ms", 0))))
+    return checks
+
+
+def audit_report(records):
+    if jmespath is None:
+        raise AnsibleFilterError("audit_report needs the jmespath Python library on the controller "
+                                 "(pip install jmespath)")
+    if not isinstance(records, list):
+        raise AnsibleFilterError("audit_report expects a list of host records, got %r" % (type(records),))
+    hosts = []
+    for rec in sorted(records, key=lambda r: r.get("host", "")):
+        rows = [dict(scope="host", check=c, status=s, detail=d) for c, s, d in host_checks(rec)]
+        for svc in rec.get("services") or []:
+            rows.extend(dict(scope=svc.get("name"), check=c, status=s, detail=d) for c, s, d in service_checks(svc))
+        worst = max([RANK[r["status"]] for r in rows] or [0])
+        hosts.append(dict(host=rec.get("host"), os=rec.get("os"), status=[k for k, v in RANK.items() if v == worst][0],
+                          checks=rows, error=rec.get("error")))
+    for h in hosts:
+        if h["error"]:
+            h["status"] = "fail"
+            h["checks"].insert(0, dict(scope="host", check="audit", status="fail", detail=h["error"]))
+    tagged = [dict(r, crash=[dict(p, host=r.get("host")) for p in r.get("crash") or []]) for r in records]
+    chart = jmespath.search("[].crash[].{host: host, service: service, ms: recovery_ms, recovered: recovered}",
+                            tagged) or []
+    summary = {k: len(jmespath.search("[?status=='%s']" % k, hosts)) for k in RANK}
+    summary["hosts"] = len(hosts)
+    return dict(hosts=hosts, summary=summary, chart=chart)
+
+
+def probe_summary(result):
+    """The figures of one restart_probe result worth keeping on the host."""
+    item = result.get("item") or {}
+    return dict(service=item.get("name", result.get("name")), recovered=result.get("recovered", False),
+                recovery_ms=result.get("recovery_ms"), failed_connects=result.get("failed_connects"),
+                restarts=result.get("restarts"), eaddrinuse_seen=result.get("eaddrinuse_seen"),
+                start_limit_hit=result.get("start_limit_hit"), slo_missed=bool(result.get("failed")),
+                verdict=result.get("verdict") or result.get("msg"))
+
+
+def audit_service(result, service_mgr=None):
+    """One crash_recovery loop result (check mode) as an audit service record."""
+    item = result.get("item") or {}
+    eff = result.get("effective") or {}
+    hook = ("40-netsvc-cleanup" in (eff.get("DropInPaths") or "")
+            or "netsvc-sockclean" in (eff.get("ExecStartPre") or ""))
+    if "status" in eff:  # supervisord: the command goes through the hook
+        hook = "netsvc-sockclean" in (result.get("content") or "")
+    return dict(name=item.get("name"), effective=eff, changed=bool(result.get("changed")), hook=hook,
+                socket_activation=bool(item.get("socket_activation")), failed=bool(result.get("failed")),
+                backend=result.get("backend") or service_mgr)
+
+
+def expand_ports(text):
+    """'8080,9000-9002' -> [8080, 9000, 9001, 9002] (ranges wider than 1024 stay 'a-b')."""
+    out = []
+    for part in str(text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        low, _sep, high = part.partition("-")
+        if high and int(high) - int(low) <= 1024:
+            out.extend(range(int(low), int(high) + 1))
+        else:
+            out.append(int(low) if not high else part)
+    return out
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"audit_report": audit_report, "probe_summary": probe_summary, "audit_service": audit_service,
+                "expand_ports": expand_ports}
