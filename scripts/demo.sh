@@ -36,11 +36,8 @@ up() {
   printf '[fleet]\n' >"$inv"
   for entry in "${FLEET[@]}"; do
     IFS='|' read -r name image init kind <<<"$entry"
-    # the container flags that work here (docs/testbed.md): no --privileged
-    docker run -d --name "$name" --hostname "$name" --network "$net" --label "$label" \
-      --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
-      --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-      --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "$image" ${init:+$init} >/dev/null
+    # shellcheck disable=SC2086
+    scripts/testbed.sh run "$name" "$image" "$label" "$net" ${init:+$init}
     printf '%s ansible_connection=community.docker.docker netsvc_init=%s\n' "$name" "$kind" >>"$inv"
   done
   export ANSIBLE_COLLECTIONS_PATH

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
-#   scripts/test.sh [step...]   steps: venv testbed lint compat sanity units build molecule
+#   scripts/test.sh [step...]   steps: venv testbed lint compat sanity units build molecule bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
+# "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -120,8 +121,10 @@ do_molecule() {
   return $rc
 }
 
+do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
+
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint compat sanity units build molecule)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint compat sanity units build molecule bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
@@ -133,6 +136,7 @@ for s in "${steps[@]}"; do
     units) step units do_units ;;
     build) step build do_build ;;
     molecule) step molecule do_molecule ;;
+    bench) step bench-smoke do_bench_smoke ;;
     *) echo "unknown step $s"; exit 2 ;;
   esac
 done

@@ -3,6 +3,8 @@
 #   scripts/testbed.sh engine          start the Docker engine if none answers (installs docker.io as root)
 #   scripts/testbed.sh images [--rebuild] [NAME...]   build local images that are missing or whose recipe changed
 #   scripts/testbed.sh all             engine + images (default)
+#   scripts/testbed.sh run NAME IMAGE LABEL NETWORK [INIT...]
+#                                      start a test host with the flags that work here
 # Images are built with debootstrap (no registry needed) and cached by tag; each carries a
 # label with the hash of its recipe, so a changed recipe rebuilds and an unchanged one is kept.
 set -euo pipefail
@@ -109,7 +111,19 @@ images() {
   done
 }
 
+# The container flags that work here (docs/testbed.md): no --privileged (it fails: the sandbox
+# lacks CAP_SYS_RESOURCE); SYS_ADMIN + NET_ADMIN, seccomp unconfined, host cgroup namespace.
+run_host() {
+  local name=$1 image=$2 label=$3 network=$4
+  shift 4
+  docker run -d --name "$name" --hostname "$name" --network "$network" --label "$label" \
+    --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
+    --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "$image" "$@" >/dev/null
+}
+
 case "${1:-all}" in
+  run) shift; run_host "$@" ;;
   engine) engine ;;
   images) shift; engine; images "$@" ;;
   all) shift || true; engine; images "$@" ;;

@@ -49,15 +49,21 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 
-def service_ports(services, flag=None):
+def _services(services):
+    """The netsvc_services list, checked: a list of dicts, each with a name."""
     if services is None:
         return []
     if not isinstance(services, (list, tuple)):
         raise AnsibleFilterError("netsvc_services must be a list of services, got %r" % (services,))
-    out = []
     for svc in services:
-        if not isinstance(svc, dict):
-            raise AnsibleFilterError("each netsvc_services entry must be a dict, got %r" % (svc,))
+        if not isinstance(svc, dict) or not svc.get("name"):
+            raise AnsibleFilterError("each netsvc_services entry must be a dict with a name, got %r" % (svc,))
+    return services
+
+
+def service_ports(services, flag=None):
+    out = []
+    for svc in _services(services):
         if flag and svc.get(flag, True) is False:
             continue
         for port in svc.get("ports") or []:
@@ -75,14 +81,8 @@ def select_services(services, has_ports=None, **where):
 
     A list as a wanted value means any of them, e.g. backend=['auto', 'systemd'].
     """
-    if services is None:
-        return []
-    if not isinstance(services, (list, tuple)):
-        raise AnsibleFilterError("netsvc_services must be a list of services, got %r" % (services,))
     out = []
-    for svc in services:
-        if not isinstance(svc, dict) or not svc.get("name"):
-            raise AnsibleFilterError("each netsvc_services entry must be a dict with a name, got %r" % (svc,))
+    for svc in _services(services):
         if has_ports is not None and bool(svc.get("ports")) != bool(has_ports):
             continue
         if all(_matches(svc.get(key, SERVICE_DEFAULTS.get(key)), wanted) for key, wanted in where.items()):

@@ -24,13 +24,13 @@ description:
   - Fails when the service does not recover, or recovers slower than O(slo_ms).
 author:
   - netsvc.resilience maintainers (@netsvc)
+extends_documentation_fragment:
+  - netsvc.resilience.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is killed; the result says which process would be.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   name:

@@ -40,12 +40,12 @@ description:
     only when its file changed.
 author:
   - netsvc.resilience maintainers (@netsvc)
+extends_documentation_fragment:
+  - netsvc.resilience.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:

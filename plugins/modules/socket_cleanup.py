@@ -30,13 +30,13 @@ description:
     RV(supported) says per state what worked, and the module fails only with O(require).
 author:
   - netsvc.resilience maintainers (@netsvc)
+extends_documentation_fragment:
+  - netsvc.resilience.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode counts and reports what would be destroyed; it destroys nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the socket counts per state before and after.
 options:

@@ -1,0 +1,363 @@
+"""netsvc.resilience benchmark suite (controller side). Run it with `make bench [PART=name]`.
+
+  python3 benchmarks/bench.py [recovery|cleanup|sysctl|rollout|all] [--smoke] [--out DIR]
+
+Every part is a side-by-side comparison in ONE run on the same container(s):
+  recovery  SIGKILL -> serving under a bounded loopback load, >= 10 kills per configuration:
+            tutorial unit (Restart=on-failure, RestartSec=5s) with and without SO_REUSEADDR,
+            the collection's default hardening with and without SO_REUSEADDR, socket
+            activation, a crash storm; plus the server's own exec -> listening floor.
+  cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), sh+ss and Python.
+  sysctl    8 keys with one sysctl_tcp task vs 8 ansible.posix.sysctl tasks (>= 5 runs).
+  rollout   harden_restart.yml on 1, 5, 10 hosts (first run, re-run) vs the naive playbook.
+Results: DIR/results.json (machine, kernel, systemd, every sample), results.md, *.svg.
+Containers are labelled netsvc.bench and removed at the end, even on failure.
+--smoke runs one kill of the hardened configuration only (used by the test suite).
+"""
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.environ.get("NETSVC_VENV", os.path.join(TOP, ".venv"))
+LABEL = "netsvc.bench=run"
+NET = "netsvc-bench"
+IMAGE = os.environ.get("NETSVC_IMAGE", "localhost/netsvc-debian12-systemd:latest")
+INIT = os.environ.get("NETSVC_INIT", "/lib/systemd/systemd")
+
+
+def log(msg):
+    sys.stderr.write("[bench] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, check=True, universal_newlines=True, **kw)
+
+
+def cleanup_containers():
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + LABEL], stdout=subprocess.PIPE,
+                         universal_newlines=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f"] + ids, stdout=subprocess.DEVNULL)
+    subprocess.run(["docker", "network", "rm", NET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_hosts(names):
+    subprocess.run(["docker", "network", "create", "--label", LABEL, NET], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    for n in names:
+        sh([os.path.join(TOP, "scripts", "testbed.sh"), "run", n, IMAGE, LABEL, NET, INIT])
+    with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as inv:
+        inv.write("[fleet]\n" + "".join("%s ansible_connection=community.docker.docker\n" % n for n in names))
+    return inv.name
+
+
+def destroy_hosts(names):
+    subprocess.run(["docker", "rm", "-f"] + list(names), stdout=subprocess.DEVNULL)
+
+
+def env():
+    e = dict(os.environ)
+    coll = os.path.join(TOP, ".cache", "collections")
+    os.makedirs(os.path.join(coll, "ansible_collections", "netsvc"), exist_ok=True)
+    link = os.path.join(coll, "ansible_collections", "netsvc", "resilience")
+    if not os.path.islink(link):
+        os.symlink(TOP, link)
+    e.update(ANSIBLE_COLLECTIONS_PATH=coll, ANSIBLE_CONFIG=os.path.join(TOP, "demo", "ansible.cfg"),
+             ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_FORKS="10")
+    return e
+
+
+def playbook(inv, path, *extra, quiet=True):
+    """Run ansible-playbook; returns wall seconds."""
+    t0 = time.monotonic()
+    argv = [os.path.join(VENV, "bin", "ansible-playbook"), "-i", inv, path] + list(extra)
+    out = subprocess.run(argv, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    wall = time.monotonic() - t0
+    if out.returncode != 0:
+        sys.stderr.write(out.stdout[-4000:])
+        raise RuntimeError("%s failed (rc=%d)" % (path, out.returncode))
+    return wall
+
+
+def stats(values):
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return {"n": 0}
+    p90 = vals[min(len(vals) - 1, int(math.ceil(0.9 * len(vals))) - 1)]
+    return {"n": len(vals), "median": round(statistics.median(vals), 2), "p90": round(p90, 2),
+            "max": round(vals[-1], 2), "min": round(vals[0], 2)}
+
+
+def bench_path(*p):
+    return os.path.join(TOP, "benchmarks", *p)
+
+
+# ---------------------------------------------------------------------------- recovery + cleanup
+
+TUT_NOREUSE = [("bench-tut-noreuse-%d.service" % i, 7200 + i) for i in range(1, 11)]
+TUT_REUSE = [("bench-tut-reuse-%d.service" % i, 7210 + i) for i in range(1, 11)]
+
+
+def recovery(results, smoke=False):
+    host = "netsvc-bench-recovery"
+    inv = start_hosts([host])
+    try:
+        units = [] if smoke else (
+            [{"name": u[:-8], "port": p} for u, p in TUT_NOREUSE]
+            + [{"name": u[:-8], "port": p, "reuseaddr": True} for u, p in TUT_REUSE])
+        units += [{"name": "bench-hard-noreuse", "port": 7230},
+                  {"name": "bench-hard-reuse", "port": 7231, "reuseaddr": True},
+                  {"name": "bench-sa", "port": 7232, "start": False},
+                  {"name": "bench-storm", "port": 7233}]
+        playbook(inv, bench_path("recovery_setup.yml"), "-e", json.dumps({"netsvc_test_units": units}))
+        sh(["docker", "cp", os.path.join(TOP, "plugins", "module_utils", "_probe.py"), host + ":/root/_probe.py"])
+        sh(["docker", "cp", bench_path("recovery_driver.py"), host + ":/root/recovery_driver.py"])
+        kills = 1 if smoke else 10
+        configs = [
+            {"name": "hardened, no SO_REUSEADDR", "units": [["bench-hard-noreuse.service", 7230]], "kills": kills,
+             "mode": "sequential", "timeout": 20},
+        ]
+        if not smoke:
+            configs = [
+                {"name": "tutorial, no SO_REUSEADDR", "units": TUT_NOREUSE, "kills": 1, "mode": "parallel",
+                 "timeout": 90},
+                {"name": "tutorial, SO_REUSEADDR", "units": TUT_REUSE, "kills": 1, "mode": "parallel", "timeout": 30},
+            ] + configs + [
+                {"name": "hardened, SO_REUSEADDR", "units": [["bench-hard-reuse.service", 7231]], "kills": kills,
+                 "mode": "sequential", "timeout": 20},
+                {"name": "socket activation", "units": [["bench-sa.service", 7232]], "kills": kills,
+                 "mode": "sequential", "timeout": 20, "socket_activation": True},
+                {"name": "crash storm (hardened)", "units": [["bench-storm.service", 7233]], "kills": 12,
+                 "mode": "storm", "timeout": 30},
+            ]
+        conf = {"configs": configs, "floor": {"port": 7299, "runs": 3 if smoke else 10}, "seed": 20261121}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(conf, f)
+        sh(["docker", "cp", f.name, host + ":/root/bench.json"])
+        out = subprocess.run(["docker", "exec", host, "python3", "/root/recovery_driver.py", "/root/bench.json"],
+                             stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+        data = json.loads(out)
+        results["floor_ms"] = {"samples": data["floor_ms"], "stats": stats(data["floor_ms"])}
+        rows = []
+        for cfg in data["configs"]:
+            s = cfg["samples"]
+            row = {"name": cfg["name"], "mode": cfg["mode"], "samples": s, "wall_s": cfg["wall_s"],
+                   "load_connections": cfg["load_connections"]}
+            if cfg["mode"] != "storm":
+                row["recovery_ms"] = stats([x.get("recovery_ms") for x in s])
+                row["recovered"] = sum(1 for x in s if x.get("recovered"))
+                row["failed_connects"] = stats([x.get("failed_connects") for x in s])
+                row["eaddrinuse"] = sum(1 for x in s if x.get("eaddrinuse"))
+                row["start_limit"] = sum(1 for x in s if x.get("start_limit"))
+            rows.append(row)
+        results["recovery"] = rows
+        results["systemd"] = subprocess.run(["docker", "exec", host, "systemctl", "--version"], stdout=subprocess.PIPE,
+                                            universal_newlines=True).stdout.splitlines()[0]
+        if not smoke:
+            sh(["docker", "cp", bench_path("cleanup_driver.py"), host + ":/root/cleanup_driver.py"])
+            out = subprocess.run(["docker", "exec", host, "python3", "/root/cleanup_driver.py"],
+                                 stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+            results["cleanup"] = json.loads(out)
+    finally:
+        destroy_hosts([host])
+        os.unlink(inv)
+
+
+# ---------------------------------------------------------------------------- sysctl
+
+
+def sysctl(results, runs=5):
+    host = "netsvc-bench-sysctl"
+    inv = start_hosts([host])
+    try:
+        playbook(inv, os.path.join(TOP, "molecule", "_shared", "prepare.yml"))
+        samples = {"one sysctl_tcp task": [], "8 ansible.posix.sysctl tasks": []}
+        for i in range(runs):
+            for name, pb in (("one sysctl_tcp task", "sysctl_one.yml"), ("8 ansible.posix.sysctl tasks",
+                                                                       "sysctl_perkey.yml")):
+                samples[name].append(round(playbook(inv, bench_path(pb), "-e", "bench_set=%d" % (i % 2)), 3))
+        base = [round(playbook(inv, bench_path("noop.yml")), 3) for _i in range(runs)]
+        one = statistics.median(samples["one sysctl_tcp task"])
+        per = statistics.median(samples["8 ansible.posix.sysctl tasks"])
+        b = statistics.median(base)
+        results["sysctl"] = {"samples": samples, "noop_playbook_s": base,
+                             "ratio_wall": round(per / one, 2),
+                             "ratio_minus_startup": round((per - b) / max(one - b, 0.001), 2)}
+    finally:
+        destroy_hosts([host])
+        os.unlink(inv)
+
+
+# ---------------------------------------------------------------------------- rollout
+
+
+def rollout(results, sizes=(1, 5, 10)):
+    rows = []
+    for n in sizes:
+        row = {"hosts": n}
+        for variant, pb, extra in (("collection", os.path.join(TOP, "playbooks", "harden_restart.yml"),
+                                    ["-e", "netsvc_crash_test=none", "-e", "netsvc_canary=%d" % n,
+                                     "-e", "netsvc_batch=%d" % n]),
+                                   ("naive", bench_path("naive.yml"), [])):
+            names = ["netsvc-bench-r%d" % i for i in range(n)]
+            inv = start_hosts(names)
+            try:
+                playbook(inv, bench_path("rollout_prepare.yml"))
+                first = playbook(inv, pb, "-e", "@" + bench_path("rollout_vars.yml"), *extra)
+                again = playbook(inv, pb, "-e", "@" + bench_path("rollout_vars.yml"), *extra)
+                row[variant] = {"first_s": round(first, 2), "rerun_s": round(again, 2)}
+                log("rollout %s on %d hosts: first %.1f s, re-run %.1f s" % (variant, n, first, again))
+            finally:
+                destroy_hosts(names)
+                os.unlink(inv)
+        row["first_ratio_naive_over_ours"] = round(row["naive"]["first_s"] / row["collection"]["first_s"], 2)
+        row["rerun_over_first"] = round(row["collection"]["rerun_s"] / row["collection"]["first_s"], 2)
+        rows.append(row)
+    results["rollout"] = rows
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def svg_bars(title, rows, unit, log_scale):
+    """A small horizontal bar chart; rows: [(label, value, note)]."""
+    width, left, bar_w, row_h = 760, 250, 420, 26
+    vals = [v for _l, v, _n in rows if v]
+    top = max(vals) if vals else 1
+    low = min(vals) if vals else 1
+
+    def scale(v):
+        if not v:
+            return 0
+        if log_scale:
+            lo = math.log10(max(low / 2, 0.1))
+            return bar_w * (math.log10(v) - lo) / max(math.log10(top) - lo, 1e-9)
+        return bar_w * v / top
+
+    h = 40 + row_h * len(rows)
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+           'font-size="12">' % (width, h),
+           '<text x="10" y="20" font-size="14" font-weight="bold">%s%s</text>' % (
+               title, " (log scale)" if log_scale else "")]
+    for i, (label, v, note) in enumerate(rows):
+        y = 32 + i * row_h
+        out.append('<text x="10" y="%d">%s</text>' % (y + 14, label))
+        out.append('<rect x="%d" y="%d" width="%.1f" height="16" fill="%s"/>' % (
+            left, y + 2, max(scale(v), 1), "#4a9d4a" if note != "fail" else "#c44"))
+        out.append('<text x="%.1f" y="%d">%s</text>' % (left + max(scale(v), 1) + 6, y + 14,
+                                                        ("%s %s" % (v, unit)) if v is not None else note))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def report(results, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    md = ["# netsvc.resilience benchmarks — %s" % results["date"], "",
+          "Machine: %s; kernel %s; %s; %d cores." % (results["machine"], results["kernel"],
+                                                    results.get("systemd", "?"), results["cores"]), ""]
+    if "recovery" in results:
+        fl = results["floor_ms"]["stats"]
+        md += ["## SIGKILL -> serving under load (%s)" % "each configuration in the same container, one run", "",
+               "Floor (the server's own exec -> listening): median %s ms, max %s ms." % (fl.get("median"),
+                                                                                        fl.get("max")), "",
+               "| configuration | kills | recovered | median ms | p90 ms | max ms | x floor | failed connects/kill "
+               "(median) | EADDRINUSE | start limit hit |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
+        chart, fails = [], []
+        for r in results["recovery"]:
+            if r["mode"] == "storm":
+                s = r["samples"][0]
+                md.append("| %s | %d in a row | active at end: **%s** | | | | | | %s | %s |" % (
+                    r["name"], s["kills"], s["active_at_end"], s["eaddrinuse"], s["start_limit"]))
+                continue
+            st = r["recovery_ms"]
+            ratio = round(st["median"] / fl["median"], 1) if st.get("median") and fl.get("median") else "-"
+            md.append("| %s | %d | %d | %s | %s | %s | %s | %s | %d | %d |" % (
+                r["name"], len(r["samples"]), r["recovered"], st.get("median", "-"), st.get("p90", "-"),
+                st.get("max", "-"), ratio, r["failed_connects"].get("median", "-"), r["eaddrinuse"], r["start_limit"]))
+            chart.append((r["name"], st.get("median"), "ok" if r["recovered"] == len(r["samples"]) else "fail"))
+            fails.append((r["name"], r["failed_connects"].get("median"), "ok"))
+        chart.append(("floor (exec -> listening)", fl.get("median"), "ok"))
+        with open(os.path.join(out_dir, "recovery.svg"), "w") as f:
+            f.write(svg_bars("Median SIGKILL -> serving (ms)", chart, "ms", True))
+        with open(os.path.join(out_dir, "failed_connects.svg"), "w") as f:
+            f.write(svg_bars("Failed connects per kill (median, a connect every ~2 ms)", fails, "", False))
+        md += ["", "![recovery](recovery.svg)", "", "![failed connects](failed_connects.svg)", ""]
+    if "cleanup" in results:
+        md += ["## Restart hook cost vs TIME_WAIT sockets on the port", "",
+               "| TIME_WAIT sockets | sh + ss -K hook, median ms | Python netlink fallback, median ms | "
+               "left after |", "|---|---|---|---|"]
+        for row in results["cleanup"]:
+            md.append("| %d | %s | %s | %s |" % (row["sockets"], stats(row["sh_ms"]).get("median"),
+                                                 stats(row["python_ms"]).get("median"), row["left"]))
+        md.append("")
+    if "sysctl" in results:
+        s = results["sysctl"]
+        md += ["## 8 sysctl keys: one sysctl_tcp task vs 8 ansible.posix.sysctl tasks", "",
+               "| variant | runs (wall s) | median s |", "|---|---|---|"]
+        for k, v in s["samples"].items():
+            md.append("| %s | %s | %s |" % (k, ", ".join(str(x) for x in v), round(statistics.median(v), 2)))
+        md += ["", "Ratio per-key / one call: **%s x** wall; **%s x** without ansible-playbook's own start-up "
+               "(median empty playbook %s s)." % (s["ratio_wall"], s["ratio_minus_startup"],
+                                                  round(statistics.median(s["noop_playbook_s"]), 2)), ""]
+    if "rollout" in results:
+        md += ["## Rollout: harden_restart.yml vs the naive playbook (fresh hosts each)", "",
+               "| hosts | collection first s | re-run s | re-run / first | naive first s | naive re-run s | "
+               "naive / collection (first) |", "|---|---|---|---|---|---|---|"]
+        for r in results["rollout"]:
+            md.append("| %d | %s | %s | %s | %s | %s | %s |" % (
+                r["hosts"], r["collection"]["first_s"], r["collection"]["rerun_s"], r["rerun_over_first"],
+                r["naive"]["first_s"], r["naive"]["rerun_s"], r["first_ratio_naive_over_ours"]))
+        md.append("")
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    return os.path.join(out_dir, "results.md")
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    smoke = "--smoke" in sys.argv
+    part = args[0] if args else "all"
+    date = datetime.date.today().isoformat()
+    out_dir = os.path.join(TOP, "docs", "benchmarks", date)
+    if "--out" in sys.argv:
+        out_dir = sys.argv[sys.argv.index("--out") + 1]
+    results = {"date": date, "machine": "%s, %s" % (platform.node(), platform.processor() or platform.machine()),
+               "kernel": platform.release(), "cores": os.cpu_count(), "part": part, "smoke": smoke}
+    cleanup_containers()
+    t0 = time.monotonic()
+    try:
+        if part in ("recovery", "all"):
+            recovery(results, smoke)
+        if part in ("sysctl", "all") and not smoke:
+            sysctl(results)
+        if part in ("rollout", "all") and not smoke:
+            rollout(results)
+    finally:
+        cleanup_containers()
+    results["wall_s"] = round(time.monotonic() - t0, 1)
+    if smoke:
+        row = results["recovery"][0]
+        print("bench smoke: %s: recovered %d/%d, %s ms" % (row["name"], row["recovered"], len(row["samples"]),
+                                                          row["recovery_ms"].get("median")))
+        return 0 if row["recovered"] == len(row["samples"]) else 1
+    path = report(results, out_dir)
+    with open(path) as f:
+        print(f.read())
+    log("done in %.0f s: %s" % (results["wall_s"], out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Restart-hook cost vs TIME_WAIT count, run INSIDE a container where prestart_cleanup ran.
+
+Prints JSON: [{"sockets": N, "sh_ms": [...], "python_ms": [...], "left": L}, ...]
+"""
+import json
+import subprocess
+import time
+
+HOOK = "/usr/lib/netsvc-resilience/netsvc-sockclean"
+PY = "/usr/lib/netsvc-resilience/netsvc_sockdiag.py"
+PORT = 7300
+
+
+def pile(n):
+    if n:
+        subprocess.run(["python3", "/usr/local/bin/netsvc-load", str(PORT), str(n), "--serve"],
+                       stdout=subprocess.DEVNULL, check=True)
+        time.sleep(0.3)
+
+
+def timed(argv):
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    return round((time.perf_counter() - t0) * 1000, 2), out
+
+
+def main():
+    rows = []
+    for n, reps in ((0, 5), (1000, 5), (10000, 3)):
+        row = {"sockets": n, "sh_ms": [], "python_ms": [], "left": None, "lines": []}
+        for _i in range(reps):
+            pile(n)
+            ms, out = timed([HOOK, str(PORT)])
+            row["sh_ms"].append(ms)
+            row["lines"].append(out.strip())
+            pile(n)
+            ms, out = timed(["python3", "-I", "-S", PY, "--port", str(PORT)])
+            row["python_ms"].append(ms)
+        row["left"] = row["lines"][-1].rsplit("left ", 1)[-1].split()[0] if row["lines"] else None
+        rows.append(row)
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
