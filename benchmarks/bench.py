@@ -44,15 +44,15 @@ def sh(argv, **kw):
 
 def cleanup_containers():
     ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + LABEL], stdout=subprocess.PIPE,
-                         universal_newlines=True).stdout.split()
+                         universal_newlines=True, check=False).stdout.split()
     if ids:
-        subprocess.run(["docker", "rm", "-f"] + ids, stdout=subprocess.DEVNULL)
-    subprocess.run(["docker", "network", "rm", NET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["docker", "rm", "-f"] + ids, stdout=subprocess.DEVNULL, check=False)
+    subprocess.run(["docker", "network", "rm", NET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
 def start_hosts(names):
     subprocess.run(["docker", "network", "create", "--label", LABEL, NET], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                   stderr=subprocess.DEVNULL, check=False)
     for n in names:
         sh([os.path.join(TOP, "scripts", "testbed.sh"), "run", n, IMAGE, LABEL, NET, INIT])
     with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as inv:
@@ -61,7 +61,7 @@ def start_hosts(names):
 
 
 def destroy_hosts(names):
-    subprocess.run(["docker", "rm", "-f"] + list(names), stdout=subprocess.DEVNULL)
+    subprocess.run(["docker", "rm", "-f"] + list(names), stdout=subprocess.DEVNULL, check=False)
 
 
 def env():
@@ -80,7 +80,8 @@ def playbook(inv, path, *extra, quiet=True):
     """Run ansible-playbook; returns wall seconds."""
     t0 = time.monotonic()
     argv = [os.path.join(VENV, "bin", "ansible-playbook"), "-i", inv, path] + list(extra)
-    out = subprocess.run(argv, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    out = subprocess.run(argv, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, check=False)
     wall = time.monotonic() - t0
     if out.returncode != 0:
         sys.stderr.write(out.stdout[-4000:])
@@ -164,7 +165,7 @@ def recovery(results, smoke=False):
             rows.append(row)
         results["recovery"] = rows
         results["systemd"] = subprocess.run(["docker", "exec", host, "systemctl", "--version"], stdout=subprocess.PIPE,
-                                            universal_newlines=True).stdout.splitlines()[0]
+                                            universal_newlines=True, check=False).stdout.splitlines()[0]
         if not smoke:
             sh(["docker", "cp", bench_path("cleanup_driver.py"), host + ":/root/cleanup_driver.py"])
             out = subprocess.run(["docker", "exec", host, "python3", "/root/cleanup_driver.py"],
@@ -185,8 +186,9 @@ def sysctl(results, runs=5):
         playbook(inv, os.path.join(TOP, "molecule", "_shared", "prepare.yml"))
         samples = {"one sysctl_tcp task": [], "8 ansible.posix.sysctl tasks": []}
         for i in range(runs):
-            for name, pb in (("one sysctl_tcp task", "sysctl_one.yml"), ("8 ansible.posix.sysctl tasks",
-                                                                       "sysctl_perkey.yml")):
+            variants = (("one sysctl_tcp task", "sysctl_one.yml"),
+                        ("8 ansible.posix.sysctl tasks", "sysctl_perkey.yml"))
+            for name, pb in variants:
                 samples[name].append(round(playbook(inv, bench_path(pb), "-e", "bench_set=%d" % (i % 2)), 3))
         base = [round(playbook(inv, bench_path("noop.yml")), 3) for _i in range(runs)]
         one = statistics.median(samples["one sysctl_tcp task"])
@@ -314,14 +316,14 @@ def report(results, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
+    machine = (results["machine"], results["kernel"], results.get("systemd", "?"), results["cores"])
     md = ["# netsvc.resilience benchmarks — %s" % results["date"], "",
-          "Machine: %s; kernel %s; %s; %d cores." % (results["machine"], results["kernel"],
-                                                    results.get("systemd", "?"), results["cores"]), ""]
+          "Machine: %s; kernel %s; %s; %d cores." % machine, ""]
     if "recovery" in results:
         fl = results["floor_ms"]["stats"]
         md += ["## SIGKILL -> serving under load (%s)" % "each configuration in the same container, one run", "",
-               "Floor (the server's own exec -> listening): median %s ms, max %s ms." % (fl.get("median"),
-                                                                                        fl.get("max")), "",
+               "Floor (the server's own exec -> listening): median %s ms, max %s ms." % (
+                   fl.get("median"), fl.get("max")), "",
                "| configuration | kills | recovered | median ms | p90 ms | max ms | x floor | failed connects/kill "
                "(median) | EADDRINUSE | start limit hit |",
                "|---|---|---|---|---|---|---|---|---|---|"]
@@ -414,8 +416,8 @@ def main():
     results["wall_s"] = round(time.monotonic() - t0, 1)
     if smoke:
         row = results["recovery"][0]
-        print("bench smoke: %s: recovered %d/%d, %s ms" % (row["name"], row["recovered"], len(row["samples"]),
-                                                          row["recovery_ms"].get("median")))
+        print("bench smoke: %s: recovered %d/%d, %s ms" % (
+            row["name"], row["recovered"], len(row["samples"]), row["recovery_ms"].get("median")))
         return 0 if row["recovered"] == len(row["samples"]) else 1
     path = report(results, out_dir)
     with open(path) as f:

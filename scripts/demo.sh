@@ -19,9 +19,9 @@ FLEET=(
 )
 
 down() {
-  local ids
-  ids=$(docker ps -aq --filter "label=$label" 2>/dev/null || true)
-  [ -z "$ids" ] || docker rm -f $ids >/dev/null
+  local ids=()
+  mapfile -t ids < <(docker ps -aq --filter "label=$label" 2>/dev/null || true)
+  [ ${#ids[@]} -eq 0 ] || docker rm -f "${ids[@]}" >/dev/null
   docker network rm "$net" >/dev/null 2>&1 || true
   echo "[demo] fleet removed"
 }

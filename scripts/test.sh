@@ -5,7 +5,7 @@
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 export NETSVC_VENV=${NETSVC_VENV:-$top/.venv}
 venv=$NETSVC_VENV
 results=()
@@ -13,11 +13,11 @@ failed=0
 
 cleanup() {
   # remove only the containers our molecule scenarios created (by label), by id
-  local ids
-  ids=$(docker ps -aq --filter label=netsvc.test=molecule 2>/dev/null || true)
-  if [ -n "$ids" ]; then
-    echo "[test] removing leftover test containers: $(echo $ids)"
-    docker rm -f $ids >/dev/null 2>&1 || true
+  local ids=()
+  mapfile -t ids < <(docker ps -aq --filter label=netsvc.test=molecule 2>/dev/null || true)
+  if [ ${#ids[@]} -gt 0 ]; then
+    echo "[test] removing leftover test containers: ${ids[*]}"
+    docker rm -f "${ids[@]}" >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
@@ -74,7 +74,16 @@ PY
 
 pyver() { "$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
 
-do_sanity() { scripts/ansible-test.sh sanity --venv --python "$(pyver)"; }
+do_sanity() {
+  # ansible-test's shellcheck test is skipped when the program is missing: install it (Debian)
+  if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 \
+      || { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+           && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; } \
+      || echo "shellcheck could not be installed: sanity skips shell scripts"
+  fi
+  scripts/ansible-test.sh sanity --venv --python "$(pyver)"
+}
 do_units() { scripts/ansible-test.sh units --venv --python "$(pyver)"; }
 
 do_build() {

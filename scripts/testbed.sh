@@ -8,7 +8,6 @@
 # Images are built with debootstrap (no registry needed) and cached by tag; each carries a
 # label with the hash of its recipe, so a changed recipe rebuilds and an unchanged one is kept.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[testbed] %s\n' "$*" >&2; }
 
 need_root() { [ "$(id -u)" = 0 ] || { log "must run as root to $1"; exit 1; }; }

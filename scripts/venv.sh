@@ -13,7 +13,7 @@ log() { printf '[venv] %s\n' "$*" >&2; }
 pick_python() {
   # Newest interpreter >= 3.12 (ansible-core 2.21), else >= 3.11 (ansible-core 2.19).
   local c
-  local cands=(${NETSVC_PYTHON:-} python3.13 python3.12)
+  local cands=("${NETSVC_PYTHON:-}" python3.13 python3.12)
   for d in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13* "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*; do
     [ -x "$d/bin/python3" ] && cands+=("$d/bin/python3")
   done
