@@ -256,12 +256,12 @@ warning_messages:
 
 import glob
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 SYSTEMD_DIR = "/etc/systemd/system"
 SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval",
@@ -278,13 +278,7 @@ class Files(object):
         self.plan = []  # (path, new_text or None, old_text or None)
         self.done = []
 
-    @staticmethod
-    def read(path):
-        try:
-            with open(path) as f:
-                return f.read()
-        except (IOError, OSError):
-            return None
+    read = staticmethod(read_text)
 
     def want(self, path, text):
         old = self.read(path)
@@ -306,18 +300,7 @@ class Files(object):
             if d.endswith(".d") and os.path.isdir(d) and not os.listdir(d):
                 os.rmdir(d)
             return
-        d = os.path.dirname(path)
-        if not os.path.isdir(d):
-            os.makedirs(d, 0o755)
-        fd, tmp = tempfile.mkstemp(prefix=".netsvc-", dir=d)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-            self.module.atomic_move(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.module, path, text)
 
     def apply(self):
         for path, new, old in self.plan:

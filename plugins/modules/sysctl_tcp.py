@@ -182,35 +182,12 @@ netns:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-
-
-def read_text(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except (IOError, OSError):
-        return None
-
-
-def write_file(module, path, text):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".netsvc-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
 def main():
@@ -324,7 +301,7 @@ def main():
                 if new_text is None:
                     os.unlink(path)
                 else:
-                    write_file(module, path, new_text)
+                    atomic_write(module, path, new_text)
             except (IOError, OSError) as e:
                 module.fail_json(msg="writing %s failed: %s" % (path, to_native(e)))
         live_after.update(S.read_live(sorted(to_write)))
