@@ -44,6 +44,7 @@ collections_path() {
 
 do_lint() {
   "$venv/bin/ruff" check . || return 1
+  "$venv/bin/antsibull-changelog" lint || return 1
   ANSIBLE_COLLECTIONS_PATH=$(collections_path) PATH="$venv/bin:$PATH" \
     "$venv/bin/ansible-lint" --profile production --offline -q || return 1
 }
