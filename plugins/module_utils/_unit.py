@@ -432,13 +432,3 @@ def render_program(name, o, header="Ansible managed: netsvc.resilience.service_r
     if o.get("stopwaitsecs") is not None:
         lines.append("stopwaitsecs=%d\n" % o["stopwaitsecs"])
     return "".join(lines)
-
-
-def parse_proc_net_listen(text):
-    """Local ports in LISTEN state (st 0A) from /proc/net/tcp or /proc/net/tcp6 text."""
-    ports = set()
-    for line in (text or "").splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports

@@ -260,6 +260,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
@@ -324,16 +325,9 @@ def run(module, argv, check=True):
 
 
 def listening_ports(ports):
-    """Ports of ``ports`` that have a LISTEN socket (from /proc/net/tcp and tcp6)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                text = f.read()
-        except (IOError, OSError):
-            continue
-        found.update(U.parse_proc_net_listen(text))
-    return sorted(p for p in ports if p in found)
+    """Ports of ``ports`` that have a LISTEN socket (the sock_diag dump socket_cleanup uses)."""
+    listeners = D.cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+    return sorted({x["port"] for x in listeners})
 
 
 def systemd_main(module, p, warnings):
@@ -378,7 +372,7 @@ def systemd_main(module, p, warnings):
             files.want(socket_path, U.render_socket(name, p["ports"], p["backlog"]))
     else:
         files.want(dropin_path, None)
-        if Files.read(socket_path) is not None and "netsvc.resilience" in (Files.read(socket_path) or ""):
+        if "netsvc.resilience" in (Files.read(socket_path) or ""):  # only a socket unit we wrote
             files.want(socket_path, None)
     if not revive_on:
         # remove the revive template when no drop-in of ours references it any more
@@ -391,7 +385,11 @@ def systemd_main(module, p, warnings):
     if p["state"] == "present" and p["socket_activation"]:
         _rc, sout, _err = run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
         if U.parse_show(sout).get("ActiveState") != "active":
-            held = listening_ports(p["ports"])
+            try:
+                held = listening_ports(p["ports"])
+            except D.DiagError as e:
+                module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was "
+                                     "written" % (p["ports"], to_native(e)))
             if held:
                 module.fail_json(
                     msg="port(s) %s are held by a running process (probably %s itself). To switch %s to "
@@ -445,11 +443,14 @@ def effective(module, systemctl, name):
 
 
 def supervisor_dir(p):
+    """(include directory, file extension) of the host's supervisord programs."""
     if p["supervisor_dir"]:
-        return p["supervisor_dir"]
-    for d, _ext in (("/etc/supervisord.d", ".ini"), ("/etc/supervisor/conf.d", ".conf")):
+        d = p["supervisor_dir"]
+        return d, ".ini" if d.rstrip("/").endswith("supervisord.d") else ".conf"
+    for family in ("RedHat", "Debian"):
+        d, ext = U.supervisor_paths(family)
         if os.path.isdir(d):
-            return d
+            return d, ext
     family = "Debian"
     try:
         with open("/etc/os-release") as f:
@@ -458,13 +459,12 @@ def supervisor_dir(p):
             family = "RedHat"
     except (IOError, OSError):
         pass
-    return U.supervisor_paths(family)[0]
+    return U.supervisor_paths(family)
 
 
 def supervisord_main(module, p, warnings):
     name = U.check_program_name(p["name"][: -len(".service")] if p["name"].endswith(".service") else p["name"])
-    directory = supervisor_dir(p)
-    ext = ".ini" if directory.rstrip("/").endswith("supervisord.d") else ".conf"
+    directory, ext = supervisor_dir(p)
     path = os.path.join(directory, name + ext)
     ctl = module.get_bin_path("supervisorctl", required=True)
     files = Files(module)
@@ -473,15 +473,16 @@ def supervisord_main(module, p, warnings):
     # include pattern, and put back on state=absent: rollback leaves the host as it was.
     backup = path + ".netsvc-orig"
     current = Files.read(path)
+    original = Files.read(backup)
     if p["state"] == "present":
         content = U.render_program(name, p)
-        if current is not None and "netsvc.resilience" not in current and Files.read(backup) is None:
+        if current is not None and "netsvc.resilience" not in current and original is None:
             files.want(backup, current)
         files.want(path, content)
     else:
         if current is not None and "netsvc.resilience" in current:
-            files.want(path, Files.read(backup))
-        if Files.read(backup) is not None:
+            files.want(path, original)
+        if original is not None:
             files.want(backup, None)
     result = dict(changed=files.changed, path=path, content=content, backend="supervisord",
                   systemd_version=0, socket_path="", diff=files.diff())

@@ -208,10 +208,3 @@ def test_socket_and_revive_rendering():
     revive = U.render_revive("30s")
     assert "ExecStartPre=/bin/sleep 30s\n" in revive
     assert "grep -q =start-limit || exit 0" in revive
-
-
-def test_proc_net_listen_parser():
-    text = ("  sl  local_address rem_address   st tx_queue rx_queue\n"
-            "   0: 00000000:1BA6 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
-            "   1: 0100007F:1BA7 0100007F:9C40 06 00000000:00000000 03:00001234 00000000\n")
-    assert U.parse_proc_net_listen(text) == {7078}
