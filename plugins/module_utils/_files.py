@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import stat
 import tempfile
 
 
@@ -38,6 +39,72 @@ def atomic_write(module, path, text, mode=0o644):
             f.write(text)
         os.chmod(tmp, mode)
         module.atomic_move(tmp, path)
+        # atomic_move gives a new file the umask's mode and an existing one its old mode
+        os.chmod(path, mode)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def file_mode(path):
+    """Permission bits of ``path``, or None when it does not exist."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+class FileSet(object):
+    """Planned file writes with rollback: every write remembers what was there.
+
+    ``want(path, text, mode)`` plans a write when the content or the mode differs (text None:
+    remove the file, and its ``*.d`` directory when that is left empty). ``apply()`` writes in
+    order; ``rollback()`` puts back what each applied write replaced.
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.plan = []  # (path, new_text or None, old_text or None, mode, old_mode)
+        self.done = []
+
+    read = staticmethod(read_text)
+
+    def want(self, path, text, mode=0o644):
+        old = self.read(path)
+        old_mode = file_mode(path) if old is not None else None
+        if old != text or (text is not None and old_mode != mode):
+            self.plan.append((path, text, old, mode, old_mode))
+
+    @property
+    def changed(self):
+        return bool(self.plan)
+
+    @property
+    def paths(self):
+        return [entry[0] for entry in self.plan]
+
+    def diff(self):
+        return [dict(before_header=p, after_header=p, before=o or "", after=n or "") for p, n, o, _m, _om in self.plan]
+
+    def _write(self, path, text, mode):
+        if text is None:
+            if os.path.exists(path):
+                os.unlink(path)
+            d = os.path.dirname(path)
+            if d.endswith(".d") and os.path.isdir(d) and not os.listdir(d):
+                os.rmdir(d)
+            return
+        atomic_write(self.module, path, text, mode)
+
+    def apply(self):
+        for path, new, old, mode, old_mode in self.plan:
+            self._write(path, new, mode)
+            self.done.append((path, old, old_mode or 0o644))
+
+    def rollback(self):
+        for path, old, old_mode in reversed(self.done):
+            try:
+                self._write(path, old, old_mode)
+            except (IOError, OSError):
+                pass
+        self.done = []

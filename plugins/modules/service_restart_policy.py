@@ -262,59 +262,13 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
 
 SYSTEMD_DIR = "/etc/systemd/system"
 SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval",
               "KillMode", "TimeoutStopUSec", "LimitNOFILE", "OOMPolicy", "RestartSteps",
               "RestartMaxDelayUSec", "OnFailure", "DropInPaths", "FragmentPath", "LoadState",
               "ActiveState", "SubState", "MainPID", "NRestarts", "ExecStartPre", "FileDescriptorStoreMax"]
-
-
-class Files(object):
-    """Planned file writes with rollback: every write remembers what was there."""
-
-    def __init__(self, module):
-        self.module = module
-        self.plan = []  # (path, new_text or None, old_text or None)
-        self.done = []
-
-    read = staticmethod(read_text)
-
-    def want(self, path, text):
-        old = self.read(path)
-        if old != text:
-            self.plan.append((path, text, old))
-
-    @property
-    def changed(self):
-        return bool(self.plan)
-
-    def diff(self):
-        return [dict(before_header=p, after_header=p, before=o or "", after=n or "") for p, n, o in self.plan]
-
-    def _write(self, path, text):
-        if text is None:
-            if os.path.exists(path):
-                os.unlink(path)
-            d = os.path.dirname(path)
-            if d.endswith(".d") and os.path.isdir(d) and not os.listdir(d):
-                os.rmdir(d)
-            return
-        atomic_write(self.module, path, text)
-
-    def apply(self):
-        for path, new, old in self.plan:
-            self._write(path, new)
-            self.done.append((path, old))
-
-    def rollback(self):
-        for path, old in reversed(self.done):
-            try:
-                self._write(path, old)
-            except (IOError, OSError):
-                pass
-        self.done = []
 
 
 def run(module, argv, check=True):
@@ -346,7 +300,7 @@ def systemd_main(module, p, warnings):
     socket_name = name[: -len(".service")] + ".socket"
     socket_path = os.path.join(SYSTEMD_DIR, socket_name)
     revive_path = os.path.join(SYSTEMD_DIR, U.REVIVE_TEMPLATE)
-    files = Files(module)
+    files = FileSet(module)
     content = ""
     revive_on = False
 
@@ -372,13 +326,13 @@ def systemd_main(module, p, warnings):
             files.want(socket_path, U.render_socket(name, p["ports"], p["backlog"]))
     else:
         files.want(dropin_path, None)
-        if "netsvc.resilience" in (Files.read(socket_path) or ""):  # only a socket unit we wrote
+        if "netsvc.resilience" in (read_text(socket_path) or ""):  # only a socket unit we wrote
             files.want(socket_path, None)
     if not revive_on:
         # remove the revive template when no drop-in of ours references it any more
         others = [f for f in glob.glob(os.path.join(SYSTEMD_DIR, "*.service.d", "*.conf"))
-                  if f != dropin_path and "netsvc-revive@" in (Files.read(f) or "")]
-        if not others and Files.read(revive_path) is not None:
+                  if f != dropin_path and "netsvc-revive@" in (read_text(f) or "")]
+        if not others and read_text(revive_path) is not None:
             files.want(revive_path, None)
 
     socket_start = False
@@ -397,7 +351,7 @@ def systemd_main(module, p, warnings):
                         "%s), and the first connection starts the service with the inherited socket"
                         % (held, name, name, name, socket_name))
             socket_start = True
-    socket_stop = p["state"] == "absent" and any(path == socket_path for path, _n, _o in files.plan)
+    socket_stop = p["state"] == "absent" and socket_path in files.paths
 
     changed = files.changed or socket_start
     result = dict(changed=changed, path=dropin_path, content=content, backend="systemd",
@@ -467,13 +421,13 @@ def supervisord_main(module, p, warnings):
     directory, ext = supervisor_dir(p)
     path = os.path.join(directory, name + ext)
     ctl = module.get_bin_path("supervisorctl", required=True)
-    files = Files(module)
+    files = FileSet(module)
     content = ""
     # A program file we did not write (the "vendor" one) is kept next to it, outside the
     # include pattern, and put back on state=absent: rollback leaves the host as it was.
     backup = path + ".netsvc-orig"
-    current = Files.read(path)
-    original = Files.read(backup)
+    current = read_text(path)
+    original = read_text(backup)
     if p["state"] == "present":
         content = U.render_program(name, p)
         if current is not None and "netsvc.resilience" not in current and original is None:

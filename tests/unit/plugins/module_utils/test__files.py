@@ -9,7 +9,12 @@ import stat
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
+    FileSet,
+    atomic_write,
+    file_mode,
+    read_text,
+)
 
 
 class FakeModule(object):
@@ -41,3 +46,44 @@ def test_a_failed_move_leaves_the_old_file_and_no_temp_file(tmp_path):
 
 def test_read_text_missing_is_none(tmp_path):
     assert read_text(str(tmp_path / "nope")) is None
+
+
+def test_fileset_plans_only_differences_and_rolls_back(tmp_path):
+    keep = str(tmp_path / "keep.conf")
+    change = str(tmp_path / "a.service.d" / "x.conf")
+    atomic_write(FakeModule(), keep, "same\n")
+    atomic_write(FakeModule(), change, "old\n")
+    files = FileSet(FakeModule())
+    files.want(keep, "same\n")
+    files.want(change, "new\n")
+    assert files.paths == [change]
+    files.apply()
+    assert read_text(change) == "new\n"
+    files.rollback()
+    assert read_text(change) == "old\n"
+
+
+def test_fileset_mode_difference_is_a_change_and_rollback_restores_mode(tmp_path):
+    hook = str(tmp_path / "hook")
+    atomic_write(FakeModule(), hook, "#!/bin/sh\n", 0o644)
+    files = FileSet(FakeModule())
+    files.want(hook, "#!/bin/sh\n", 0o755)
+    assert files.changed
+    files.apply()
+    assert file_mode(hook) == 0o755
+    files.rollback()
+    assert file_mode(hook) == 0o644
+
+
+def test_fileset_removal_drops_an_emptied_dropin_directory(tmp_path):
+    d = tmp_path / "a.service.d"
+    path = str(d / "40-x.conf")
+    atomic_write(FakeModule(), path, "x\n")
+    files = FileSet(FakeModule())
+    files.want(path, None)
+    files.want(str(tmp_path / "never-there"), None)
+    assert files.paths == [path]
+    files.apply()
+    assert not d.exists()
+    files.rollback()
+    assert read_text(path) == "x\n"

@@ -1,0 +1,314 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure functions behind host_check: host facts, service health, the applied-state record.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host).
+
+The applied-state record lets a re-run skip the concern modules, without trusting a stamp:
+it holds what the host looked like right after a verified rollout (the content and mode of
+every file the collection writes or that can override it, the live values of the sysctl keys
+we persist, the effective properties systemd reports for each unit) plus a digest of the
+controller-side inputs. A re-run compares the host as it is now with that record; any
+difference (an edited or removed drop-in, a new sysctl.d file, a runtime `sysctl -w`, a
+pending daemon-reload, a service down, changed inputs or collection code) means a full run.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import stat
+
+RECORD_VERSION = 1
+
+# os-release ID -> (distribution as Ansible's setup names it, os_family)
+_DISTROS = {
+    "debian": ("Debian", "Debian"),
+    "ubuntu": ("Ubuntu", "Debian"),
+    "rhel": ("RedHat", "RedHat"),
+    "centos": ("CentOS", "RedHat"),
+    "rocky": ("Rocky", "RedHat"),
+    "almalinux": ("AlmaLinux", "RedHat"),
+    "ol": ("OracleLinux", "RedHat"),
+    "fedora": ("Fedora", "RedHat"),
+    "amzn": ("Amazon", "RedHat"),
+}
+
+HOOK_DIRS = {
+    "Debian": "/usr/lib/netsvc-resilience",
+    "RedHat": "/usr/libexec/netsvc-resilience",
+}
+HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
+
+# Every place systemd-sysctl reads at boot (a file there can override ours).
+SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d",
+               "/lib/sysctl.d", "/etc/sysctl.conf")
+SYSTEMD_DIR = "/etc/systemd/system"
+SUPERVISOR_DIRS = ("/etc/supervisor/conf.d", "/etc/supervisord.d")
+
+# Effective unit properties that make up the applied state (never counters or timestamps).
+UNIT_PROPS = ("LoadState", "FragmentPath", "DropInPaths", "NeedDaemonReload", "Restart", "RestartUSec",
+              "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval", "OnFailure",
+              "FileDescriptorStoreMax", "UnitFileState")
+HEALTH_PROPS = ("LoadState", "ActiveState", "SubState")
+
+
+def parse_os_release(text):
+    """/etc/os-release text -> facts named as Ansible's setup module names them."""
+    values = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            values[key] = value.strip().strip("\"'")
+    os_id = values.get("ID", "").lower()
+    like = values.get("ID_LIKE", "").lower().split()
+    if os_id in _DISTROS:
+        distribution, family = _DISTROS[os_id]
+    else:
+        distribution = (values.get("NAME") or os_id or "unknown").split()[0]
+        if "debian" in like or "ubuntu" in like:
+            family = "Debian"
+        elif "rhel" in like or "fedora" in like or "centos" in like:
+            family = "RedHat"
+        else:
+            family = distribution
+    version = values.get("VERSION_ID", "")
+    return {
+        "distribution": distribution,
+        "distribution_version": version,
+        "distribution_major_version": version.split(".")[0] if version else "",
+        "os_family": family,
+    }
+
+
+def hook_dir(os_family):
+    return HOOK_DIRS.get(os_family, HOOK_DIR_FALLBACK)
+
+
+def resolve_backend(backend, service_mgr):
+    if backend in (None, "", "auto"):
+        return "systemd" if service_mgr == "systemd" else "supervisord"
+    return backend
+
+
+def check_services(services, service_mgr):
+    """Validate the keys we use of each netsvc_services entry (others are ignored).
+
+    Returns [{name, backend (resolved), ports (integers only), socket_activation}].
+    Raises ValueError naming the entry and the rule.
+    """
+    out = []
+    for i, svc in enumerate(services or []):
+        if not isinstance(svc, dict) or not isinstance(svc.get("name"), str) or not svc["name"].strip():
+            raise ValueError("services[%d] %r must be a dict with a non-empty name" % (i, svc))
+        backend = svc.get("backend", "auto")
+        if backend not in ("auto", "systemd", "supervisord"):
+            raise ValueError("service %s: backend %r must be auto, systemd or supervisord" % (svc["name"], backend))
+        raw = svc.get("ports") or []
+        if not isinstance(raw, list):
+            raise ValueError("service %s: ports %r must be a list" % (svc["name"], raw))
+        ports = [x for x in raw if isinstance(x, int) and not isinstance(x, bool)]
+        bad = [x for x in ports if not 1 <= x <= 65535]
+        if bad:
+            raise ValueError("service %s: ports %s are out of range 1-65535" % (svc["name"], bad))
+        sa = svc.get("socket_activation", False)
+        if not isinstance(sa, bool):
+            raise ValueError("service %s: socket_activation %r must be true or false" % (svc["name"], sa))
+        out.append({"name": svc["name"], "backend": resolve_backend(backend, service_mgr), "ports": ports,
+                    "socket_activation": sa})
+    return out
+
+
+def unit_name(name):
+    return name if "." in name else name + ".service"
+
+
+def socket_name(name):
+    base = unit_name(name)
+    return base[: -len(".service")] + ".socket" if base.endswith(".service") else base + ".socket"
+
+
+def program_name(name):
+    return name[: -len(".service")] if name.endswith(".service") else name
+
+
+def parse_show_many(text):
+    """`systemctl show A B -p ...` output: one KEY=VALUE block per unit, blank-line separated."""
+    blocks, cur = [], {}
+    for line in (text or "").splitlines():
+        if not line.strip():
+            if cur:
+                blocks.append(cur)
+                cur = {}
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            cur[key] = value
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
+def parse_supervisor_status(text):
+    """`supervisorctl status` lines -> {program: state}."""
+    out = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            out[parts[0].split(":")[-1]] = parts[1]
+    return out
+
+
+def service_health(services, shows, supervisor, listening):
+    """Per-service health.
+
+    services: [{name, backend (resolved), ports, socket_activation}]
+    shows: {unit: {prop: value}} from systemctl show; supervisor: {program: state}
+    listening: set of ports with a LISTEN socket.
+    A socket-activated service is healthy when its .socket unit is active (the service itself
+    starts on the first connection).
+    """
+    out = []
+    for svc in services:
+        ports = [p for p in svc.get("ports") or [] if isinstance(p, int) and not isinstance(p, bool)]
+        row = {"name": svc["name"], "backend": svc["backend"], "ports": ports,
+               "socket_activation": bool(svc.get("socket_activation"))}
+        if svc["backend"] == "systemd":
+            unit = unit_name(svc["name"])
+            show = shows.get(unit, {})
+            row["unit"] = unit
+            row["load_state"] = show.get("LoadState", "not-found")
+            row["exists"] = row["load_state"] == "loaded"
+            watched = socket_name(svc["name"]) if row["socket_activation"] else unit
+            row["active_state"] = shows.get(watched, {}).get("ActiveState", "unknown")
+            row["active"] = row["active_state"] == "active"
+            row["checked_unit"] = watched
+        else:
+            state = supervisor.get(program_name(svc["name"]))
+            row["unit"] = program_name(svc["name"])
+            row["exists"] = state is not None
+            row["load_state"] = "loaded" if state is not None else "not-found"
+            row["active_state"] = state or "unknown"
+            row["active"] = state == "RUNNING"
+            row["checked_unit"] = row["unit"]
+        row["missing_ports"] = [p for p in ports if p not in listening]
+        row["healthy"] = row["exists"] and row["active"] and not row["missing_ports"]
+        problems = []
+        if not row["exists"]:
+            problems.append("%s does not exist (LoadState=%s)" % (row["unit"], row["load_state"]))
+        elif not row["active"]:
+            problems.append("%s is %s, not active" % (row["checked_unit"], row["active_state"]))
+        if row["missing_ports"]:
+            problems.append("nothing listens on port(s) %s" % ", ".join(str(p) for p in row["missing_ports"]))
+        row["problems"] = problems
+        out.append(row)
+    return out
+
+
+def watch_paths(services, sysctl_files, hook_directory, state_file):
+    """Files and directories whose content is part of the applied state (sorted, unique)."""
+    paths = set()
+    if sysctl_files:
+        paths.update(sysctl_files)
+        paths.update(SYSCTL_DIRS)
+    if hook_directory:
+        paths.add(hook_directory)
+    systemd = [s for s in services if s["backend"] == "systemd"]
+    for svc in systemd:
+        paths.add(os.path.join(SYSTEMD_DIR, unit_name(svc["name"]) + ".d"))
+        if svc.get("socket_activation"):
+            paths.add(os.path.join(SYSTEMD_DIR, socket_name(svc["name"])))
+    if systemd:
+        paths.add(os.path.join(SYSTEMD_DIR, "netsvc-revive@.service"))
+    if any(s["backend"] == "supervisord" for s in services):
+        paths.update(SUPERVISOR_DIRS)
+    paths.discard(state_file)
+    return sorted(paths)
+
+
+def _file_digest(path, st):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(65536), b""):
+            h.update(chunk)
+    return "%s %o %d:%d" % (h.hexdigest(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+
+def snapshot_paths(paths):
+    """{path: digest | {name: digest} for a directory's regular files | None when absent}."""
+    out = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out[path] = None
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            entries = {}
+            for name in sorted(os.listdir(path)):
+                full = os.path.join(path, name)
+                try:
+                    est = os.stat(full)
+                    if stat.S_ISREG(est.st_mode):
+                        entries[name] = _file_digest(full, est)
+                except (IOError, OSError):
+                    entries[name] = "unreadable"
+            out[path] = entries
+        else:
+            try:
+                out[path] = _file_digest(path, st)
+            except (IOError, OSError):
+                out[path] = "unreadable"
+    return out
+
+
+def sysctl_keys(text):
+    """Keys set by a sysctl.d file (`key = value` lines; `-key` means ignore errors)."""
+    keys = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key = line.split("=", 1)[0].strip().lstrip("-")
+        if key and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def read_live(keys, proc="/proc/sys"):
+    out = {}
+    for key in keys:
+        path = os.path.join(proc, key.replace(".", "/"))
+        try:
+            with open(path) as f:
+                out[key] = " ".join(f.read().split())
+        except (IOError, OSError):
+            out[key] = None
+    return out
+
+
+def unit_state(shows, units):
+    """The recorded subset of each unit's properties."""
+    return {u: {k: shows.get(u, {}).get(k) for k in UNIT_PROPS if k in shows.get(u, {})} for u in units}
+
+
+def drift(record, inputs_digest, snapshot):
+    """Why the host is not in its recorded, verified state (empty list: it is)."""
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+        return ["no applied-state record from a verified run"]
+    if record.get("inputs") != inputs_digest:
+        return ["the inputs (variables or collection code) changed since the last verified run"]
+    reasons = ["units: %s has changes systemd has not loaded (daemon-reload pending)" % unit
+               for unit, props in sorted((snapshot.get("units") or {}).items())
+               if props.get("NeedDaemonReload") == "yes"]
+    old = record.get("snapshot") or {}
+    for section in sorted(set(old) | set(snapshot)):
+        before, now = old.get(section) or {}, snapshot.get(section) or {}
+        for key in sorted(set(before) | set(now)):
+            if before.get(key) != now.get(key):
+                reasons.append("%s: %s changed" % (section, key))
+    return reasons

@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+
+DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
+ROCKY = 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
+UNKNOWN_RHEL_LIKE = 'NAME="Acme Server"\nVERSION_ID="8.10"\nID=acme\nID_LIKE="rhel fedora"\n'
+
+
+@pytest.mark.parametrize("text, expected", [
+    (DEBIAN, {"distribution": "Debian", "distribution_version": "12", "distribution_major_version": "12",
+              "os_family": "Debian"}),
+    (ROCKY, {"distribution": "Rocky", "distribution_version": "9.4", "distribution_major_version": "9",
+             "os_family": "RedHat"}),
+    (UNKNOWN_RHEL_LIKE, {"distribution": "Acme", "distribution_version": "8.10",
+                         "distribution_major_version": "8", "os_family": "RedHat"}),
+    ("ID=ubuntu\nVERSION_ID=\"24.04\"\n",
+     {"distribution": "Ubuntu", "distribution_version": "24.04", "distribution_major_version": "24",
+      "os_family": "Debian"}),
+    ("", {"distribution": "unknown", "distribution_version": "", "distribution_major_version": "",
+          "os_family": "unknown"}),
+])
+def test_parse_os_release(text, expected):
+    assert H.parse_os_release(text) == expected
+
+
+def test_hook_dir_per_family():
+    assert H.hook_dir("RedHat") == "/usr/libexec/netsvc-resilience"
+    assert H.hook_dir("Debian") == "/usr/lib/netsvc-resilience"
+    assert H.hook_dir("Suse") == H.HOOK_DIR_FALLBACK
+
+
+def test_check_services_resolves_backend_and_keeps_integer_ports():
+    out = H.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
+                            {"name": "job", "backend": "supervisord"}], "systemd")
+    assert out == [{"name": "web", "backend": "systemd", "ports": [80], "socket_activation": False},
+                   {"name": "job", "backend": "supervisord", "ports": [], "socket_activation": False}]
+    assert H.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
+
+
+@pytest.mark.parametrize("services, words", [
+    ([{"ports": [80]}], "non-empty name"),
+    (["web"], "non-empty name"),
+    ([{"name": "web", "backend": "upstart"}], "backend 'upstart'"),
+    ([{"name": "web", "ports": 80}], "must be a list"),
+    ([{"name": "web", "ports": [0, 70000]}], "[0, 70000] are out of range"),
+    ([{"name": "web", "socket_activation": "yes"}], "socket_activation 'yes'"),
+])
+def test_check_services_rejects_with_the_value_and_rule(services, words):
+    with pytest.raises(ValueError) as e:
+        H.check_services(services, "systemd")
+    assert words in str(e.value)
+
+
+def test_unit_and_socket_names():
+    assert H.unit_name("web") == "web.service"
+    assert H.unit_name("web.service") == "web.service"
+    assert H.socket_name("web") == "web.socket"
+    assert H.program_name("web.service") == "web"
+
+
+def test_parse_show_many_keeps_order_and_empty_values():
+    text = "LoadState=loaded\nActiveState=active\n\nLoadState=not-found\nActiveState=inactive\nDropInPaths=\n"
+    assert H.parse_show_many(text) == [{"LoadState": "loaded", "ActiveState": "active"},
+                                       {"LoadState": "not-found", "ActiveState": "inactive", "DropInPaths": ""}]
+
+
+def test_parse_supervisor_status_groups_and_states():
+    text = ("web                              RUNNING   pid 12, uptime 0:01:02\n"
+            "grp:job    FATAL     Exited too quickly\n")
+    assert H.parse_supervisor_status(text) == {"web": "RUNNING", "job": "FATAL"}
+
+
+def _svc(name, backend="systemd", ports=(), sa=False):
+    return {"name": name, "backend": backend, "ports": list(ports), "socket_activation": sa}
+
+
+def test_service_health_reasons():
+    services = [_svc("ok", ports=[80]), _svc("down", ports=[81]), _svc("gone"), _svc("deaf", ports=[82, 83]),
+                _svc("sa", ports=[84], sa=True), _svc("prog", backend="supervisord", ports=[85])]
+    shows = {
+        "ok.service": {"LoadState": "loaded", "ActiveState": "active"},
+        "down.service": {"LoadState": "loaded", "ActiveState": "failed"},
+        "gone.service": {"LoadState": "not-found", "ActiveState": "inactive"},
+        "deaf.service": {"LoadState": "loaded", "ActiveState": "active"},
+        "sa.service": {"LoadState": "loaded", "ActiveState": "inactive"},
+        "sa.socket": {"LoadState": "loaded", "ActiveState": "active"},
+    }
+    rows = {r["name"]: r for r in H.service_health(services, shows, {"prog": "RUNNING"}, {80, 82, 84, 85})}
+    assert rows["ok"]["healthy"] and rows["ok"]["problems"] == []
+    assert rows["down"]["problems"] == ["down.service is failed, not active", "nothing listens on port(s) 81"]
+    assert rows["gone"]["exists"] is False and "does not exist (LoadState=not-found)" in rows["gone"]["problems"][0]
+    assert rows["deaf"]["missing_ports"] == [83] and not rows["deaf"]["healthy"]
+    assert rows["sa"]["healthy"] and rows["sa"]["checked_unit"] == "sa.socket"
+    assert rows["prog"]["healthy"]
+
+
+def test_watch_paths_cover_what_can_override_us():
+    paths = H.watch_paths([_svc("web", ports=[80], sa=True), _svc("job", backend="supervisord")],
+                          ["/etc/sysctl.d/90-x.conf"], "/usr/lib/netsvc-resilience", "/var/lib/x/state.json")
+    for p in ("/etc/sysctl.d/90-x.conf", "/run/sysctl.d", "/usr/lib/sysctl.d", "/etc/sysctl.conf",
+              "/usr/lib/netsvc-resilience", "/etc/systemd/system/web.service.d", "/etc/systemd/system/web.socket",
+              "/etc/systemd/system/netsvc-revive@.service", "/etc/supervisor/conf.d", "/etc/supervisord.d"):
+        assert p in paths
+    assert paths == sorted(paths)
+    assert H.watch_paths([], [], None, "/x") == []
+
+
+def test_snapshot_sees_content_mode_and_new_files(tmp_path):
+    d = tmp_path / "web.service.d"
+    d.mkdir()
+    f = d / "50-a.conf"
+    f.write_text(u"[Service]\nRestart=always\n")
+    single = tmp_path / "one.conf"
+    single.write_text(u"x\n")
+    paths = [str(d), str(single), str(tmp_path / "absent")]
+    first = H.snapshot_paths(paths)
+    assert first[str(tmp_path / "absent")] is None
+    assert list(first[str(d)]) == ["50-a.conf"]
+    assert H.snapshot_paths(paths) == first
+    os.chmod(str(f), 0o600)
+    assert H.snapshot_paths(paths) != first
+    os.chmod(str(f), 0o644)
+    (d / "99-other.conf").write_text(u"[Service]\nRestart=no\n")
+    assert set(H.snapshot_paths(paths)[str(d)]) == {"50-a.conf", "99-other.conf"}
+
+
+def test_sysctl_keys_and_live_values(tmp_path):
+    text = ("# managed\nnet.ipv4.tcp_fin_timeout = 15\n-net.core.somaxconn=4096\n; comment\n\n"
+            "net.ipv4.tcp_fin_timeout=15\n")
+    assert H.sysctl_keys(text) == ["net.ipv4.tcp_fin_timeout", "net.core.somaxconn"]
+    proc = tmp_path / "net" / "ipv4"
+    proc.mkdir(parents=True)
+    (proc / "ip_local_reserved_ports").write_text(u"7070\t8080\n")
+    live = H.read_live(["net.ipv4.ip_local_reserved_ports", "net.ipv4.nope"], proc=str(tmp_path))
+    assert live == {"net.ipv4.ip_local_reserved_ports": "7070 8080", "net.ipv4.nope": None}
+
+
+def test_unit_state_keeps_only_recorded_properties():
+    shows = {"a.service": {"Restart": "on-failure", "ActiveState": "active", "NRestarts": "3"}}
+    assert H.unit_state(shows, ["a.service", "b.service"]) == {"a.service": {"Restart": "on-failure"}, "b.service": {}}
+
+
+SNAP = {"files": {"/etc/x.d": {"a.conf": "h1 644 0:0"}}, "sysctl": {"k": "1"},
+        "units": {"a.service": {"Restart": "on-failure", "NeedDaemonReload": "no"}}}
+
+
+def _record(inputs="d1", snap=None):
+    return {"version": H.RECORD_VERSION, "inputs": inputs, "snapshot": snap or SNAP}
+
+
+def test_drift_none_when_identical():
+    assert H.drift(_record(), "d1", SNAP) == []
+
+
+@pytest.mark.parametrize("record, inputs, snapshot, reason", [
+    (None, "d1", SNAP, "no applied-state record"),
+    ({"version": 0}, "d1", SNAP, "no applied-state record"),
+    (_record(inputs="d0"), "d1", SNAP, "inputs (variables or collection code) changed"),
+    (_record(), "d1", dict(SNAP, sysctl={"k": "2"}), "sysctl: k changed"),
+    (_record(), "d1", dict(SNAP, files={"/etc/x.d": {"a.conf": "h2 644 0:0"}}), "files: /etc/x.d changed"),
+    (_record(), "d1", dict(SNAP, units={"a.service": {"Restart": "no", "NeedDaemonReload": "no"}}),
+     "units: a.service changed"),
+    (_record(), "d1", dict(SNAP, units={"a.service": {"Restart": "on-failure", "NeedDaemonReload": "yes"}}),
+     "daemon-reload pending"),
+])
+def test_drift_names_what_differs(record, inputs, snapshot, reason):
+    reasons = H.drift(record, inputs, snapshot)
+    assert reasons and reason in reasons[0]
+
+
+def test_a_pending_daemon_reload_is_drift_even_when_recorded_that_way():
+    snap = dict(SNAP, units={"a.service": {"Restart": "on-failure", "NeedDaemonReload": "yes"}})
+    assert H.drift(_record(snap=snap), "d1", snap) == [
+        "units: a.service has changes systemd has not loaded (daemon-reload pending)"]
