@@ -1,0 +1,291 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: host_check
+short_description: Pre-flight facts, service health and the applied-state record in one round trip
+version_added: 0.1.0
+description:
+  - Reads in one call what a rollout needs to know about a host, so a fleet run does not pay a
+    round trip per question. It reads the distribution and OS family (C(/etc/os-release)),
+    the Python running the module, and the service manager (systemd when C(/run/systemd/system)
+    exists). For every service it reads whether it exists, whether it is active (for a
+    socket-activated one, its C(.socket) unit) and whether its ports have a listening socket
+    (one C(sock_diag) dump for all ports).
+  - With O(wait) it waits until every service is healthy, up to that many seconds. With
+    O(require_healthy) it fails naming each unhealthy service and why. This is the rollout's
+    post-check.
+  - "The applied-state record (O(inputs_digest), O(record)) lets a re-run skip work without
+    hiding drift. After a verified rollout, O(record=true) stores what the host looks like:
+    the content, mode and owner of every file the collection writes or that can override it
+    (our sysctl file and every sysctl.d directory, the hook directory, each unit's drop-in
+    directory, socket units, the revive template, supervisord program directories), the live
+    values of the keys in O(sysctl_files), and the effective properties systemd reports for
+    each unit (C(Restart), C(RestartUSec), start limit, C(DropInPaths), C(NeedDaemonReload)...).
+    It also stores O(inputs_digest), a digest of the controller-side inputs."
+  - A later call with the same O(inputs_digest) returns RV(converged=true) only when the host
+    still matches that record and every service is healthy. Otherwise RV(drift) lists what
+    differs.
+  - Returns its facts under C(ansible_facts.netsvc_host), so facts from C(setup) are never
+    overwritten.
+author:
+  - netsvc.resilience maintainers (@netsvc)
+extends_documentation_fragment:
+  - netsvc.resilience.attributes
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the record is never written.
+  diff_mode:
+    support: none
+options:
+  services:
+    description:
+      - The services to look at, in the C(netsvc_services) data model; keys other than these
+        are ignored, so the list can be passed as is.
+      - C(name) (required) - systemd unit (C(.service) is added when there is no suffix) or
+        supervisord program.
+      - C(backend) - C(auto) (the default - systemd when systemd is the service manager, else
+        supervisord), C(systemd) or C(supervisord).
+      - C(ports) - TCP ports that must have a listening socket; entries that are not integers
+        (port ranges) are ignored.
+      - C(socket_activation) - check the C(.socket) unit instead of the service.
+    type: list
+    elements: dict
+    default: []
+  wait:
+    description: Seconds to wait for every service to be healthy (0 - look once).
+    type: float
+    default: 0
+  require_healthy:
+    description: Fail when a service is not healthy (after O(wait)).
+    type: bool
+    default: false
+  inputs_digest:
+    description:
+      - Digest of the controller-side inputs (variables and collection code). Compared with
+        the record to compute RV(converged), and stored by O(record).
+    type: str
+  record:
+    description:
+      - Write the applied-state record (needs O(inputs_digest) and every service healthy).
+        The record is bookkeeping of a verified run, not configuration; writing it is
+        reported as a change only when its content changes.
+    type: bool
+    default: false
+  sysctl_files:
+    description:
+      - sysctl.d files the collection writes. Their keys' live values are part of the applied
+        state, and so is every directory systemd-sysctl reads at boot.
+    type: list
+    elements: path
+    default: []
+  hook_dir:
+    description:
+      - Directory of the pre-start cleanup hook (part of the applied state). C(auto) is the OS
+        family's default (the one C(prestart_hook) uses); omit it when there is no hook.
+    type: str
+  state_file:
+    description: Where the applied-state record lives.
+    type: path
+    default: /var/lib/netsvc-resilience/applied-state.json
+"""
+
+EXAMPLES = r"""
+- name: Pre-flight - facts, services and whether the host still is as the last verified run left it
+  netsvc.resilience.host_check:
+    services: "{{ netsvc_services }}"
+    inputs_digest: "{{ my_inputs_digest }}"
+    sysctl_files: [/etc/sysctl.d/90-netsvc-resilience.conf]
+  register: pre
+
+- name: Post-check - every service active and listening within 10 s; record the verified state
+  netsvc.resilience.host_check:
+    services: "{{ netsvc_services }}"
+    wait: 10
+    require_healthy: true
+    inputs_digest: "{{ my_inputs_digest }}"
+    record: true
+    sysctl_files: [/etc/sysctl.d/90-netsvc-resilience.conf]
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: C(netsvc_host) - distribution, distribution_version, distribution_major_version,
+    os_family, service_mgr, python_version, python (version major/minor/micro, executable),
+    supervisorctl (path or empty), hook_dir (the OS family's default hook directory).
+  returned: always
+  type: dict
+services:
+  description: Per service - name, backend (resolved), unit, exists, load_state, active_state,
+    active, ports, missing_ports, healthy, problems.
+  returned: always
+  type: list
+  elements: dict
+healthy:
+  description: Every service exists, is active and listens on all its ports.
+  returned: always
+  type: bool
+converged:
+  description: The host matches the applied-state record for O(inputs_digest), and is healthy.
+  returned: always
+  type: bool
+drift:
+  description: Why RV(converged) is false (first 20 reasons).
+  returned: always
+  type: list
+  elements: str
+recorded:
+  description: The record now holds this host's verified state.
+  returned: always
+  type: bool
+"""
+
+import json
+import os
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
+
+
+def host_facts(module):
+    facts = H.parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))
+    facts["service_mgr"] = "systemd" if os.path.isdir("/run/systemd/system") else (
+        (read_text("/proc/1/comm") or "unknown").strip())
+    v = sys.version_info
+    facts["python_version"] = "%d.%d.%d" % (v[0], v[1], v[2])
+    facts["python"] = {"version": {"major": v[0], "minor": v[1], "micro": v[2]}, "executable": sys.executable}
+    facts["supervisorctl"] = module.get_bin_path("supervisorctl") or ""
+    facts["hook_dir"] = H.hook_dir(facts["os_family"])
+    return facts
+
+
+def observe(module, services, units, supervisorctl, ports):
+    """One look: systemctl show for every unit, supervisorctl status, one LISTEN dump."""
+    shows = {}
+    if units:
+        argv = [module.get_bin_path("systemctl", required=True), "show"] + units
+        for prop in sorted(set(H.UNIT_PROPS + H.HEALTH_PROPS)):
+            argv += ["-p", prop]
+        rc, out, err = module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
+        if rc != 0:
+            module.fail_json(msg="systemctl show failed (rc=%d): %s" % (rc, (err or out).strip()))
+        blocks = H.parse_show_many(out)
+        if len(blocks) != len(units):
+            module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
+        shows = dict(zip(units, blocks))
+    supervisor = {}
+    if supervisorctl and any(s["backend"] == "supervisord" for s in services):
+        _rc, out, _err = module.run_command([supervisorctl, "status"], environ_update={"LANG": "C"})
+        supervisor = H.parse_supervisor_status(out)
+    listening = set()
+    if ports:
+        try:
+            listeners = D.cleanup([(p, p) for p in ports], states=(), mode="report")["listeners"]
+        except D.DiagError as e:
+            module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % to_native(e))
+        listening = {x["port"] for x in listeners}
+    return shows, supervisor, H.service_health(services, shows, supervisor, listening)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            services=dict(type="list", elements="dict", default=[]),
+            wait=dict(type="float", default=0),
+            require_healthy=dict(type="bool", default=False),
+            inputs_digest=dict(type="str", no_log=False),
+            record=dict(type="bool", default=False),
+            sysctl_files=dict(type="list", elements="path", default=[]),
+            hook_dir=dict(type="str"),
+            state_file=dict(type="path", default="/var/lib/netsvc-resilience/applied-state.json"),
+        ),
+        required_if=[("record", True, ("inputs_digest",))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not 0 <= p["wait"] <= 600:
+        module.fail_json(msg="wait %r must be between 0 and 600 seconds" % p["wait"])
+    facts = host_facts(module)
+    try:
+        services = H.check_services(p["services"], facts["service_mgr"])
+    except ValueError as e:
+        module.fail_json(msg=to_native(e))
+    units = []
+    for svc in services:
+        if svc["backend"] == "systemd":
+            units.append(H.unit_name(svc["name"]))
+            if svc["socket_activation"]:
+                units.append(H.socket_name(svc["name"]))
+    ports = sorted({x for s in services for x in s["ports"]})
+
+    hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
+    if hook_directory and not os.path.isabs(hook_directory):
+        module.fail_json(msg="hook_dir %r must be an absolute path or auto" % hook_directory)
+    deadline = time.monotonic() + p["wait"]
+    while True:
+        shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports)
+        healthy = all(row["healthy"] for row in health)
+        if healthy or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+
+    result = dict(changed=False, services=health, healthy=healthy, converged=False, drift=[], recorded=False,
+                  ansible_facts={"netsvc_host": facts})
+    if p["inputs_digest"]:
+        sysctl_keys = []
+        for path in p["sysctl_files"]:
+            sysctl_keys.extend(k for k in H.sysctl_keys(read_text(path)) if k not in sysctl_keys)
+        snapshot = {
+            "files": H.snapshot_paths(H.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
+            "sysctl": H.read_live(sysctl_keys),
+            "units": H.unit_state(shows, units),
+        }
+        text = read_text(p["state_file"])
+        try:
+            record = json.loads(text) if text else None
+        except ValueError:
+            record = None
+        reasons = H.drift(record, p["inputs_digest"], snapshot)
+        if not healthy:
+            reasons.append("not every service is healthy")
+        result["drift"] = reasons[:20]
+        result["converged"] = not reasons
+        if p["record"]:
+            if not healthy:
+                module.fail_json(msg="not recording the applied state: %s" % "; ".join(
+                    "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
+            new = json.dumps({"version": H.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
+                             sort_keys=True, indent=1) + "\n"
+            if new != text:
+                result["changed"] = True
+                if not module.check_mode:
+                    try:
+                        atomic_write(module, p["state_file"], new, 0o644)
+                    except (IOError, OSError) as e:
+                        module.fail_json(msg="writing %s failed: %s" % (p["state_file"], to_native(e)))
+            result["recorded"] = not module.check_mode
+            result["converged"] = True
+            result["drift"] = []
+
+    if p["require_healthy"] and not healthy:
+        module.fail_json(msg="unhealthy after %ss: %s" % (p["wait"], "; ".join(
+            "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"])), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
