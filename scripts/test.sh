@@ -39,13 +39,22 @@ collections_path() {
   local cp="$top/.cache/collections"
   mkdir -p "$cp/ansible_collections/netsvc"
   ln -sfn "$top" "$cp/ansible_collections/netsvc/resilience"
-  echo "$cp:$HOME/.ansible/collections"
+  echo "$cp"
+}
+
+# ansible-lint and molecule get an ANSIBLE_HOME of their own: molecule's prerun installs a
+# copy of this collection into $ANSIBLE_HOME/collections, and ansible-lint resolved modules
+# from such a copy in ~/.ansible before this checkout (a copy left by an earlier run of an
+# older tree made lint fail on modules that tree did not have yet).
+ansible_home() {
+  mkdir -p "$top/.cache/ansible-home"
+  echo "$top/.cache/ansible-home"
 }
 
 do_lint() {
   "$venv/bin/ruff" check . || return 1
   "$venv/bin/antsibull-changelog" lint || return 1
-  ANSIBLE_COLLECTIONS_PATH=$(collections_path) PATH="$venv/bin:$PATH" \
+  ANSIBLE_HOME=$(ansible_home) ANSIBLE_COLLECTIONS_PATH=$(collections_path) PATH="$venv/bin:$PATH" \
     "$venv/bin/ansible-lint" --profile production --offline -q || return 1
 }
 
@@ -120,7 +129,7 @@ do_molecule() {
   for s in $scenarios; do
     local t0=$SECONDS
     echo "--- molecule scenario $s"
-    if PATH="$venv/bin:$PATH" MOLECULE_GLOB='molecule/*/molecule.yml' \
+    if ANSIBLE_HOME=$(ansible_home) PATH="$venv/bin:$PATH" MOLECULE_GLOB='molecule/*/molecule.yml' \
         "$venv/bin/molecule" -c molecule/_shared/base.yml test -s "$s"; then
       echo "molecule scenario $s: passed ($((SECONDS - t0)) s)"
     else
