@@ -90,6 +90,36 @@ def select_services(services, has_ports=None, **where):
     return out
 
 
+def restart_policies(services, policy=None, hook="", backend="auto"):
+    """netsvc_services -> the ``services`` list of service_restart_policy (one call per host).
+
+    Each entry: ``policy`` (role-wide options) overridden by the service's ``restart`` dict,
+    plus name, backend, socket activation and its integer ports. A supervisord ``command``
+    goes through ``hook`` (``HOOK PORT... -- COMMAND``) when there is a hook, the service has
+    integer ports and ``cleanup`` is not false.
+    """
+    out = []
+    for svc in _services(services):
+        overrides = svc.get("restart") or {}
+        if not isinstance(overrides, dict):
+            raise AnsibleFilterError("service %s: restart must be a dict of service_restart_policy options, got %r"
+                                     % (svc["name"], overrides))
+        item = dict(policy or {})
+        item.update(overrides)
+        ports = [p for p in svc.get("ports") or [] if isinstance(p, int) and not isinstance(p, bool)]
+        item.update(name=svc["name"], backend=svc.get("backend", backend),
+                    socket_activation=bool(svc.get("socket_activation", False)),
+                    accepts_inherited_fds=bool(svc.get("accepts_inherited_fds", False)), ports=ports)
+        command = svc.get("command")
+        if command is not None:
+            if hook and ports and svc.get("cleanup", True) is not False:
+                command = "%s %s -- %s" % (hook, " ".join(str(p) for p in ports), command)
+            item["command"] = command
+        out.append(item)
+    return out
+
+
 class FilterModule(object):
     def filters(self):
-        return {"service_ports": service_ports, "select_services": select_services}
+        return {"service_ports": service_ports, "select_services": select_services,
+                "restart_policies": restart_policies}

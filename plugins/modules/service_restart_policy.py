@@ -53,8 +53,22 @@ options:
       - The systemd service (C(.service) is added when missing) or supervisord program name.
       - Validated against systemd's unit-name rules; path separators, C(..), control
         characters and a leading C(-) or C(.) are refused.
+      - Required unless O(services) is given.
     type: str
-    required: true
+  services:
+    description:
+      - Several services in one call. Each entry is a dict of this module's options (C(name)
+        required), which override the options given at the top level for that service. An
+        unknown key fails the call, naming it.
+      - Every systemd service's files are planned and validated first, then written. One
+        C(systemd-analyze verify) checks them all, and a problem puts every file back. One
+        C(daemon-reload) follows, and then each service's effective values are read. A
+        supervisord program is applied after them, with C(reread) and C(update) for that
+        program only.
+      - The result then has RV(results), one entry per service, shaped like a loop's
+        results (C(item), C(changed) and the keys below).
+    type: list
+    elements: dict
   state:
     description: C(absent) removes exactly what this module wrote for the service and reloads.
     type: str
@@ -212,6 +226,14 @@ EXAMPLES = r"""
     accepts_inherited_fds: true
     ports: [8080]
 
+- name: Two services in one call, one daemon-reload
+  netsvc.resilience.service_restart_policy:
+    restart_sec: 0
+    services:
+      - name: web.service
+      - name: worker.service
+        start_limit_burst: 50
+
 - name: A supervisord program
   netsvc.resilience.service_restart_policy:
     name: myapp
@@ -252,12 +274,18 @@ warning_messages:
   returned: always
   type: list
   elements: str
+results:
+  description: With O(services), one result per service (C(item) is the entry as given).
+  returned: when O(services) is given
+  type: list
+  elements: dict
 """
 
 import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
@@ -284,12 +312,10 @@ def listening_ports(ports):
     return sorted({x["port"] for x in listeners})
 
 
-def systemd_main(module, p, warnings):
+def systemd_plan(module, p, warnings, systemctl, version):
+    """One service's change, planned and validated: nothing is written here."""
     name = U.check_unit_name(p["name"])
     dropin = U.check_dropin_name(p["dropin_name"])
-    systemctl = module.get_bin_path("systemctl", required=True)
-    _rc, out, _err = run(module, [systemctl, "--version"])
-    version = U.parse_version(out)
     _rc, out, _err = run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
     show = U.parse_show(out)
     if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
@@ -299,14 +325,12 @@ def systemd_main(module, p, warnings):
     dropin_path = os.path.join(SYSTEMD_DIR, name + ".d", dropin + ".conf")
     socket_name = name[: -len(".service")] + ".socket"
     socket_path = os.path.join(SYSTEMD_DIR, socket_name)
-    revive_path = os.path.join(SYSTEMD_DIR, U.REVIVE_TEMPLATE)
     files = FileSet(module)
     content = ""
-    revive_on = False
+    revive = None
 
     if p["state"] == "present":
         opts = U.normalize_options(p)
-        revive_on = bool(opts.get("revive"))
         if p["socket_activation"]:
             if not p["accepts_inherited_fds"]:
                 module.fail_json(msg="socket_activation for %s needs accepts_inherited_fds=true: the service must take "
@@ -320,20 +344,14 @@ def systemd_main(module, p, warnings):
         content, more = U.render_dropin(opts, version)
         warnings.extend(more)
         files.want(dropin_path, content)
-        if revive_on:
-            files.want(revive_path, U.render_revive(opts["revive_delay"]))
+        if opts.get("revive"):
+            revive = U.render_revive(opts["revive_delay"])
         if p["socket_activation"]:
             files.want(socket_path, U.render_socket(name, p["ports"], p["backlog"]))
     else:
         files.want(dropin_path, None)
         if "netsvc.resilience" in (read_text(socket_path) or ""):  # only a socket unit we wrote
             files.want(socket_path, None)
-    if not revive_on:
-        # remove the revive template when no drop-in of ours references it any more
-        others = [f for f in glob.glob(os.path.join(SYSTEMD_DIR, "*.service.d", "*.conf"))
-                  if f != dropin_path and "netsvc-revive@" in (read_text(f) or "")]
-        if not others and read_text(revive_path) is not None:
-            files.want(revive_path, None)
 
     socket_start = False
     if p["state"] == "present" and p["socket_activation"]:
@@ -351,41 +369,80 @@ def systemd_main(module, p, warnings):
                         "%s), and the first connection starts the service with the inherited socket"
                         % (held, name, name, name, socket_name))
             socket_start = True
-    socket_stop = p["state"] == "absent" and socket_path in files.paths
+    return dict(name=name, show=show, files=files, content=content, revive=revive, dropin_path=dropin_path,
+                socket_name=socket_name, socket_path=socket_path, socket_start=socket_start,
+                socket_stop=p["state"] == "absent" and socket_path in files.paths,
+                present=p["state"] == "present", socket_activation=p["socket_activation"])
 
-    changed = files.changed or socket_start
-    result = dict(changed=changed, path=dropin_path, content=content, backend="systemd",
-                  systemd_version=version, socket_path=socket_path if p["socket_activation"] else "",
-                  diff=files.diff())
-    if module.check_mode or not changed:
-        result["effective"] = effective(module, systemctl, name)
-        return result
 
-    if socket_stop:
-        run(module, [systemctl, "disable", "--now", socket_name], check=False)
+def plan_revive(module, plans):
+    """The shared revive template: wanted while any drop-in of ours references it."""
+    revive_path = os.path.join(SYSTEMD_DIR, U.REVIVE_TEMPLATE)
+    shared = FileSet(module)
+    wanted = [pl["revive"] for pl in plans if pl["revive"]]
+    if wanted:
+        shared.want(revive_path, wanted[-1])  # one template per host: the last service's delay wins
+    else:
+        ours = {pl["dropin_path"] for pl in plans}
+        others = [f for f in glob.glob(os.path.join(SYSTEMD_DIR, "*.service.d", "*.conf"))
+                  if f not in ours and "netsvc-revive@" in (read_text(f) or "")]
+        if not others and read_text(revive_path) is not None:
+            shared.want(revive_path, None)
+    return shared
+
+
+def systemd_execute(module, systemctl, plans, shared):
+    """Write every planned file, verify them all, reload once, start socket units."""
+    filesets = [pl["files"] for pl in plans] + [shared]
+
+    def undo():
+        for f in reversed(filesets):
+            f.rollback()
+
+    for pl in plans:
+        if pl["socket_stop"]:
+            run(module, [systemctl, "disable", "--now", pl["socket_name"]], check=False)
     try:
-        files.apply()
+        for f in filesets:
+            f.apply()
     except (IOError, OSError) as e:
-        files.rollback()
-        module.fail_json(msg="writing %s failed: %s; previous files restored" % (dropin_path, to_native(e)))
-    if p["state"] == "present" and show.get("FragmentPath"):
-        analyze = module.get_bin_path("systemd-analyze")
-        if analyze:
-            _rc, vout, verr = run(module, [analyze, "verify", show["FragmentPath"]], check=False)
-            problems = U.verify_problems(vout + "\n" + verr, dropin_path)
-            if socket_start:
-                problems += U.verify_problems(vout + "\n" + verr, socket_path)
-            if problems:
-                files.rollback()
-                module.fail_json(msg="systemd-analyze verify rejected the drop-in for %s; the previous drop-in "
-                                     "(or none) was restored: %s" % (name, "; ".join(problems)),
-                                 content=content)
-    if files.changed:
+        undo()
+        module.fail_json(msg="writing %s failed: %s; previous files restored"
+                             % (", ".join(p for f in filesets for p in f.paths), to_native(e)))
+    checked = [pl for pl in plans if pl["present"] and pl["show"].get("FragmentPath")
+               and (pl["files"].changed or pl["socket_start"])]
+    analyze = module.get_bin_path("systemd-analyze") if checked else None
+    if analyze:
+        _rc, vout, verr = run(module, [analyze, "verify"] + [pl["show"]["FragmentPath"] for pl in checked],
+                              check=False)
+        problems = []
+        for pl in checked:
+            problems += U.verify_problems(vout + "\n" + verr, pl["dropin_path"])
+            if pl["socket_start"]:
+                problems += U.verify_problems(vout + "\n" + verr, pl["socket_path"])
+        if problems:
+            undo()
+            module.fail_json(msg="systemd-analyze verify rejected the drop-in for %s; the previous drop-in "
+                                 "(or none) was restored: %s" % (", ".join(pl["name"] for pl in checked),
+                                                                 "; ".join(problems)),
+                             content=checked[0]["content"] if len(checked) == 1 else "")
+    if any(f.changed for f in filesets):
         run(module, [systemctl, "daemon-reload"])
-    if socket_start:
-        run(module, [systemctl, "enable", "--now", socket_name])
-    result["effective"] = effective(module, systemctl, name)
-    return result
+    for pl in plans:
+        if pl["socket_start"]:
+            run(module, [systemctl, "enable", "--now", pl["socket_name"]])
+
+
+def systemd_results(module, systemctl, version, plans, shared):
+    results = []
+    for i, pl in enumerate(plans):
+        diff = pl["files"].diff() + (shared.diff() if i == 0 else [])
+        results.append(dict(changed=pl["files"].changed or pl["socket_start"] or (i == 0 and shared.changed),
+                            path=pl["dropin_path"], content=pl["content"], backend="systemd",
+                            systemd_version=version,
+                            socket_path=pl["socket_path"] if pl["socket_activation"] else "",
+                            diff=diff, effective=effective(module, systemctl, pl["name"])))
+    return results
 
 
 def effective(module, systemctl, name):
@@ -416,8 +473,12 @@ def supervisor_dir(p):
     return U.supervisor_paths(family)
 
 
+def program_of(name):
+    return name[: -len(".service")] if name.endswith(".service") else name
+
+
 def supervisord_main(module, p, warnings):
-    name = U.check_program_name(p["name"][: -len(".service")] if p["name"].endswith(".service") else p["name"])
+    name = U.check_program_name(program_of(p["name"]))
     directory, ext = supervisor_dir(p)
     path = os.path.join(directory, name + ext)
     ctl = module.get_bin_path("supervisorctl", required=True)
@@ -458,66 +519,117 @@ def supervisord_main(module, p, warnings):
     return result
 
 
+SPEC = dict(
+    name=dict(type="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    backend=dict(type="str", default="auto", choices=["auto", "systemd", "supervisord"]),
+    dropin_name=dict(type="str", default="50-netsvc-resilience"),
+    apply_defaults=dict(type="bool", default=True),
+    restart=dict(type="str", choices=list(U.RESTART_VALUES)),
+    restart_sec=dict(type="raw"),
+    start_limit_interval=dict(type="raw"),
+    start_limit_burst=dict(type="int"),
+    restart_steps=dict(type="int"),
+    restart_max_delay=dict(type="raw"),
+    restart_mode=dict(type="str", choices=list(U.RESTART_MODES)),
+    restart_prevent_exit_status=dict(type="list", elements="str"),
+    success_exit_status=dict(type="list", elements="str"),
+    kill_mode=dict(type="str", choices=list(U.KILL_MODES)),
+    timeout_stop_sec=dict(type="raw"),
+    limit_nofile=dict(type="str"),
+    oom_policy=dict(type="str", choices=list(U.OOM_POLICIES)),
+    exec_start_pre=dict(type="list", elements="str"),
+    exec_stop_post=dict(type="list", elements="str"),
+    watchdog_sec=dict(type="raw"),
+    extra_unit=dict(type="dict"),
+    extra_service=dict(type="dict"),
+    revive=dict(type="bool"),
+    revive_delay=dict(type="str", default="30s"),
+    socket_activation=dict(type="bool", default=False),
+    accepts_inherited_fds=dict(type="bool", default=False),
+    ports=dict(type="list", elements="int", default=[]),
+    backlog=dict(type="int", default=4096),
+    fd_store_max=dict(type="int"),
+    must_exist=dict(type="bool", default=True),
+    command=dict(type="str"),
+    startsecs=dict(type="int", default=1),
+    startretries=dict(type="int", default=100),
+    stopsignal=dict(type="str", default="TERM"),
+    stopwaitsecs=dict(type="int"),
+    supervisor_dir=dict(type="path"),
+)
+REQUIRED_IF = [("socket_activation", True, ("ports",))]
+
+
+def service_params(module, p):
+    """[(item or None, params)] - one entry per service, each validated as the module's options."""
+    if p["services"] is None:
+        return [(None, p)]
+    out = []
+    for i, item in enumerate(p["services"]):
+        label = "services[%d]" % i
+        if not isinstance(item, dict) or not item.get("name"):
+            module.fail_json(msg="%s %r must be a dict with a name" % (label, item))
+        label += " (%s)" % item["name"]
+        unknown = sorted(set(item) - set(SPEC))
+        if unknown:
+            allowed = ", ".join(sorted(SPEC))
+            module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
+        merged = {k: v for k, v in p.items() if k != "services" and v is not None}
+        merged.update(item)
+        checked = ArgumentSpecValidator(SPEC, required_if=REQUIRED_IF).validate(merged)
+        if checked.error_messages:
+            module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+        out.append((item, checked.validated_parameters))
+    return out
+
+
 def main():
+    spec = dict(SPEC, services=dict(type="list", elements="dict"))
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            backend=dict(type="str", default="auto", choices=["auto", "systemd", "supervisord"]),
-            dropin_name=dict(type="str", default="50-netsvc-resilience"),
-            apply_defaults=dict(type="bool", default=True),
-            restart=dict(type="str", choices=list(U.RESTART_VALUES)),
-            restart_sec=dict(type="raw"),
-            start_limit_interval=dict(type="raw"),
-            start_limit_burst=dict(type="int"),
-            restart_steps=dict(type="int"),
-            restart_max_delay=dict(type="raw"),
-            restart_mode=dict(type="str", choices=list(U.RESTART_MODES)),
-            restart_prevent_exit_status=dict(type="list", elements="str"),
-            success_exit_status=dict(type="list", elements="str"),
-            kill_mode=dict(type="str", choices=list(U.KILL_MODES)),
-            timeout_stop_sec=dict(type="raw"),
-            limit_nofile=dict(type="str"),
-            oom_policy=dict(type="str", choices=list(U.OOM_POLICIES)),
-            exec_start_pre=dict(type="list", elements="str"),
-            exec_stop_post=dict(type="list", elements="str"),
-            watchdog_sec=dict(type="raw"),
-            extra_unit=dict(type="dict"),
-            extra_service=dict(type="dict"),
-            revive=dict(type="bool"),
-            revive_delay=dict(type="str", default="30s"),
-            socket_activation=dict(type="bool", default=False),
-            accepts_inherited_fds=dict(type="bool", default=False),
-            ports=dict(type="list", elements="int", default=[]),
-            backlog=dict(type="int", default=4096),
-            fd_store_max=dict(type="int"),
-            must_exist=dict(type="bool", default=True),
-            command=dict(type="str"),
-            startsecs=dict(type="int", default=1),
-            startretries=dict(type="int", default=100),
-            stopsignal=dict(type="str", default="TERM"),
-            stopwaitsecs=dict(type="int"),
-            supervisor_dir=dict(type="path"),
-        ),
-        required_if=[("socket_activation", True, ("ports",))],
+        argument_spec=spec,
+        required_if=REQUIRED_IF,
+        required_one_of=[("name", "services")],
+        mutually_exclusive=[("name", "services")],
         supports_check_mode=True,
     )
-    p = module.params
-    backend = p["backend"]
-    if backend == "auto":
-        backend = "systemd" if os.path.isdir("/run/systemd/system") else "supervisord"
+    on_systemd = os.path.isdir("/run/systemd/system")
     warnings = []
+    systemd, supervisord = [], []
     try:
-        if backend == "systemd":
-            result = systemd_main(module, p, warnings)
-        else:
-            if p["state"] == "present" and not p["command"]:
-                module.fail_json(msg="backend supervisord needs command (the program's command line)")
-            result = supervisord_main(module, p, warnings)
+        for item, p in service_params(module, module.params):
+            backend = p["backend"]
+            if backend == "auto":
+                backend = "systemd" if on_systemd else "supervisord"
+            if backend == "supervisord" and p["state"] == "present" and not p["command"]:
+                module.fail_json(msg="backend supervisord needs command (the program's command line): %s"
+                                     % p["name"])
+            if backend == "supervisord":
+                U.check_program_name(program_of(p["name"]))  # before anything is written
+            (systemd if backend == "systemd" else supervisord).append((item, p))
+        done = []
+        if systemd:
+            systemctl = module.get_bin_path("systemctl", required=True)
+            _rc, out, _err = run(module, [systemctl, "--version"])
+            version = U.parse_version(out)
+            plans = [systemd_plan(module, p, warnings, systemctl, version) for _item, p in systemd]
+            shared = plan_revive(module, plans)
+            if not module.check_mode and (shared.changed or any(pl["files"].changed or pl["socket_start"]
+                                                                for pl in plans)):
+                systemd_execute(module, systemctl, plans, shared)
+            done += zip([item for item, _p in systemd], systemd_results(module, systemctl, version, plans, shared))
+        for item, p in supervisord:
+            done.append((item, supervisord_main(module, p, warnings)))
     except U.UnitError as e:
         module.fail_json(msg=to_native(e))
     for w in warnings:
         module.warn(w)
+    if module.params["services"] is None:
+        result = done[0][1]
+    else:
+        results = [dict(r, item=item) for item, r in done]
+        result = dict(changed=any(r["changed"] for r in results), results=results,
+                      diff=[d for r in results for d in r["diff"]])
     result["warning_messages"] = warnings
     module.exit_json(**result)
 

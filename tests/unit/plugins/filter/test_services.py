@@ -7,7 +7,11 @@ __metaclass__ = type
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsvc.resilience.plugins.filter.services import select_services, service_ports
+from ansible_collections.netsvc.resilience.plugins.filter.services import (
+    restart_policies,
+    select_services,
+    service_ports,
+)
 
 SERVICES = [
     {"name": "a.service", "ports": [8080, 443]},
@@ -50,3 +54,27 @@ def test_select_services_uses_model_defaults():
     assert names(select_services(services, backend="supervisord")) == ["e"]
     with pytest.raises(AnsibleFilterError):
         select_services([{"ports": [1]}])
+
+
+def test_restart_policies_merge_policy_overrides_and_wrap_supervisord_commands():
+    services = [
+        {"name": "web.service", "ports": [8080, "9000-9010"], "restart": {"start_limit_burst": 50},
+         "cleanup": True, "reserve_ports": False},
+        {"name": "job", "backend": "supervisord", "ports": [7000], "command": "/usr/bin/job --port 7000"},
+        {"name": "raw", "backend": "supervisord", "ports": [7001], "command": "/usr/bin/raw", "cleanup": False},
+        {"name": "sa", "ports": [7002], "socket_activation": True, "accepts_inherited_fds": True},
+    ]
+    out = restart_policies(services, {"restart_sec": 0, "start_limit_burst": 20}, "/usr/lib/x/hook", "auto")
+    assert out[0] == {"restart_sec": 0, "start_limit_burst": 50, "name": "web.service", "backend": "auto",
+                      "socket_activation": False, "accepts_inherited_fds": False, "ports": [8080]}
+    assert out[1]["command"] == "/usr/lib/x/hook 7000 -- /usr/bin/job --port 7000"
+    assert out[1]["backend"] == "supervisord" and out[1]["start_limit_burst"] == 20
+    assert out[2]["command"] == "/usr/bin/raw"
+    assert out[3]["socket_activation"] and out[3]["accepts_inherited_fds"] and out[3]["ports"] == [7002]
+    assert restart_policies(services[1:2], None, "", "auto")[0]["command"] == "/usr/bin/job --port 7000"
+
+
+def test_restart_policies_bad_restart_is_an_error_naming_the_service():
+    with pytest.raises(AnsibleFilterError) as e:
+        restart_policies([{"name": "web", "restart": "always"}])
+    assert "service web: restart must be a dict" in str(e.value)
