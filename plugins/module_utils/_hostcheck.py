@@ -23,6 +23,8 @@ import hashlib
 import os
 import stat
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+
 RECORD_VERSION = 1
 
 # os-release ID -> (distribution as Ansible's setup names it, os_family)
@@ -44,9 +46,6 @@ HOOK_DIRS = {
 }
 HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
 
-# Every place systemd-sysctl reads at boot (a file there can override ours).
-SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d",
-               "/lib/sysctl.d", "/etc/sysctl.conf")
 SYSTEMD_DIR = "/etc/systemd/system"
 SUPERVISOR_DIRS = ("/etc/supervisor/conf.d", "/etc/supervisord.d")
 
@@ -214,7 +213,9 @@ def watch_paths(services, sysctl_files, hook_directory, state_file):
     paths = set()
     if sysctl_files:
         paths.update(sysctl_files)
-        paths.update(SYSCTL_DIRS)
+        # every place systemd-sysctl reads at boot (a file there can override ours)
+        paths.update(S.SYSCTL_DIRS)
+        paths.add(S.SYSCTL_CONF)
     if hook_directory:
         paths.add(hook_directory)
     systemd = [s for s in services if s["backend"] == "systemd"]
@@ -267,28 +268,12 @@ def snapshot_paths(paths):
 
 
 def sysctl_keys(text):
-    """Keys set by a sysctl.d file (`key = value` lines; `-key` means ignore errors)."""
+    """Keys set by a sysctl.d file, in order, each once (parsed as sysctl_tcp parses them)."""
     keys = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key = line.split("=", 1)[0].strip().lstrip("-")
-        if key and key not in keys:
+    for key, _value, _line in S.parse_conf(text or ""):
+        if key not in keys:
             keys.append(key)
     return keys
-
-
-def read_live(keys, proc="/proc/sys"):
-    out = {}
-    for key in keys:
-        path = os.path.join(proc, key.replace(".", "/"))
-        try:
-            with open(path) as f:
-                out[key] = " ".join(f.read().split())
-        except (IOError, OSError):
-            out[key] = None
-    return out
 
 
 def unit_state(shows, units):

@@ -158,6 +158,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
@@ -251,7 +252,7 @@ def main():
             sysctl_keys.extend(k for k in H.sysctl_keys(read_text(path)) if k not in sysctl_keys)
         snapshot = {
             "files": H.snapshot_paths(H.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
-            "sysctl": H.read_live(sysctl_keys),
+            "sysctl": S.read_live(sysctl_keys),
             "units": H.unit_state(shows, units),
         }
         text = read_text(p["state_file"])

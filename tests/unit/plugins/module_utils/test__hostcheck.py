@@ -9,6 +9,7 @@ import os
 import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
 ROCKY = 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
@@ -140,7 +141,7 @@ def test_sysctl_keys_and_live_values(tmp_path):
     proc = tmp_path / "net" / "ipv4"
     proc.mkdir(parents=True)
     (proc / "ip_local_reserved_ports").write_text(u"7070\t8080\n")
-    live = H.read_live(["net.ipv4.ip_local_reserved_ports", "net.ipv4.nope"], proc=str(tmp_path))
+    live = S.read_live(["net.ipv4.ip_local_reserved_ports", "net.ipv4.nope"], proc_root=str(tmp_path))
     assert live == {"net.ipv4.ip_local_reserved_ports": "7070 8080", "net.ipv4.nope": None}
 
 
