@@ -24,6 +24,8 @@ import os
 import stat
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
 RECORD_VERSION = 1
 
@@ -46,7 +48,6 @@ HOOK_DIRS = {
 }
 HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
 
-SYSTEMD_DIR = "/etc/systemd/system"
 SUPERVISOR_DIRS = ("/etc/supervisor/conf.d", "/etc/supervisord.d")
 
 # Effective unit properties that make up the applied state (never counters or timestamps).
@@ -82,6 +83,11 @@ def parse_os_release(text):
         "distribution_major_version": version.split(".")[0] if version else "",
         "os_family": family,
     }
+
+
+def read_os_release():
+    """Facts of this host's /etc/os-release (or /usr/lib/os-release)."""
+    return parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))
 
 
 def hook_dir(os_family):
@@ -120,19 +126,6 @@ def check_services(services, service_mgr):
         out.append({"name": svc["name"], "backend": resolve_backend(backend, service_mgr), "ports": ports,
                     "socket_activation": sa})
     return out
-
-
-def unit_name(name):
-    return name if "." in name else name + ".service"
-
-
-def socket_name(name):
-    base = unit_name(name)
-    return base[: -len(".service")] + ".socket" if base.endswith(".service") else base + ".socket"
-
-
-def program_name(name):
-    return name[: -len(".service")] if name.endswith(".service") else name
 
 
 def parse_show_many(text):
@@ -177,18 +170,18 @@ def service_health(services, shows, supervisor, listening):
         row = {"name": svc["name"], "backend": svc["backend"], "ports": ports,
                "socket_activation": bool(svc.get("socket_activation"))}
         if svc["backend"] == "systemd":
-            unit = unit_name(svc["name"])
+            unit = U.unit_name(svc["name"])
             show = shows.get(unit, {})
             row["unit"] = unit
             row["load_state"] = show.get("LoadState", "not-found")
             row["exists"] = row["load_state"] == "loaded"
-            watched = socket_name(svc["name"]) if row["socket_activation"] else unit
+            watched = U.socket_name(svc["name"]) if row["socket_activation"] else unit
             row["active_state"] = shows.get(watched, {}).get("ActiveState", "unknown")
             row["active"] = row["active_state"] == "active"
             row["checked_unit"] = watched
         else:
-            state = supervisor.get(program_name(svc["name"]))
-            row["unit"] = program_name(svc["name"])
+            state = supervisor.get(U.program_name(svc["name"]))
+            row["unit"] = U.program_name(svc["name"])
             row["exists"] = state is not None
             row["load_state"] = "loaded" if state is not None else "not-found"
             row["active_state"] = state or "unknown"
@@ -220,11 +213,11 @@ def watch_paths(services, sysctl_files, hook_directory, state_file):
         paths.add(hook_directory)
     systemd = [s for s in services if s["backend"] == "systemd"]
     for svc in systemd:
-        paths.add(os.path.join(SYSTEMD_DIR, unit_name(svc["name"]) + ".d"))
+        paths.add(os.path.join(U.SYSTEMD_DIR, U.unit_name(svc["name"]) + ".d"))
         if svc.get("socket_activation"):
-            paths.add(os.path.join(SYSTEMD_DIR, socket_name(svc["name"])))
+            paths.add(os.path.join(U.SYSTEMD_DIR, U.socket_name(svc["name"])))
     if systemd:
-        paths.add(os.path.join(SYSTEMD_DIR, "netsvc-revive@.service"))
+        paths.add(os.path.join(U.SYSTEMD_DIR, U.REVIVE_TEMPLATE))
     if any(s["backend"] == "supervisord" for s in services):
         paths.update(SUPERVISOR_DIRS)
     paths.discard(state_file)

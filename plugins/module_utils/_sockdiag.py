@@ -362,6 +362,12 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
 # ------------------------------------------------------------------ the restart hook
 
 
+def listening_ports(ports):
+    """Ports of ``ports`` that have a LISTEN socket (one dump; raises DiagError)."""
+    listeners = cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+    return sorted({x["port"] for x in listeners})
+
+
 def _hook_main(argv):
     ports = []
     command = None

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 RESTART_VALUES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
@@ -20,6 +21,7 @@ KILL_MODES = ("control-group", "mixed", "process", "none")
 OOM_POLICIES = ("continue", "stop", "kill")
 RESTART_MODES = ("normal", "direct")
 REVIVE_TEMPLATE = "netsvc-revive@.service"
+SYSTEMD_DIR = "/etc/systemd/system"
 
 # Measured defaults (docs/linux-facts.md, systemd 252 container, SIGKILL under load):
 # - RestartSec=0 restarts within 3 ms (46 ms to serving); RestartSec=100ms lands on a 250 ms
@@ -93,6 +95,34 @@ def check_unit_name(name):
     if not prefix or prefix.count("@") > 1 or prefix.startswith("@"):
         raise UnitError("unit name %r is not a valid service name (empty prefix or bad '@' use)" % (name,))
     return name
+
+
+def run(module, argv, check=True):
+    """Run a command in the C locale (its output is parsed); with ``check``, fail on rc != 0."""
+    rc, out, err = module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
+    if check and rc != 0:
+        module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()), rc=rc)
+    return rc, out, err
+
+
+def unit_name(name):
+    """The unit name with .service added when it has no suffix (no validation: see check_unit_name)."""
+    return name if "." in name else name + ".service"
+
+
+def socket_name(name):
+    """The .socket unit that goes with a service."""
+    base = unit_name(name)
+    return base[: -len(".service")] + ".socket" if base.endswith(".service") else base + ".socket"
+
+
+def program_name(name):
+    """A supervisord program's name: the service name without .service."""
+    return name[: -len(".service")] if name.endswith(".service") else name
+
+
+def dropin_path(unit, dropin):
+    return os.path.join(SYSTEMD_DIR, unit + ".d", dropin + ".conf")
 
 
 def check_dropin_name(name):

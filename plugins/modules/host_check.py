@@ -159,11 +159,12 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
 def host_facts(module):
-    facts = H.parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))
+    facts = H.read_os_release()
     facts["service_mgr"] = "systemd" if os.path.isdir("/run/systemd/system") else (
         (read_text("/proc/1/comm") or "unknown").strip())
     v = sys.version_info
@@ -181,24 +182,21 @@ def observe(module, services, units, supervisorctl, ports):
         argv = [module.get_bin_path("systemctl", required=True), "show"] + units
         for prop in sorted(set(H.UNIT_PROPS + H.HEALTH_PROPS)):
             argv += ["-p", prop]
-        rc, out, err = module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
-        if rc != 0:
-            module.fail_json(msg="systemctl show failed (rc=%d): %s" % (rc, (err or out).strip()))
+        _rc, out, _err = U.run(module, argv)
         blocks = H.parse_show_many(out)
         if len(blocks) != len(units):
             module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         shows = dict(zip(units, blocks))
     supervisor = {}
     if supervisorctl and any(s["backend"] == "supervisord" for s in services):
-        _rc, out, _err = module.run_command([supervisorctl, "status"], environ_update={"LANG": "C"})
+        _rc, out, _err = U.run(module, [supervisorctl, "status"], check=False)
         supervisor = H.parse_supervisor_status(out)
     listening = set()
     if ports:
         try:
-            listeners = D.cleanup([(p, p) for p in ports], states=(), mode="report")["listeners"]
+            listening = set(D.listening_ports(ports))
         except D.DiagError as e:
             module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % to_native(e))
-        listening = {x["port"] for x in listeners}
     return shows, supervisor, H.service_health(services, shows, supervisor, listening)
 
 
@@ -228,9 +226,9 @@ def main():
     units = []
     for svc in services:
         if svc["backend"] == "systemd":
-            units.append(H.unit_name(svc["name"]))
+            units.append(U.unit_name(svc["name"]))
             if svc["socket_activation"]:
-                units.append(H.socket_name(svc["name"]))
+                units.append(U.socket_name(svc["name"]))
     ports = sorted({x for s in services for x in s["ports"]})
 
     hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]

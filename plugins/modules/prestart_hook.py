@@ -105,19 +105,13 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet
 
-SYSTEMD_DIR = "/etc/systemd/system"
 HEADER = "Ansible managed: netsvc.resilience.prestart_hook"
 
 
 def default_path():
-    family = H.parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))["os_family"]
-    return os.path.join(H.hook_dir(family), "netsvc-sockclean")
-
-
-def run(module, argv):
-    return module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
+    return os.path.join(H.hook_dir(H.read_os_release()["os_family"]), "netsvc-sockclean")
 
 
 def main():
@@ -145,13 +139,13 @@ def main():
         for svc in H.check_services(p["services"], service_mgr):
             if svc["backend"] != "systemd":
                 continue  # a supervisord program: its command goes through the hook instead
-            name = U.check_unit_name(H.unit_name(svc["name"]))
+            name = U.check_unit_name(U.unit_name(svc["name"]))
             ports = sorted(set(svc["ports"]))
             if not ports:
                 continue
             cmd = "-%s %s" % (path, " ".join(str(x) for x in ports))
             opts = U.normalize_options({"apply_defaults": False, "exec_start_pre": [cmd]})
-            plans.append((name, os.path.join(SYSTEMD_DIR, name + ".d", dropin + ".conf"), opts))
+            plans.append((name, U.dropin_path(name, dropin), opts))
     except (U.UnitError, ValueError) as e:
         module.fail_json(msg=to_native(e))
 
@@ -167,7 +161,7 @@ def main():
     if not present:
         files.want(path, None)
         files.want(fallback, None)
-    dropins_changed = [x for x in files.paths if x.startswith(SYSTEMD_DIR + "/")]
+    dropins_changed = [x for x in files.paths if x.startswith(U.SYSTEMD_DIR + "/")]
     result = dict(changed=files.changed, path=path, written=files.paths,
                   dropins={name: dpath for name, dpath, _o in plans}, diff=files.diff())
     if module.check_mode or not files.changed:
@@ -189,11 +183,11 @@ def main():
         if present and analyze:
             changed_units = [name for name, dpath, _o in plans if dpath in dropins_changed]
             argv = [systemctl, "show", "-p", "FragmentPath"] + changed_units
-            fragments = [b.get("FragmentPath") for b in H.parse_show_many(run(module, argv)[1])]
+            fragments = [b.get("FragmentPath") for b in H.parse_show_many(U.run(module, argv, check=False)[1])]
             fragments = [f for f in fragments if f]
             out = err = ""
             if fragments:
-                _rc, out, err = run(module, [analyze, "verify"] + fragments)
+                _rc, out, err = U.run(module, [analyze, "verify"] + fragments, check=False)
             problems = []
             for dpath in dropins_changed:
                 problems += U.verify_problems(out + "\n" + err, dpath)
@@ -201,9 +195,7 @@ def main():
                 files.rollback()
                 module.fail_json(msg="systemd-analyze verify rejected the cleanup drop-in; every file is as it "
                                      "was: %s" % "; ".join(problems))
-        rc, out, err = run(module, [systemctl, "daemon-reload"])
-        if rc != 0:
-            module.fail_json(msg="systemctl daemon-reload failed (rc=%d): %s" % (rc, (err or out).strip()))
+        U.run(module, [systemctl, "daemon-reload"])
     module.exit_json(**result)
 
 

@@ -288,43 +288,30 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
 
-SYSTEMD_DIR = "/etc/systemd/system"
 SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval",
               "KillMode", "TimeoutStopUSec", "LimitNOFILE", "OOMPolicy", "RestartSteps",
               "RestartMaxDelayUSec", "OnFailure", "DropInPaths", "FragmentPath", "LoadState",
               "ActiveState", "SubState", "MainPID", "NRestarts", "ExecStartPre", "FileDescriptorStoreMax"]
 
 
-def run(module, argv, check=True):
-    rc, out, err = module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
-    if check and rc != 0:
-        module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()), rc=rc)
-    return rc, out, err
-
-
-def listening_ports(ports):
-    """Ports of ``ports`` that have a LISTEN socket (the sock_diag dump socket_cleanup uses)."""
-    listeners = D.cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
-    return sorted({x["port"] for x in listeners})
-
-
 def systemd_plan(module, p, warnings, systemctl, version):
     """One service's change, planned and validated: nothing is written here."""
     name = U.check_unit_name(p["name"])
     dropin = U.check_dropin_name(p["dropin_name"])
-    _rc, out, _err = run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
+    _rc, out, _err = U.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
     show = U.parse_show(out)
     if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
         module.fail_json(msg="service %s does not exist on this host (LoadState=%s); install it first or set "
                              "must_exist=false" % (name, show.get("LoadState", "unknown")))
 
-    dropin_path = os.path.join(SYSTEMD_DIR, name + ".d", dropin + ".conf")
-    socket_name = name[: -len(".service")] + ".socket"
-    socket_path = os.path.join(SYSTEMD_DIR, socket_name)
+    dropin_path = U.dropin_path(name, dropin)
+    socket_name = U.socket_name(name)
+    socket_path = os.path.join(U.SYSTEMD_DIR, socket_name)
     files = FileSet(module)
     content = ""
     revive = None
@@ -355,10 +342,10 @@ def systemd_plan(module, p, warnings, systemctl, version):
 
     socket_start = False
     if p["state"] == "present" and p["socket_activation"]:
-        _rc, sout, _err = run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
+        _rc, sout, _err = U.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
         if U.parse_show(sout).get("ActiveState") != "active":
             try:
-                held = listening_ports(p["ports"])
+                held = D.listening_ports(p["ports"])
             except D.DiagError as e:
                 module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was "
                                      "written" % (p["ports"], to_native(e)))
@@ -377,14 +364,14 @@ def systemd_plan(module, p, warnings, systemctl, version):
 
 def plan_revive(module, plans):
     """The shared revive template: wanted while any drop-in of ours references it."""
-    revive_path = os.path.join(SYSTEMD_DIR, U.REVIVE_TEMPLATE)
+    revive_path = os.path.join(U.SYSTEMD_DIR, U.REVIVE_TEMPLATE)
     shared = FileSet(module)
     wanted = [pl["revive"] for pl in plans if pl["revive"]]
     if wanted:
         shared.want(revive_path, wanted[-1])  # one template per host: the last service's delay wins
     else:
         ours = {pl["dropin_path"] for pl in plans}
-        others = [f for f in glob.glob(os.path.join(SYSTEMD_DIR, "*.service.d", "*.conf"))
+        others = [f for f in glob.glob(os.path.join(U.SYSTEMD_DIR, "*.service.d", "*.conf"))
                   if f not in ours and "netsvc-revive@" in (read_text(f) or "")]
         if not others and read_text(revive_path) is not None:
             shared.want(revive_path, None)
@@ -401,7 +388,7 @@ def systemd_execute(module, systemctl, plans, shared):
 
     for pl in plans:
         if pl["socket_stop"]:
-            run(module, [systemctl, "disable", "--now", pl["socket_name"]], check=False)
+            U.run(module, [systemctl, "disable", "--now", pl["socket_name"]], check=False)
     try:
         for f in filesets:
             f.apply()
@@ -413,8 +400,8 @@ def systemd_execute(module, systemctl, plans, shared):
                and (pl["files"].changed or pl["socket_start"])]
     analyze = module.get_bin_path("systemd-analyze") if checked else None
     if analyze:
-        _rc, vout, verr = run(module, [analyze, "verify"] + [pl["show"]["FragmentPath"] for pl in checked],
-                              check=False)
+        fragments = [pl["show"]["FragmentPath"] for pl in checked]
+        _rc, vout, verr = U.run(module, [analyze, "verify"] + fragments, check=False)
         problems = []
         for pl in checked:
             problems += U.verify_problems(vout + "\n" + verr, pl["dropin_path"])
@@ -427,10 +414,10 @@ def systemd_execute(module, systemctl, plans, shared):
                                                                  "; ".join(problems)),
                              content=checked[0]["content"] if len(checked) == 1 else "")
     if any(f.changed for f in filesets):
-        run(module, [systemctl, "daemon-reload"])
+        U.run(module, [systemctl, "daemon-reload"])
     for pl in plans:
         if pl["socket_start"]:
-            run(module, [systemctl, "enable", "--now", pl["socket_name"]])
+            U.run(module, [systemctl, "enable", "--now", pl["socket_name"]])
 
 
 def systemd_results(module, systemctl, version, plans, shared):
@@ -449,7 +436,7 @@ def effective(module, systemctl, name):
     argv = [systemctl, "show", name]
     for prop in SHOW_PROPS:
         argv += ["-p", prop]
-    _rc, out, _err = run(module, argv, check=False)
+    _rc, out, _err = U.run(module, argv, check=False)
     return U.parse_show(out)
 
 
@@ -462,23 +449,11 @@ def supervisor_dir(p):
         d, ext = U.supervisor_paths(family)
         if os.path.isdir(d):
             return d, ext
-    family = "Debian"
-    try:
-        with open("/etc/os-release") as f:
-            text = f.read()
-        if "rhel" in text or "fedora" in text or "centos" in text:
-            family = "RedHat"
-    except (IOError, OSError):
-        pass
-    return U.supervisor_paths(family)
-
-
-def program_of(name):
-    return name[: -len(".service")] if name.endswith(".service") else name
+    return U.supervisor_paths(H.read_os_release()["os_family"])
 
 
 def supervisord_main(module, p, warnings):
-    name = U.check_program_name(program_of(p["name"]))
+    name = U.check_program_name(U.program_name(p["name"]))
     directory, ext = supervisor_dir(p)
     path = os.path.join(directory, name + ext)
     ctl = module.get_bin_path("supervisorctl", required=True)
@@ -507,14 +482,14 @@ def supervisord_main(module, p, warnings):
         except (IOError, OSError) as e:
             files.rollback()
             module.fail_json(msg="writing %s failed: %s" % (path, to_native(e)))
-        rc, out, err = run(module, [ctl, "reread"], check=False)
+        rc, out, err = U.run(module, [ctl, "reread"], check=False)
         if rc != 0 or "ERROR" in out:
             files.rollback()
-            run(module, [ctl, "reread"], check=False)
+            U.run(module, [ctl, "reread"], check=False)
             module.fail_json(msg="supervisorctl reread rejected %s; previous file restored: %s"
                                  % (path, (out + err).strip()))
-        run(module, [ctl, "update", name], check=False)
-    _rc, out, _err = run(module, [ctl, "status", name], check=False)
+        U.run(module, [ctl, "update", name], check=False)
+    _rc, out, _err = U.run(module, [ctl, "status", name], check=False)
     result["effective"] = {"status": out.strip()}
     return result
 
@@ -605,12 +580,12 @@ def main():
                 module.fail_json(msg="backend supervisord needs command (the program's command line): %s"
                                      % p["name"])
             if backend == "supervisord":
-                U.check_program_name(program_of(p["name"]))  # before anything is written
+                U.check_program_name(U.program_name(p["name"]))  # before anything is written
             (systemd if backend == "systemd" else supervisord).append((item, p))
         done = []
         if systemd:
             systemctl = module.get_bin_path("systemctl", required=True)
-            _rc, out, _err = run(module, [systemctl, "--version"])
+            _rc, out, _err = U.run(module, [systemctl, "--version"])
             version = U.parse_version(out)
             plans = [systemd_plan(module, p, warnings, systemctl, version) for _item, p in systemd]
             shared = plan_revive(module, plans)

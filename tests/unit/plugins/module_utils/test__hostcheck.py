@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
 ROCKY = 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
@@ -62,10 +63,11 @@ def test_check_services_rejects_with_the_value_and_rule(services, words):
 
 
 def test_unit_and_socket_names():
-    assert H.unit_name("web") == "web.service"
-    assert H.unit_name("web.service") == "web.service"
-    assert H.socket_name("web") == "web.socket"
-    assert H.program_name("web.service") == "web"
+    assert U.unit_name("web") == "web.service"
+    assert U.unit_name("web.service") == "web.service"
+    assert U.socket_name("web") == "web.socket"
+    assert U.program_name("web.service") == "web"
+    assert U.dropin_path("web.service", "40-x") == "/etc/systemd/system/web.service.d/40-x.conf"
 
 
 def test_parse_show_many_keeps_order_and_empty_values():
