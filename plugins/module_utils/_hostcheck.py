@@ -104,7 +104,7 @@ def check_services(services, service_mgr):
     """Validate the keys we use of each netsvc_services entry (others are ignored).
 
     Returns [{name, backend (resolved), ports (integers only), socket_activation}].
-    Raises ValueError naming the entry and the rule.
+    Raises ValueError naming the entry and the rule (names follow _unit's unit/program rules).
     """
     out = []
     for i, svc in enumerate(services or []):
@@ -123,8 +123,17 @@ def check_services(services, service_mgr):
         sa = svc.get("socket_activation", False)
         if not isinstance(sa, bool):
             raise ValueError("service %s: socket_activation %r must be true or false" % (svc["name"], sa))
-        out.append({"name": svc["name"], "backend": resolve_backend(backend, service_mgr), "ports": ports,
-                    "socket_activation": sa})
+        backend = resolve_backend(backend, service_mgr)
+        # the name goes into systemctl/supervisorctl argv and into paths: the same rules as the
+        # modules that write the service's files
+        try:
+            if backend == "systemd":
+                U.check_unit_name(svc["name"])
+            else:
+                U.check_program_name(U.program_name(svc["name"]))
+        except U.UnitError as e:
+            raise ValueError("services[%d]: %s" % (i, e)) from e
+        out.append({"name": svc["name"], "backend": backend, "ports": ports, "socket_activation": sa})
     return out
 
 

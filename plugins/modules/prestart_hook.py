@@ -139,7 +139,7 @@ def main():
         for svc in H.check_services(p["services"], service_mgr):
             if svc["backend"] != "systemd":
                 continue  # a supervisord program: its command goes through the hook instead
-            name = U.check_unit_name(U.unit_name(svc["name"]))
+            name = U.unit_name(svc["name"])  # validated by check_services
             ports = sorted(set(svc["ports"]))
             if not ports:
                 continue

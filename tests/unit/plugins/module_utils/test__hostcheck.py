@@ -55,6 +55,9 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
     ([{"name": "web", "ports": 80}], "must be a list"),
     ([{"name": "web", "ports": [0, 70000]}], "[0, 70000] are out of range"),
     ([{"name": "web", "socket_activation": "yes"}], "socket_activation 'yes'"),
+    ([{"name": "-H.service"}], "services[0]: unit name '-H.service' must not start with '-'"),
+    ([{"name": "web"}, {"name": "../x"}], "services[1]: unit name '../x' must not contain '/' or '..'"),
+    ([{"name": "job:1", "backend": "supervisord"}], "supervisord program name 'job:1'"),
 ])
 def test_check_services_rejects_with_the_value_and_rule(services, words):
     with pytest.raises(ValueError) as e:
