@@ -161,26 +161,24 @@ class Target(object):
             self.name = U.check_unit_name(name)
             self.ctl = module.get_bin_path("systemctl", required=True)
         else:
-            self.name = U.check_program_name(name[:-8] if name.endswith(".service") else name)
+            self.name = U.check_program_name(U.program_name(name))
             self.ctl = module.get_bin_path("supervisorctl", required=True)
 
     def state(self):
         """(pid, active, restarts)"""
-        env = {"LANG": "C", "LC_ALL": "C"}
         if self.backend == "systemd":
-            _rc, out, _err = self.module.run_command(
-                [self.ctl, "show", self.name, "-p", "MainPID", "-p", "ActiveState", "-p", "NRestarts"],
-                environ_update=env)
+            _rc, out, _err = U.run(self.module, [self.ctl, "show", self.name, "-p", "MainPID", "-p", "ActiveState",
+                                                 "-p", "NRestarts"], check=False)
             show = U.parse_show(out)
             return (int(show.get("MainPID") or 0), show.get("ActiveState") == "active",
                     int(show.get("NRestarts") or 0))
-        _rc, out, _err = self.module.run_command([self.ctl, "status", self.name], environ_update=env)
+        _rc, out, _err = U.run(self.module, [self.ctl, "status", self.name], check=False)
         fields = out.split()
         # STARTING counts as running: the process is up, supervisord only waits startsecs
         running = len(fields) > 1 and fields[1] in ("RUNNING", "STARTING")
         pid = 0
         if running:
-            _rc, out, _err = self.module.run_command([self.ctl, "pid", self.name], environ_update=env)
+            _rc, out, _err = U.run(self.module, [self.ctl, "pid", self.name], check=False)
             pid = int(out.strip()) if out.strip().isdigit() else 0
         return pid, running, 0
 
@@ -190,9 +188,8 @@ class Target(object):
         jc = self.module.get_bin_path("journalctl")
         if not jc:
             return ""
-        _rc, out, _err = self.module.run_command(
-            [jc, "-u", self.name, "--since", "@%d" % int(since_epoch), "-o", "cat", "--no-pager"],
-            environ_update={"LANG": "C", "LC_ALL": "C"})
+        _rc, out, _err = U.run(self.module, [jc, "-u", self.name, "--since", "@%d" % int(since_epoch), "-o", "cat",
+                                             "--no-pager"], check=False)
         return out
 
 
