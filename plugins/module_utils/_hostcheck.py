@@ -48,7 +48,8 @@ HOOK_DIRS = {
 }
 HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
 
-SUPERVISOR_DIRS = ("/etc/supervisor/conf.d", "/etc/supervisord.d")
+# supervisord include directories of both OS families (the table service_restart_policy writes by)
+SUPERVISOR_DIRS = tuple(U.supervisor_paths(family)[0] for family in ("Debian", "RedHat"))
 
 # Effective unit properties that make up the applied state (never counters or timestamps).
 UNIT_PROPS = ("LoadState", "FragmentPath", "DropInPaths", "NeedDaemonReload", "Restart", "RestartUSec",
