@@ -7,7 +7,7 @@ Every part is a side-by-side comparison in ONE run on the same container(s):
             tutorial unit (Restart=on-failure, RestartSec=5s) with and without SO_REUSEADDR,
             the collection's default hardening with and without SO_REUSEADDR, socket
             activation, a crash storm; plus the server's own exec -> listening floor.
-  cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), sh+ss and Python.
+  cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), native and Python twin.
   sysctl    8 keys with one sysctl_tcp task vs 8 ansible.posix.sysctl tasks (>= 5 runs).
   rollout   harden_restart.yml on 1, 5, 10 hosts (first run, re-run) vs the naive playbook.
 Results: DIR/results.json (machine, kernel, systemd, every sample), results.md, *.svg.
@@ -168,6 +168,8 @@ def recovery(results, smoke=False):
                                             universal_newlines=True, check=False).stdout.splitlines()[0]
         if not smoke:
             sh(["docker", "cp", bench_path("cleanup_driver.py"), host + ":/root/cleanup_driver.py"])
+            sh(["docker", "cp", bench_path("..", "plugins", "module_utils", "_sockdiag.py"),
+                host + ":/root/netsvc_sockdiag.py"])
             out = subprocess.run(["docker", "exec", host, "python3", "/root/cleanup_driver.py"],
                                  stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
             results["cleanup"] = json.loads(out)
@@ -290,8 +292,8 @@ def targets(results):
     hook1k = None
     for row in results.get("cleanup", []):
         if row["sockets"] == 1000:
-            hook0 = statistics.median([r["sh_ms"] for r in results["cleanup"] if r["sockets"] == 0][0])
-            hook1k = round(statistics.median(row["sh_ms"]) - hook0, 2)
+            hook0 = statistics.median([r["native_ms"] for r in results["cleanup"] if r["sockets"] == 0][0])
+            hook1k = round(statistics.median(row["native_ms"]) - hook0, 2)
     checks = [
         ("hardened, no SO_REUSEADDR: median SIGKILL -> serving", "<= 100 ms", med("hardened, no SO_REUSEADDR"),
          lambda v: v is not None and v <= 100, ""),
@@ -365,10 +367,10 @@ def report(results, out_dir):
         md += ["", "![recovery](recovery.svg)", "", "![failed connects](failed_connects.svg)", ""]
     if "cleanup" in results:
         md += ["## Restart hook cost vs TIME_WAIT sockets on the port", "",
-               "| TIME_WAIT sockets | sh + ss -K hook, median ms | Python netlink fallback, median ms | "
+               "| TIME_WAIT sockets | native hook, median ms | Python twin, median ms | "
                "left after |", "|---|---|---|---|"]
         for row in results["cleanup"]:
-            md.append("| %d | %s | %s | %s |" % (row["sockets"], stats(row["sh_ms"]).get("median"),
+            md.append("| %d | %s | %s | %s |" % (row["sockets"], stats(row["native_ms"]).get("median"),
                                                  stats(row["python_ms"]).get("median"), row["left"]))
         md.append("")
     if "sysctl" in results:

@@ -1,13 +1,15 @@
 """Restart-hook cost vs TIME_WAIT count, run INSIDE a container where prestart_cleanup ran.
 
-Prints JSON: [{"sockets": N, "sh_ms": [...], "python_ms": [...], "left": L}, ...]
+Times the installed hook (the native build) and its Python twin (copied next to this driver as
+/root/netsvc_sockdiag.py), each exec'd like systemd does.
+Prints JSON: [{"sockets": N, "native_ms": [...], "python_ms": [...], "left": L}, ...]
 """
 import json
 import subprocess
 import time
 
 HOOK = "/usr/lib/netsvc-resilience/netsvc-sockclean"
-PY = "/usr/lib/netsvc-resilience/netsvc_sockdiag.py"
+PY = "/root/netsvc_sockdiag.py"
 PORT = 7300
 
 
@@ -27,14 +29,14 @@ def timed(argv):
 def main():
     rows = []
     for n, reps in ((0, 5), (1000, 5), (10000, 3)):
-        row = {"sockets": n, "sh_ms": [], "python_ms": [], "left": None, "lines": []}
+        row = {"sockets": n, "native_ms": [], "python_ms": [], "left": None, "lines": []}
         for _i in range(reps):
             pile(n)
             ms, out = timed([HOOK, str(PORT)])
-            row["sh_ms"].append(ms)
+            row["native_ms"].append(ms)
             row["lines"].append(out.strip())
             pile(n)
-            ms, out = timed(["python3", "-I", "-S", PY, "--port", str(PORT)])
+            ms, out = timed(["python3", "-I", "-S", PY, str(PORT)])
             row["python_ms"].append(ms)
         row["left"] = row["lines"][-1].rsplit("left ", 1)[-1].split()[0] if row["lines"] else None
         rows.append(row)

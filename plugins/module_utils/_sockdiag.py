@@ -7,9 +7,11 @@ PRIVATE to the netsvc.resilience collection: not a public API, may change at any
 
 Used two ways:
 - by the socket_cleanup module (imported as module_utils);
-- as the restart hook, run as a script by systemd's ExecStartPre= or the supervisord
-  wrapper: ``python3 -I -S _sockdiag.py --port 8080 [--port ...] [--exec CMD ARGS...]``.
-  It must therefore import nothing but the standard library, and run on Python 3.6+.
+- as the restart hook on architectures without a native build (src/netsvc-sockclean.c
+  is the hook on x86_64 and aarch64): installed as a script, with the native hook's command
+  line ``netsvc-sockclean [--unit NAME] [--user UID:GID] PORT|LOW-HIGH... [-- COMMAND...]``,
+  the same journal line and the same status file. It must therefore import nothing but the
+  standard library, and run on Python 3.6+.
 
 Why netlink and not `ss -K`: no output parsing, no dependency on the iproute version (EL7's
 ss has no -K), the kernel filters by LOCAL port (never the `dst :PORT` mistake), requests
@@ -68,9 +70,10 @@ MSG_LEN = _MSG.size + _SOCKID.size + _SOCKID_TAIL.size + _MSG_TAIL.size  # 72
 
 
 class DiagError(Exception):
-    def __init__(self, msg, err=None):
+    def __init__(self, msg, err=None, stage=""):
         Exception.__init__(self, msg)
         self.errno = err
+        self.stage = stage  # "socket" when the netlink socket itself was refused
 
 
 # ------------------------------------------------------------------ pure: encode/decode
@@ -171,15 +174,6 @@ def count_states(socks):
     return counts
 
 
-def kernel_supports_timewait_destroy(release):
-    """Linux >= 6.0 destroys TIME_WAIT; older only with a backport (then: unknown)."""
-    try:
-        major, minor = [int(x) for x in release.split(".")[:2]]
-    except ValueError:
-        return None
-    return True if (major, minor) >= (6, 0) else None
-
-
 def has_cap_net_admin(status_text):
     for line in status_text.splitlines():
         if line.startswith("CapEff:"):
@@ -199,7 +193,7 @@ class SockDiag(object):
         else:
             err = None
         if err is not None:
-            raise DiagError("cannot open a sock_diag netlink socket: %s" % err, getattr(err, "errno", None))
+            raise DiagError("cannot open a sock_diag netlink socket: %s" % err, getattr(err, "errno", None), "socket")
         self.sock.bind((0, 0))
         # Acks without a copy of each request (Linux >= 4.3), and room for a batch of them.
         for level, opt, value in ((SOL_NETLINK, NETLINK_CAP_ACK, 1), (socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)):
@@ -334,23 +328,34 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
             "before": count_states(targets),
             "destroyed": 0,
             "refused": {},
+            "refusals": {},
             "supported": {},
             "listeners": [{"port": s["sport"], "address": s["src"], "inode": s["inode"]} for s in listeners],
         }
         if mode == "kill" and targets:
             outcome = diag.destroy(targets)
+            after = select(diag.dump(mask, ports, families), ports, states, local_addr)
+            still = {s["id"][:4] for s in after}
+            kept = {}
             for i, code in outcome.items():
                 state = targets[i]["state"]
-                if code == 0 or code == errno.ENOENT:  # ENOENT: it expired meanwhile
+                if code == 0 and targets[i]["id"][:4] in still:
+                    # acknowledged, yet the kernel kept it (orphans on some kernels): not destroyed
+                    kept[state] = kept.get(state, 0) + 1
+                    result["supported"][state] = False
+                elif code == 0 or code == errno.ENOENT:  # ENOENT: it expired meanwhile
                     result["destroyed"] += 1 if code == 0 else 0
                     result["supported"].setdefault(state, True)
                 else:
-                    # Linux's ENOTSUP and EOPNOTSUPP are one number; the kernel means the latter
-                    name = "EOPNOTSUPP" if code == errno.EOPNOTSUPP else errno.errorcode.get(code, str(code))
+                    name = errno_name(code)
                     result["refused"][name] = result["refused"].get(name, 0) + 1
+                    kind = refusal_kind(code, state)
+                    result["refusals"][kind] = result["refusals"].get(kind, 0) + 1
+                    if kind == "other" and "other_errno" not in result:
+                        result["other_errno"] = name
                     if code in (errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL):
                         result["supported"][state] = False
-            after = select(diag.dump(mask, ports, families), ports, states, local_addr)
+            result["kept"] = kept
             result["after"] = count_states(after)
         else:
             result["after"] = dict(result["before"])
@@ -359,50 +364,325 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
         diag.close()
 
 
-# ------------------------------------------------------------------ the restart hook
-
-
 def listening_ports(ports):
     """Ports of ``ports`` that have a LISTEN socket (one dump; raises DiagError)."""
     listeners = cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
     return sorted({x["port"] for x in listeners})
 
 
-def _hook_main(argv):
-    ports = []
-    command = None
+def probe_destroy(timeout=1.0):
+    """Can this kernel, for this process, destroy what a crashed server leaves behind?
+
+    A real try on loopback sockets of our own (never anyone else's): an orphaned FIN_WAIT_1
+    socket (the server wrote until the client's window was full, then closed), then a
+    server-side TIME_WAIT socket. Each is destroyed and then looked for again: on Linux 5.10
+    the kernel acknowledges SOCK_DESTROY of an orphan yet keeps it. Returns {"orphan": b,
+    "timewait": b, "errors": {kind: text}}, each b True (gone), False (refused with
+    EOPNOTSUPP, or acknowledged and kept) or None (unknown: no privilege, no netlink, or the
+    socket never reached its state in time).
+    """
+    import time
+
+    out = {"orphan": None, "timewait": None, "errors": {}}
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    conns = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        for kind, state in (("orphan", "fin-wait-1"), ("timewait", "time-wait")):
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.settimeout(timeout)
+            client.connect(("127.0.0.1", port))
+            server, _addr = listener.accept()
+            conns.append(client)
+            if kind == "orphan":  # unsent data and a FIN queued behind a full window: FIN_WAIT_1
+                server.setblocking(False)
+                try:
+                    while True:
+                        server.send(b"x" * 65536)
+                except (OSError, socket.error):
+                    pass
+                server.close()
+            else:  # the server closes first: its socket ends in TIME_WAIT
+                server.close()
+                client.recv(1)
+                client.close()
+            deadline = time.time() + timeout
+            mine = []
+            diag = SockDiag()
+            try:
+                while not mine and time.time() < deadline:
+                    mine = [s for s in diag.dump(state_mask((state,)), [(port, port)], (socket.AF_INET,))
+                            if s["sport"] == port and s["state"] == state]
+                    if not mine:
+                        time.sleep(0.005)
+                if mine:
+                    code = diag.destroy(mine[:1]).get(0)
+                    again = [s for s in diag.dump(state_mask((state,)), [(port, port)], (socket.AF_INET,))
+                             if s["id"][:4] == mine[0]["id"][:4]]
+                    if code == 0 and not again:
+                        out[kind] = True
+                    elif code == 0:
+                        out["errors"][kind] = "acknowledged but kept"
+                        out[kind] = False
+                    else:
+                        out["errors"][kind] = errno_name(code)
+                        out[kind] = False if code == errno.EOPNOTSUPP else None
+            finally:
+                diag.close()
+    except (DiagError, OSError, socket.error) as e:
+        out["errors"]["probe"] = errno_name(e.errno) if getattr(e, "errno", None) else str(e)
+    finally:
+        for c in conns + [listener]:
+            try:
+                c.close()
+            except (OSError, socket.error):
+                pass
+    return out
+
+
+# ------------------------------------------------------------------ why sockets are left
+
+
+def errno_name(code):
+    # Linux's ENOTSUP and EOPNOTSUPP are one number; the kernel means the latter
+    if code == errno.EOPNOTSUPP:
+        return "EOPNOTSUPP"
+    return errno.errorcode.get(code, "errno %d" % code)
+
+
+def refusal_kind(code, state):
+    """Classify one refused SOCK_DESTROY (the same table as src/netsvc-sockclean.c)."""
+    if code in (errno.EPERM, errno.EACCES):
+        return "no_cap"
+    if code == errno.EOPNOTSUPP:
+        return "unsupported_timewait" if state in TIMEWAIT_KIND else "unsupported_full"
+    return "other"
+
+
+def kernel_version(release):
+    """'5.10.0-26-amd64' -> (5, 10); (0, 0) when unreadable."""
+    parts = []
+    for chunk in (release or "").split(".")[:2]:
+        digits = ""
+        for c in chunk:
+            if not c.isdigit():
+                break
+            digits += c
+        parts.append(int(digits or 0))
+    while len(parts) < 2:
+        parts.append(0)
+    return tuple(parts)
+
+
+def explain(result, release, uid, left):
+    """The true cause of sockets left after a cleanup, from the errno of each refusal.
+
+    ``result`` is cleanup()'s dict (its ``refusals`` counts per kind). The text is exactly what
+    the native hook prints, so the journal reads the same on every architecture.
+    """
+    kinds = result.get("refusals") or {}
+    causes = []
+    if kinds.get("no_cap"):
+        causes.append("no CAP_NET_ADMIN (uid %d: the unit's User= or CapabilityBoundingSet= drops it)" % uid)
+    if kinds.get("unsupported_full") or (kinds.get("unsupported_timewait") and kernel_version(release) >= (6, 0)):
+        causes.append("kernel without SOCK_DESTROY (CONFIG_INET_DIAG_DESTROY)")
+    elif kinds.get("unsupported_timewait"):
+        causes.append("TIME_WAIT not destroyable on Linux %s (needs >= 6.0)" % release)
+    kept = result.get("kept") or {}
+    if kept:
+        causes.append("the kernel acknowledged SOCK_DESTROY but kept %d orphaned socket(s) (%s) on Linux %s"
+                      % (sum(kept.values()), state_summary(kept), release))
+    if kinds.get("other"):
+        causes.append("SOCK_DESTROY failed with %s" % result.get("other_errno", "an unknown errno"))
+    if left > 0 and not causes:
+        causes.append("new sockets appeared while cleaning")
+    return "; ".join(causes)
+
+
+def inspect_error(exc):
+    """Cause text when sockets could not even be listed (netlink socket or dump refused)."""
+    name = errno_name(exc.errno) if getattr(exc, "errno", None) else str(exc)
+    if getattr(exc, "stage", "") == "socket":
+        return "netlink refused (socket(AF_NETLINK): %s)" % name
+    return "sock_diag dump refused (%s)" % name
+
+
+def state_summary(counts):
+    """{'time-wait': 2, 'fin-wait-1': 1} -> 'fin-wait-1 1, time-wait 2' (kernel state order)."""
+    return ", ".join("%s %d" % (name, counts[name]) for name in sorted(counts, key=lambda n: STATES.get(n, 0))
+                     if counts[name])
+
+
+def ports_text(ranges):
+    return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in ranges)
+
+
+def hook_line(ranges, result, cause, error=False):
+    """The hook's one journal line (identical to the native hook's)."""
+    head = "netsvc-sockclean: ports %s" % ports_text(ranges)
+    if error:
+        return "%s: cannot inspect sockets: %s" % (head, cause)
+    found = sum(result["before"].values())
+    left = sum(result["after"].values())
+    states = state_summary(result["before"])
+    return "%s: found %d, destroyed %d, left %d%s%s" % (
+        head, found, result["destroyed"], left, (" (%s)" % states) if states else "",
+        ("; cause: %s" % cause) if left > 0 else "")
+
+
+def status_text(unit, when, ranges, result, cause, uid, release, error=False):
+    """The hook's status file (read by host_check and the audit)."""
+    found = 0 if error else sum(result["before"].values())
+    left = 0 if error else sum(result["after"].values())
+    outcome = "error" if error else ("left" if left > 0 else "ok")
+    lines = [("version", "1"), ("unit", unit), ("time", "%d" % when), ("ports", ports_text(ranges)),
+             ("result", outcome), ("found", "%d" % found), ("destroyed", "%d" % (0 if error else result["destroyed"])),
+             ("left", "%d" % left), ("states", "" if error else state_summary(result["before"])),
+             ("cause", cause if outcome != "ok" else ""), ("uid", "%d" % uid), ("kernel", release)]
+    return "".join("%s=%s\n" % kv for kv in lines)
+
+
+def parse_hook_line(line, when=None):
+    """One journal line of the hook (hook_line's format) -> the status file's fields; {} if not one.
+
+    The journal is where a sandboxed hook that may not write /run still reports (ProtectSystem=strict).
+    """
+    head, sep, rest = (line or "").partition("netsvc-sockclean: ports ")
+    if not sep:
+        return {}
+    ports, _sep, rest = rest.partition(": ")
+    out = {"ports": ports, "time": int(when) if when is not None else 0}
+    if rest.startswith("cannot inspect sockets: "):
+        out.update(result="error", found=0, destroyed=0, left=0, cause=rest[len("cannot inspect sockets: "):].strip())
+        return out
+    try:
+        found = int(rest.split("found ", 1)[1].split(",", 1)[0])
+        destroyed = int(rest.split("destroyed ", 1)[1].split(",", 1)[0])
+        left = int(rest.split("left ", 1)[1].split()[0].rstrip(";"))
+    except (IndexError, ValueError):
+        return {}
+    out.update(result="left" if left else "ok", found=found, destroyed=destroyed, left=left,
+               cause=rest.split("; cause: ", 1)[1].strip() if "; cause: " in rest else "")
+    return out
+
+
+def parse_status(text):
+    """A status file -> dict (counts as integers); {} for no or unreadable text."""
+    out = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key] = int(value) if key in ("version", "time", "found", "destroyed", "left", "uid") \
+                and value.isdigit() else value
+    return out
+
+
+# ------------------------------------------------------------------ the restart hook
+
+
+HOOK_STATUS_DIR = "/run/netsvc-resilience/hook"
+_UNIT_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.\\@-")
+
+
+def parse_port_arg(arg):
+    """'8080' or '9000-9009' -> (low, high); None when it is not a port or range in 1-65535."""
+    low, sep, high = arg.partition("-")
+    if not low.isdigit() or len(low) > 5 or (sep and (not high.isdigit() or len(high) > 5)):
+        return None
+    a, b = int(low), int(high) if sep else int(low)
+    if not 1 <= a <= b <= 65535:
+        return None
+    return a, b
+
+
+def parse_hook_args(argv):
+    """The hook's command line -> dict(ranges, bad, unit, user, status_dir, command)."""
+    out = {"ranges": [], "bad": [], "unit": None, "user": None, "status_dir": HOOK_STATUS_DIR, "command": None}
     i = 0
-    tag = "netsvc-sockclean"
     while i < len(argv):
-        if argv[i] == "--port" and i + 1 < len(argv):
-            low, _sep, high = argv[i + 1].partition("-")
-            ports.append((int(low), int(high or low)))
-            i += 2
-        elif argv[i] == "--tag" and i + 1 < len(argv):
-            tag = argv[i + 1]
-            i += 2
-        elif argv[i] == "--exec":
-            command = argv[i + 1:]
+        arg = argv[i]
+        if arg == "--":
+            out["command"] = argv[i + 1:] or None
             break
+        if arg in ("--unit", "--user", "--status-dir") and i + 1 < len(argv):
+            out[arg[2:].replace("-", "_")] = argv[i + 1]
+            i += 2
+            continue
+        rng = parse_port_arg(arg)
+        if rng and len(out["ranges"]) < 64:
+            out["ranges"].append(rng)
         else:
-            sys.stderr.write("usage: _sockdiag.py --port P [--port P2] [--tag NAME] [--exec CMD ARGS...]\n")
-            return 2
-    if ports:
+            out["bad"].append(arg)
+        i += 1
+    return out
+
+
+def parse_user(spec):
+    """'UID:GID[:G,G...]' (numeric) -> (uid, gid, [groups]); raises ValueError."""
+    parts = spec.replace(",", ":").split(":")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        raise ValueError("bad --user '%s' (want UID:GID[:GID,...])" % spec)
+    ids = [int(p) for p in parts]
+    return ids[0], ids[1], ids[2:]
+
+
+def _write_status(directory, unit, text):
+    if not unit or unit[0] == "." or len(unit) > 255 or not set(unit) <= _UNIT_OK:
+        return
+    try:
+        if directory == HOOK_STATUS_DIR:
+            for d in (os.path.dirname(HOOK_STATUS_DIR), HOOK_STATUS_DIR):
+                if not os.path.isdir(d):
+                    os.mkdir(d, 0o755)
+        path = os.path.join(directory, unit + ".status")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(path + ".tmp", path)
+    except (IOError, OSError):
+        pass
+
+
+def _hook_main(argv):
+    import time
+
+    args = parse_hook_args(argv)
+    if args["bad"]:
+        sys.stdout.write("netsvc-sockclean: ignoring bad port(s) %s\n" % " ".join(args["bad"]))
+    if args["ranges"]:
+        release = os.uname()[2]
+        uid = os.getuid()
+        error = False
         try:
-            r = cleanup(ports)
-            before = sum(r["before"].values())
-            left = sum(r["after"].values())
-            detail = ", ".join("%s %d" % kv for kv in sorted(r["before"].items())) or "none"
-            refused = ", ".join("%s %d" % kv for kv in sorted(r["refused"].items()))
-            sys.stdout.write("%s: ports %s: found %d (%s), destroyed %d, left %d%s%s\n" % (
-                tag, ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in ports), before, detail,
-                r["destroyed"], left, (", refused " + refused) if refused else "",
-                (", listeners %d" % len(r["listeners"])) if r["listeners"] else ""))
-        except Exception as e:  # noqa: BLE001 - the hook must never block the start
-            sys.stdout.write("%s: cleanup skipped: %s\n" % (tag, e))
+            r = cleanup(args["ranges"])
+            cause = explain(r, release, uid, sum(r["after"].values()))
+        except DiagError as e:
+            r, error, cause = None, True, inspect_error(e)
+        sys.stdout.write(hook_line(args["ranges"], r, cause, error) + "\n")
         sys.stdout.flush()
+        if args["unit"]:
+            _write_status(args["status_dir"], args["unit"],
+                          status_text(args["unit"], time.time(), args["ranges"], r, cause, uid, release, error))
+    sys.stdout.flush()
+    command = args["command"]
     if command:
-        os.execvp(command[0], command)  # same PID, same signals: supervisord sees the real program
+        if args["user"]:
+            try:
+                uid, gid, groups = parse_user(args["user"])
+                os.setgroups(groups)
+                os.setgid(gid)
+                os.setuid(uid)
+            except (ValueError, OSError) as e:
+                why = str(e) if isinstance(e, ValueError) else "cannot switch to user %s" % args["user"]
+                sys.stderr.write("netsvc-sockclean: not starting %s: %s\n" % (command[0], why))
+                return 126
+        try:
+            os.execvp(command[0], command)  # same PID, same signals: supervisord sees the real program
+        except OSError as e:
+            sys.stderr.write("netsvc-sockclean: cannot execute %s: %s\n" % (command[0], errno_name(e.errno)))
+            return 127
     return 0
 
 

@@ -1,11 +1,20 @@
 """Bounded loopback load for tests and benchmarks.
 
-  netsvc_load.py PORT COUNT [--serve]
+  netsvc_load.py PORT COUNT [--serve] [--send TEXT]
+  netsvc_load.py PORT COUNT --finwait SECONDS
 
 Makes COUNT connections to 127.0.0.1:PORT (at most 20,000, at most 60 s), reading the
 answer of each. With --serve it first listens on PORT itself and closes each accepted
 connection first, which leaves COUNT TIME_WAIT sockets on PORT (an unrelated port's
 leftovers, for tests that prove the cleanup does not touch them).
+With --send TEXT (backslash escapes allowed, e.g. 'quit\\r\\n' for memcached, 'QUIT\\r\\n'
+for redis, 'GET / HTTP/1.0\\r\\n\\r\\n' for HTTP; '' sends nothing) it sends TEXT on each
+connection and reads until the server closes: a real daemon then closes first, and each connection leaves a
+TIME_WAIT socket on the daemon's port, as a crash under load does.
+With --finwait it listens on PORT, and for each of COUNT connections the server writes until
+the client's window is full and closes: COUNT orphaned FIN_WAIT_1 sockets (full sockets, with
+data and a FIN queued) stay on PORT while the clients hold their ends unread for SECONDS (at
+most 120).
 Prints: connections made, failures.
 """
 import socket
@@ -14,9 +23,39 @@ import threading
 import time
 
 
+def finwait(port, count, hold):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(count)
+    clients = []
+    for _i in range(count):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(("127.0.0.1", port))
+        s, _addr = srv.accept()
+        s.setblocking(False)
+        try:
+            while True:
+                s.send(b"x" * 65536)
+        except OSError:
+            pass
+        s.close()  # orphaned with unsent data: FIN_WAIT_1
+        clients.append(c)
+    srv.close()
+    print("made %d failed 0" % len(clients), flush=True)
+    time.sleep(min(hold, 120))
+
+
 def main():
     port, count = int(sys.argv[1]), min(int(sys.argv[2]), 20000)
+    if "--finwait" in sys.argv[3:]:
+        finwait(port, min(count, 200), float(sys.argv[sys.argv.index("--finwait") + 1]))
+        return
     serve = "--serve" in sys.argv[3:]
+    send = None
+    if "--send" in sys.argv[3:]:
+        send = sys.argv[sys.argv.index("--send") + 1].encode("latin-1").decode("unicode_escape").encode("latin-1")
     if serve:
         srv = socket.socket()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -38,7 +77,12 @@ def main():
             break
         try:
             c = socket.create_connection(("127.0.0.1", port), timeout=2)
-            c.recv(16)
+            if send is not None:
+                c.sendall(send)
+                while c.recv(65536):
+                    pass
+            else:
+                c.recv(16)
             c.close()
             made += 1
         except OSError:
