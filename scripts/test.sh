@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
-#   scripts/test.sh [step...]   steps: venv testbed lint compat sanity units build molecule bench
+#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
@@ -19,6 +19,8 @@ cleanup() {
     echo "[test] removing leftover test containers: ${ids[*]}"
     docker rm -f "${ids[@]}" >/dev/null 2>&1 || true
   fi
+  # and any VM this checkout started (scripts/vm.sh knows them by their run directories)
+  "$top/scripts/vm.sh" stop-all 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -143,13 +145,14 @@ do_molecule() {
 do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint compat sanity units build molecule bench)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
           [ -x "$venv/bin/python" ] || { echo "no virtualenv: cannot continue"; exit 1; } ;;
     testbed) step testbed scripts/testbed.sh all ;;
     lint) step lint do_lint ;;
+    native) step native scripts/native.sh check ;;
     compat) step compat do_compat ;;
     sanity) step sanity do_sanity ;;
     units) step units do_units ;;

@@ -63,7 +63,7 @@ def _usec(value):
     return total
 
 
-def service_checks(svc):
+def service_checks(svc, facts=None):
     """Checks for one service record {name, effective, changed, hook, socket_activation}."""
     eff = svc.get("effective") or {}
     checks = []
@@ -72,6 +72,7 @@ def service_checks(svc):
         checks.append(("running", "pass" if running else "fail", eff["status"] or "no status"))
         checks.append(("policy", "warn" if svc.get("changed") else "pass",
                        "program file differs from the hardened one" if svc.get("changed") else "autorestart hardened"))
+        checks.append(rebind_check(svc, facts))
         return checks
     active = eff.get("ActiveState") == "active" or svc.get("socket_activation")
     checks.append(("running", "pass" if active else "fail", "ActiveState=%s" % eff.get("ActiveState", "?")))
@@ -91,16 +92,57 @@ def service_checks(svc):
         checks.append(("start limit", "pass", "burst %d%s" % (burst, note)))
     else:
         checks.append(("start limit", "warn", "burst %d: a crash loop can leave the unit dead for good" % burst))
-    if svc.get("socket_activation"):
-        checks.append(("rebind", "pass", "socket activation: no rebind"))
-    elif svc.get("hook"):
-        checks.append(("rebind", "pass", "pre-start cleanup hook"))
-    else:
-        checks.append(("rebind", "warn",
-                       "no cleanup hook: EADDRINUSE after a crash unless the server sets SO_REUSEADDR"))
+    checks.append(rebind_check(svc, facts))
+    if svc.get("mismatches"):
+        checks.append(("override", "warn" if svc.get("mismatch_mode") == "warn" else "fail",
+                       "; ".join(svc["mismatches"])))
     if svc.get("changed"):
         checks.append(("drift", "warn", "differs from the hardened policy (harden_restart would change it)"))
     return checks
+
+
+def rebind_check(svc, facts=None):
+    """The rebind row: what the cleanup hook did at the service's last start (measured by
+    host_check from systemd and the hook's status file), never inferred from a file name,
+    and whether this kernel can destroy TIME_WAIT at all (host_check's probe)."""
+    if svc.get("socket_activation"):
+        return ("rebind", "pass", "socket activation: the listening socket outlives the crash, no rebind")
+    hook = svc.get("hook") or {}
+    if not hook.get("installed"):
+        return ("rebind", "warn", "no cleanup hook: EADDRINUSE after a crash unless the server sets SO_REUSEADDR")
+    ran = hook.get("exec") or {}
+    if ran and (ran.get("code") != "exited" or ran.get("status") not in ("0", None)):
+        return ("rebind", "fail", "the hook could not run at the last start (code=%s, status=%s): nothing was cleaned"
+                % (ran.get("code"), ran.get("status")))
+    last = hook.get("last") or {}
+    if not last:
+        return ("rebind", "warn", "hook installed but not run since (no start yet): its effect is unmeasured")
+    figures = "found %s, destroyed %s, left %s" % (last.get("found"), last.get("destroyed"), last.get("left"))
+    probe = (facts or {}).get("sock_destroy") or {}
+    if last.get("result") == "ok" and probe.get("timewait") is False:
+        return ("rebind", "warn", "hook at the last start: %s, but this kernel cannot destroy TIME_WAIT sockets: "
+                "a server without SO_REUSEADDR stays down until they expire (~60 s); remedy: socket_activation: "
+                "preload" % figures)
+    if last.get("result") == "ok":
+        return ("rebind", "pass", "hook at the last start: %s" % figures)
+    if last.get("result") == "error":
+        return ("rebind", "fail", "hook at the last start could not inspect sockets: %s" % last.get("cause"))
+    return ("rebind", "fail", "hook at the last start: %s: %s" % (figures, last.get("cause")))
+
+
+def timewait_check(facts):
+    """Host row: can this kernel destroy TIME_WAIT sockets (host_check's real probe)?"""
+    probe = (facts or {}).get("sock_destroy") or {}
+    kernel = (facts or {}).get("kernel", "?")
+    if probe.get("timewait"):
+        return ("TIME_WAIT destroy", "pass", "kernel %s destroyed a TIME_WAIT socket (probe)" % kernel)
+    remedy = ("a server without SO_REUSEADDR is down ~60 s after a crash (EADDRINUSE until TIME_WAIT expires); "
+              "remedy: socket_activation: preload, or a server that sets SO_REUSEADDR")
+    if probe.get("timewait") is False:
+        return ("TIME_WAIT destroy", "warn", "kernel %s refused to destroy a TIME_WAIT socket (%s): %s"
+                % (kernel, (probe.get("errors") or {}).get("timewait", "EOPNOTSUPP"), remedy))
+    return ("TIME_WAIT destroy", "warn", "unknown on kernel %s (probe: %s): %s"
+            % (kernel, probe.get("errors") or "not run", remedy))
 
 
 def host_checks(rec):
@@ -115,10 +157,7 @@ def host_checks(rec):
     missing = [p for p in rec.get("ports") or [] if p not in (rec.get("reserved") or [])]
     checks.append(("reserved ports", "warn" if missing else "pass",
                    ("not reserved: %s" % missing) if missing else "service ports reserved"))
-    tw = (rec.get("capabilities") or {}).get("timewait_destroy")
-    checks.append(("TIME_WAIT destroy", "pass" if tw else "warn",
-                   "kernel %s can destroy TIME_WAIT" % (rec.get("capabilities") or {}).get("kernel", "?") if tw else
-                   "kernel cannot (or may not) destroy TIME_WAIT: rely on SO_REUSEADDR or socket activation"))
+    checks.append(timewait_check(rec.get("facts")))
     for probe in rec.get("crash") or []:
         ok = probe.get("recovered") and not probe.get("slo_missed")
         checks.append(("crash test %s" % probe.get("service"), "pass" if ok else "fail",
@@ -136,7 +175,8 @@ def audit_report(records):
     for rec in sorted(records, key=lambda r: r.get("host", "")):
         rows = [dict(scope="host", check=c, status=s, detail=d) for c, s, d in host_checks(rec)]
         for svc in rec.get("services") or []:
-            rows.extend(dict(scope=svc.get("name"), check=c, status=s, detail=d) for c, s, d in service_checks(svc))
+            rows.extend(dict(scope=svc.get("name"), check=c, status=s, detail=d)
+                        for c, s, d in service_checks(svc, rec.get("facts")))
         worst = max([RANK[r["status"]] for r in rows] or [0])
         hosts.append(dict(host=rec.get("host"), os=rec.get("os"), status=[k for k, v in RANK.items() if v == worst][0],
                           checks=rows, error=rec.get("error")))
@@ -162,15 +202,14 @@ def probe_summary(result):
                 verdict=result.get("verdict") or result.get("msg"))
 
 
-def audit_service(result, service_mgr=None):
-    """One crash_recovery loop result (check mode) as an audit service record."""
+def audit_service(result, service_mgr=None, observed=None):
+    """One crash_recovery result (check mode) plus host_check's row for the same service."""
     item = result.get("item") or {}
     eff = result.get("effective") or {}
-    hook = ("40-netsvc-cleanup" in (eff.get("DropInPaths") or "")
-            or "netsvc-sockclean" in (eff.get("ExecStartPre") or ""))
-    if "status" in eff:  # supervisord: the command goes through the hook
-        hook = "netsvc-sockclean" in (result.get("content") or "")
+    rows = [r for r in observed or [] if r.get("name") == item.get("name")]
+    hook = rows[0].get("hook") if rows else None
     return dict(name=item.get("name"), effective=eff, changed=bool(result.get("changed")), hook=hook,
+                mismatches=result.get("effective_mismatches") or [], mismatch_mode=result.get("effective_mismatch"),
                 socket_activation=bool(item.get("socket_activation")), failed=bool(result.get("failed")),
                 backend=result.get("backend") or service_mgr)
 

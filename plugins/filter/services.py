@@ -94,9 +94,9 @@ def restart_policies(services, policy=None, hook="", backend="auto"):
     """netsvc_services -> the ``services`` list of service_restart_policy (one call per host).
 
     Each entry: ``policy`` (role-wide options) overridden by the service's ``restart`` dict,
-    plus name, backend, socket activation and its integer ports. A supervisord ``command``
-    goes through ``hook`` (``HOOK PORT... -- COMMAND``) when there is a hook, the service has
-    integer ports and ``cleanup`` is not false.
+    plus name, backend, socket activation and its integer ports. A supervisord program gets
+    its ``command`` and ``user``, and ``cleanup_hook`` when there is a hook and ``cleanup`` is
+    not false: the module then runs the command through the hook.
     """
     out = []
     for svc in _services(services):
@@ -110,11 +110,12 @@ def restart_policies(services, policy=None, hook="", backend="auto"):
         item.update(name=svc["name"], backend=svc.get("backend", backend),
                     socket_activation=bool(svc.get("socket_activation", False)),
                     accepts_inherited_fds=bool(svc.get("accepts_inherited_fds", False)), ports=ports)
-        command = svc.get("command")
-        if command is not None:
-            if hook and ports and svc.get("cleanup", True) is not False:
-                command = "%s %s -- %s" % (hook, " ".join(str(p) for p in ports), command)
-            item["command"] = command
+        if svc.get("command") is not None:
+            item["command"] = svc["command"]
+            if hook and svc.get("cleanup", True) is not False:
+                item["cleanup_hook"] = hook
+        if svc.get("user") is not None:
+            item["user"] = svc["user"]
         out.append(item)
     return out
 

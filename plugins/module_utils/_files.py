@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -25,18 +26,33 @@ def read_text(path):
         return None
 
 
-def atomic_write(module, path, text, mode=0o644):
-    """Write ``text`` whole: a temp file in the target directory, then module.atomic_move.
+def read_bytes(path):
+    """The file's bytes, or None when it does not exist or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
 
-    A reader never sees a half-written file, and a failure leaves the old file in place.
+
+def to_bytes(content):
+    return content.encode("utf-8") if not isinstance(content, bytes) else content
+
+
+def atomic_write(module, path, content, mode=0o644):
+    """Write ``content`` (text or bytes) whole: a temp file in the target directory, then
+    module.atomic_move (which also gives the file its default SELinux context).
+
+    A reader never sees a half-written file, and a failure leaves the old file in place and
+    no temp file behind.
     """
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
     fd, tmp = tempfile.mkstemp(prefix=".netsvc-", dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(to_bytes(content))
         os.chmod(tmp, mode)
         module.atomic_move(tmp, path)
         # atomic_move gives a new file the umask's mode and an existing one its old mode
@@ -54,26 +70,39 @@ def file_mode(path):
         return None
 
 
+def _shown(content):
+    """Text for a diff: the text itself, or a line describing binary content."""
+    if not content:
+        return ""
+    try:
+        text = content.decode("utf-8")
+        if "\0" not in text:
+            return text
+    except UnicodeDecodeError:
+        pass
+    return "<binary file, %d bytes, sha256 %s>\n" % (len(content), hashlib.sha256(content).hexdigest())
+
+
 class FileSet(object):
     """Planned file writes with rollback: every write remembers what was there.
 
-    ``want(path, text, mode)`` plans a write when the content or the mode differs (text None:
-    remove the file, and its ``*.d`` directory when that is left empty). ``apply()`` writes in
-    order; ``rollback()`` puts back what each applied write replaced.
+    ``want(path, content, mode)`` plans a write when the content (text or bytes) or the mode
+    differs (content None: remove the file, and its ``*.d`` directory when that is left
+    empty). ``apply()`` writes in order; ``rollback()`` puts back what each applied write
+    replaced.
     """
 
     def __init__(self, module):
         self.module = module
-        self.plan = []  # (path, new_text or None, old_text or None, mode, old_mode)
+        self.plan = []  # (path, new bytes or None, old bytes or None, mode, old_mode)
         self.done = []
 
-    read = staticmethod(read_text)
-
-    def want(self, path, text, mode=0o644):
-        old = self.read(path)
+    def want(self, path, content, mode=0o644):
+        new = None if content is None else to_bytes(content)
+        old = read_bytes(path)
         old_mode = file_mode(path) if old is not None else None
-        if old != text or (text is not None and old_mode != mode):
-            self.plan.append((path, text, old, mode, old_mode))
+        if old != new or (new is not None and old_mode != mode):
+            self.plan.append((path, new, old, mode, old_mode))
 
     @property
     def changed(self):
@@ -84,7 +113,8 @@ class FileSet(object):
         return [entry[0] for entry in self.plan]
 
     def diff(self):
-        return [dict(before_header=p, after_header=p, before=o or "", after=n or "") for p, n, o, _m, _om in self.plan]
+        return [dict(before_header=p, after_header=p, before=_shown(o), after=_shown(n))
+                for p, n, o, _m, _om in self.plan]
 
     def _write(self, path, text, mode):
         if text is None:

@@ -23,8 +23,10 @@ import hashlib
 import os
 import stat
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
 RECORD_VERSION = 1
@@ -41,12 +43,6 @@ _DISTROS = {
     "fedora": ("Fedora", "RedHat"),
     "amzn": ("Amazon", "RedHat"),
 }
-
-HOOK_DIRS = {
-    "Debian": "/usr/lib/netsvc-resilience",
-    "RedHat": "/usr/libexec/netsvc-resilience",
-}
-HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
 
 # supervisord include directories of both OS families (the table service_restart_policy writes by)
 SUPERVISOR_DIRS = tuple(U.supervisor_paths(family)[0] for family in ("Debian", "RedHat"))
@@ -91,10 +87,6 @@ def read_os_release():
     return parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))
 
 
-def hook_dir(os_family):
-    return HOOK_DIRS.get(os_family, HOOK_DIR_FALLBACK)
-
-
 def resolve_backend(backend, service_mgr):
     if backend in (None, "", "auto"):
         return "systemd" if service_mgr == "systemd" else "supervisord"
@@ -104,7 +96,8 @@ def resolve_backend(backend, service_mgr):
 def check_services(services, service_mgr):
     """Validate the keys we use of each netsvc_services entry (others are ignored).
 
-    Returns [{name, backend (resolved), ports (integers only), socket_activation}].
+    Returns [{name, backend (resolved), ports (single ports; ranges are checked, then left
+    out), socket_activation}].
     Raises ValueError naming the entry and the rule (names follow _unit's unit/program rules).
     """
     out = []
@@ -114,13 +107,10 @@ def check_services(services, service_mgr):
         backend = svc.get("backend", "auto")
         if backend not in ("auto", "systemd", "supervisord"):
             raise ValueError("service %s: backend %r must be auto, systemd or supervisord" % (svc["name"], backend))
-        raw = svc.get("ports") or []
-        if not isinstance(raw, list):
-            raise ValueError("service %s: ports %r must be a list" % (svc["name"], raw))
-        ports = [x for x in raw if isinstance(x, int) and not isinstance(x, bool)]
-        bad = [x for x in ports if not 1 <= x <= 65535]
-        if bad:
-            raise ValueError("service %s: ports %s are out of range 1-65535" % (svc["name"], bad))
+        # every entry checked (a port or a 'LOW-HIGH' range); only single ports are
+        # health-checked and cleaned - a range has no single listener to wait for
+        checked = V.ports(svc.get("ports"), "service %s: ports entry" % svc["name"])
+        ports = [x for x in checked if isinstance(x, int)]
         sa = svc.get("socket_activation", False)
         if not isinstance(sa, bool):
             raise ValueError("service %s: socket_activation %r must be true or false" % (svc["name"], sa))
@@ -133,26 +123,9 @@ def check_services(services, service_mgr):
             else:
                 U.check_program_name(U.program_name(svc["name"]))
         except U.UnitError as e:
-            raise ValueError("services[%d]: %s" % (i, e)) from e
+            raise ValueError("services[%d]: %s" % (i, e))
         out.append({"name": svc["name"], "backend": backend, "ports": ports, "socket_activation": sa})
     return out
-
-
-def parse_show_many(text):
-    """`systemctl show A B -p ...` output: one KEY=VALUE block per unit, blank-line separated."""
-    blocks, cur = [], {}
-    for line in (text or "").splitlines():
-        if not line.strip():
-            if cur:
-                blocks.append(cur)
-                cur = {}
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            cur[key] = value
-    if cur:
-        blocks.append(cur)
-    return blocks
 
 
 def parse_supervisor_status(text):
@@ -300,3 +273,52 @@ def drift(record, inputs_digest, snapshot):
             if before.get(key) != now.get(key):
                 reasons.append("%s: %s changed" % (section, key))
     return reasons
+
+
+# ------------------------------------------------------------------ the hook, as it really ran
+
+HOOK_PROPS = ("ExecStartPre", "ExecStartPreEx")
+
+
+def parse_exec_entries(text):
+    """`systemctl show -p ExecStartPre[Ex]` value -> [{path, argv, flags, code, status, pid, ...}]."""
+    out = []
+    for chunk in (text or "").split("} {"):
+        fields = {}
+        for part in chunk.strip(" {}").split(" ; "):
+            key, sep, value = part.strip().partition("=")
+            if sep:
+                fields[key] = value
+        if fields.get("path"):
+            out.append(fields)
+    return out
+
+
+def hook_report(show, status_text, hook_name, journal=None):
+    """What the cleanup hook of one service did, measured, never inferred from a file name.
+
+    ``show``: the unit's ExecStartPre/ExecStartPreEx (systemd; {} for supervisord);
+    ``status_text``: the hook's status file (None when it has not run since boot);
+    ``journal``: its last journal line parsed (_sockdiag.parse_hook_line), when read - it
+    wins when newer, as a hook in a read-only sandbox cannot write its status file.
+    Returns {installed, privileged (None: not shown by this systemd), exec (how systemd saw
+    its last run: None, or code/status), last (what it did: the status file or the journal
+    line), source ('status', 'journal' or '')}.
+    """
+    entries = [e for e in parse_exec_entries(show.get("ExecStartPreEx") or show.get("ExecStartPre"))
+               if e["path"].rsplit("/", 1)[-1] == hook_name]
+    entry = entries[-1] if entries else {}
+    ran = entry.get("pid") not in (None, "0") and entry.get("code") not in (None, "(null)")
+    privileged = None
+    if "flags" in entry:
+        privileged = "privileged" in entry["flags"].split()
+    last, source = D.parse_status(status_text), "status" if status_text else ""
+    if journal and journal.get("time", 0) > last.get("time", 0) + 1:
+        last, source = journal, "journal"
+    return {
+        "installed": bool(entry) or (not show and status_text is not None),
+        "privileged": privileged,
+        "exec": {"code": entry.get("code"), "status": entry.get("status")} if ran else None,
+        "last": last,
+        "source": source,
+    }

@@ -85,6 +85,17 @@ def wait_until(predicate, deadline, interval):
         time.sleep(interval)
 
 
+def in_unit_cgroup(pid, unit, proc="/proc"):
+    """True when ``pid`` runs in the cgroup of systemd ``unit`` (a MainPID read a moment ago may
+    already belong to nobody, or to a new process: never signal a PID that is not the unit's)."""
+    try:
+        with open("%s/%d/cgroup" % (proc, pid)) as f:
+            text = f.read()
+    except (IOError, OSError):
+        return False
+    return any(line.rstrip().endswith("/" + unit) for line in text.splitlines())
+
+
 def process_gone(pid, proc="/proc"):
     """True once ``pid`` has exited (no /proc entry) or is a zombie waiting to be reaped."""
     try:

@@ -353,8 +353,10 @@ def render_revive(delay):
     return (
         "# Ansible managed: netsvc.resilience.service_restart_policy\n"
         "# Started by OnFailure= of hardened services. Revives a service only when systemd gave\n"
-        "# up because of its start limit (Result=start-limit[-hit]), never after a failure that\n"
-        "# RestartPreventExitStatus= or a deliberate stop asked for.\n"
+        "# up because of its start limit, never after a failure that RestartPreventExitStatus= or\n"
+        "# a deliberate stop asked for. Newer systemd says so in Result=start-limit-hit; older ones\n"
+        "# (measured: 247) keep the previous Result=exit-code, and only the unit's journal says\n"
+        "# \"Start request repeated too quickly\" (both checks work back to systemd 219).\n"
         "[Unit]\n"
         "Description=netsvc.resilience: start %i again after its start limit was hit\n"
         "DefaultDependencies=no\n"
@@ -362,7 +364,8 @@ def render_revive(delay):
         "[Service]\n"
         "Type=oneshot\n"
         "ExecStartPre=/bin/sleep " + delay + "\n"
-        "ExecStart=/bin/sh -c 'systemctl show -p Result %i | grep -q =start-limit || exit 0; "
+        "ExecStart=/bin/sh -c 'systemctl show -p Result %i | grep -q =start-limit || "
+        "journalctl -u %i -n 8 -o cat --no-pager | grep -q \"repeated too quickly\" || exit 0; "
         "systemctl reset-failed %i; systemctl --no-block start %i'\n"
     )
 
@@ -434,6 +437,37 @@ def check_program_name(name):
     return name
 
 
+def program_user(text):
+    """The ``user=`` of a supervisord program file, or None."""
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "user" and value.strip():
+            return value.split(";")[0].strip()
+    return None
+
+
+def check_user_name(user):
+    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z", user or ""):
+        raise UnitError("user %r must be a user name of 1-32 letters, digits, '_', '.', '-'" % (user,))
+    return user
+
+
+def supervisor_command(name, command, hook, ports, ids):
+    """The program's command line, through the cleanup hook when there is one.
+
+    supervisord's ``user=`` would make the hook run without CAP_NET_ADMIN, so with a hook the
+    program runs as root up to the hook, which cleans its ports and then drops to ``ids``
+    ((uid, gid, [groups]), resolved on the host) before exec'ing the command.
+    """
+    if not hook or not ports:
+        return command
+    argv = [hook, "--unit", name]
+    if ids:
+        uid, gid, groups = ids
+        argv += ["--user", ":".join(str(x) for x in [uid, gid] + list(groups))]
+    return "%s %s -- %s" % (" ".join(argv), " ".join(str(p) for p in ports), command)
+
+
 def render_program(name, o, header="Ansible managed: netsvc.resilience.service_restart_policy"):
     """Render a supervisord [program:x] section.
 
@@ -461,4 +495,46 @@ def render_program(name, o, header="Ansible managed: netsvc.resilience.service_r
     ]
     if o.get("stopwaitsecs") is not None:
         lines.append("stopwaitsecs=%d\n" % o["stopwaitsecs"])
+    if o.get("user") and not o.get("cleanup_hook"):
+        lines.append("user=%s\n" % check_user_name(o["user"]))
     return "".join(lines)
+
+
+# ------------------------------------------------------------------------ read-back
+
+
+def _timespan_is(usec):
+    """A check for a `systemctl show` time value ('100ms', '1min 30s', 'infinity', or raw usec on 219)."""
+    def check(value):
+        text = (value or "").strip()
+        if text.isdigit() and len(text) > 6:  # systemd 219 shows StartLimitInterval= in usec
+            return int(text) == usec
+        try:
+            return parse_timespan(text, "value") == usec
+        except UnitError:
+            return False
+    return check
+
+
+def policy_readback(o, unit, version):
+    """What `systemctl show` must say after our drop-in took effect on systemd ``version``.
+
+    ``o`` comes from normalize_options. Returns [(directive, property, check, expected)] for
+    _systemd.effective_mismatches; only what the drop-in sets is checked.
+    """
+    out = []
+    if o.get("restart") is not None:
+        out.append(("Restart", "Restart", lambda v, want=o["restart"]: v == want, o["restart"]))
+    if o.get("restart_sec") is not None:
+        out.append(("RestartSec", "RestartUSec", _timespan_is(o["restart_sec_usec"]), o["restart_sec"]))
+    if o.get("start_limit_burst") is not None:
+        out.append(("StartLimitBurst", "StartLimitBurst", lambda v, want=str(o["start_limit_burst"]): v == want,
+                    str(o["start_limit_burst"])))
+    if o.get("start_limit_interval") is not None:
+        directive, prop = ("StartLimitIntervalSec", "StartLimitIntervalUSec") if version >= 230 \
+            else ("StartLimitInterval", "StartLimitInterval")
+        out.append((directive, prop, _timespan_is(o["start_limit_interval_usec"]), o["start_limit_interval"]))
+    if o.get("revive"):
+        revive = REVIVE_TEMPLATE.replace("@.", "@%s." % unit)
+        out.append(("OnFailure", "OnFailure", lambda v, want=revive: want in v.split(), revive))
+    return out

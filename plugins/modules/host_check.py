@@ -96,6 +96,13 @@ options:
     description: Where the applied-state record lives.
     type: path
     default: /var/lib/netsvc-resilience/applied-state.json
+  hook_journal:
+    description:
+      - Also read each systemd service's last hook line from the journal (one C(journalctl) per
+        service). A hook inside a read-only sandbox (C(ProtectSystem=strict)) cannot write its
+        status file but still logs; the newer of the two is reported. The audit turns it on.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -120,12 +127,18 @@ RETURN = r"""
 ansible_facts:
   description: C(netsvc_host) - distribution, distribution_version, distribution_major_version,
     os_family, service_mgr, python_version, python (version major/minor/micro, executable),
-    supervisorctl (path or empty), hook_dir (the OS family's default hook directory).
+    supervisorctl (path or empty), hook_dir (the OS family's default hook directory), kernel
+    (release), sock_destroy (a real try on loopback sockets of its own - C(full) and
+    C(timewait) are true when the kernel destroyed one, false when it refused with
+    EOPNOTSUPP, null when unknown, e.g. without CAP_NET_ADMIN; C(errors) per kind).
   returned: always
   type: dict
 services:
   description: Per service - name, backend (resolved), unit, exists, load_state, active_state,
-    active, ports, missing_ports, healthy, problems.
+    active, ports, missing_ports, healthy, problems, and hook - what the pre-start cleanup hook
+    really did - installed, privileged (runs with full privileges; null when this systemd does
+    not show it), exec (code and status of its last run as systemd saw it) and last (its status
+    file from that run - result ok/left/error, found, destroyed, left, cause, time, uid, kernel).
   returned: always
   type: list
   elements: dict
@@ -156,34 +169,60 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
-def host_facts(module):
+def service_manager():
+    return "systemd" if os.path.isdir("/run/systemd/system") else (read_text("/proc/1/comm") or "unknown").strip()
+
+
+def host_facts(module, service_mgr):
     facts = H.read_os_release()
-    facts["service_mgr"] = "systemd" if os.path.isdir("/run/systemd/system") else (
-        (read_text("/proc/1/comm") or "unknown").strip())
+    facts["service_mgr"] = service_mgr
     v = sys.version_info
     facts["python_version"] = "%d.%d.%d" % (v[0], v[1], v[2])
     facts["python"] = {"version": {"major": v[0], "minor": v[1], "micro": v[2]}, "executable": sys.executable}
     facts["supervisorctl"] = module.get_bin_path("supervisorctl") or ""
-    facts["hook_dir"] = H.hook_dir(facts["os_family"])
+    facts["hook_dir"] = K.hook_dir(facts["os_family"])
+    facts["kernel"] = os.uname()[2]
+    # a real try on our own loopback sockets: can this kernel destroy full / TIME_WAIT sockets?
+    facts["sock_destroy"] = D.probe_destroy()
     return facts
 
 
-def observe(module, services, units, supervisorctl, ports):
+def hook_journal(module, unit):
+    """The hook's last journal line for a unit (with its time), parsed; {} when none."""
+    journalctl = module.get_bin_path("journalctl")
+    if not journalctl:
+        return {}
+    _rc, out, _err = U.run(module, [journalctl, "-u", unit, "SYSLOG_IDENTIFIER=" + C.HOOK_NAME, "-n", "1",
+                                    "-o", "short-unix", "--no-pager", "-q"], check=False)
+    for line in reversed(out.splitlines()):
+        stamp = line.split(" ", 1)[0]
+        try:
+            return D.parse_hook_line(line, float(stamp))
+        except ValueError:
+            continue
+    return {}
+
+
+def observe(module, services, units, supervisorctl, ports, journal=False):
     """One look: systemctl show for every unit, supervisorctl status, one LISTEN dump."""
     shows = {}
     if units:
         argv = [module.get_bin_path("systemctl", required=True), "show"] + units
-        for prop in sorted(set(H.UNIT_PROPS + H.HEALTH_PROPS)):
+        for prop in sorted(set(H.UNIT_PROPS + H.HEALTH_PROPS + H.HOOK_PROPS)):
             argv += ["-p", prop]
         _rc, out, _err = U.run(module, argv)
-        blocks = H.parse_show_many(out)
+        blocks = SD.parse_show_many(out)
         if len(blocks) != len(units):
             module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         shows = dict(zip(units, blocks))
@@ -197,7 +236,13 @@ def observe(module, services, units, supervisorctl, ports):
             listening = set(D.listening_ports(ports))
         except D.DiagError as e:
             module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % to_native(e))
-    return shows, supervisor, H.service_health(services, shows, supervisor, listening)
+    health = H.service_health(services, shows, supervisor, listening)
+    for row in health:
+        status = read_text(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
+        show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
+        lines = hook_journal(module, row["unit"]) if journal and row["backend"] == "systemd" else None
+        row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
+    return shows, supervisor, health
 
 
 def main():
@@ -210,19 +255,30 @@ def main():
             record=dict(type="bool", default=False),
             sysctl_files=dict(type="list", elements="path", default=[]),
             hook_dir=dict(type="str"),
-            state_file=dict(type="path", default="/var/lib/netsvc-resilience/applied-state.json"),
+            state_file=dict(type="path", default=C.APPLIED_STATE_FILE),
+            hook_journal=dict(type="bool", default=False),
         ),
         required_if=[("record", True, ("inputs_digest",))],
         supports_check_mode=True,
     )
     p = module.params
-    if not 0 <= p["wait"] <= 600:
-        module.fail_json(msg="wait %r must be between 0 and 600 seconds" % p["wait"])
-    facts = host_facts(module)
     try:
-        services = H.check_services(p["services"], facts["service_mgr"])
+        V.number(p["wait"], "wait", 0, 600, " seconds")
+        V.abs_path(p["state_file"], "state_file")
+        for path in p["sysctl_files"]:
+            V.abs_path(path, "sysctl_files entry")
+        if p["hook_dir"] not in (None, "auto"):
+            V.abs_path(p["hook_dir"], "hook_dir")
+        if p["inputs_digest"] is not None:
+            V.single_line(p["inputs_digest"], "inputs_digest", 256)
+    except V.InputError as e:
+        module.fail_json(msg=to_native(e))
+    service_mgr = service_manager()
+    try:
+        services = H.check_services(p["services"], service_mgr)
     except ValueError as e:
         module.fail_json(msg=to_native(e))
+    facts = host_facts(module, service_mgr)
     units = []
     for svc in services:
         if svc["backend"] == "systemd":
@@ -232,11 +288,9 @@ def main():
     ports = sorted({x for s in services for x in s["ports"]})
 
     hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
-    if hook_directory and not os.path.isabs(hook_directory):
-        module.fail_json(msg="hook_dir %r must be an absolute path or auto" % hook_directory)
     deadline = time.monotonic() + p["wait"]
     while True:
-        shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports)
+        shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"])
         healthy = all(row["healthy"] for row in health)
         if healthy or time.monotonic() >= deadline:
             break

@@ -151,6 +151,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 
 
 class Target(object):
@@ -217,19 +218,23 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not 1 <= p["port"] <= 65535:
-        module.fail_json(msg="port %d is out of range 1-65535" % p["port"])
-    if not 1 <= p["kills"] <= 100:
-        module.fail_json(msg="kills %d must be between 1 and 100" % p["kills"])
-    if not 1 <= p["timeout"] <= 600:
-        module.fail_json(msg="timeout %s must be between 1 and 600 seconds" % p["timeout"])
     try:
+        # every option before anything is looked at or killed
+        V.port(p["port"], "port")
+        V.number(p["kills"], "kills", 1, 100)
+        V.number(p["timeout"], "timeout", 1, 600, " seconds")
+        if p["slo_ms"] is not None:
+            V.number(p["slo_ms"], "slo_ms", 0.001, 600000, " ms (a recovery time: positive, at most the timeout)")
+        V.number(p["connect_timeout"], "connect_timeout", 0.001, 60, " seconds")
+        V.number(p["connect_interval_ms"], "connect_interval_ms", 0.1, 10000, " ms")
+        if len(p["expect"]) > 4096:  # the bytes the service answers: any text, bounded
+            raise V.InputError("expect is %d characters long; at most 4096" % len(p["expect"]))
         host = P.check_loopback(p["host"])
         backend = p["backend"]
         if backend == "auto":
             backend = "systemd" if os.path.isdir("/run/systemd/system") else "supervisord"
         target = Target(module, p["name"], backend)
-    except (P.ProbeError, U.UnitError) as e:
+    except (P.ProbeError, U.UnitError, V.InputError) as e:
         module.fail_json(msg=to_native(e))
     signum = getattr(sig, "SIG" + p["signal"])
     expect = p["expect"].encode("utf-8")
@@ -261,6 +266,9 @@ def main():
             pid = P.wait_until(lambda old=killed[-1]: new_pid(target, old), deadline, 0.001)
             if not pid:
                 break
+        if target.backend == "systemd" and not P.in_unit_cgroup(pid, target.name):
+            module.fail_json(msg="PID %d is not in %s's cgroup (any more): not signalled" % (pid, target.name),
+                             kills_done=len(killed))
         try:
             os.kill(pid, signum)
         except OSError as e:

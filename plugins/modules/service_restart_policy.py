@@ -23,7 +23,8 @@ description:
     is 0 on "Unknown key" warnings, so the output is read. Any line about our drop-in restores
     the previous drop-in (or none) and fails with systemd's message.
     C(daemon-reload) runs only when something changed.
-  - After the reload the effective values are read back with C(systemctl show) and returned.
+  - After the reload the effective values are read back with C(systemctl show), returned, and
+    compared with what was asked (see O(effective_mismatch)).
   - "Defaults are measured, not the tutorial's. C(Restart=on-failure) and C(RestartSec=0): the
     first restart within 3 ms, 46 ms to serving for a Python server; C(RestartSec=100ms)
     lands on systemd's 250 ms timer grid (100-350 ms). Start limit 20 starts in 10 s: a crash
@@ -174,7 +175,7 @@ options:
     type: bool
     default: false
   ports:
-    description: Ports for O(socket_activation).
+    description: Ports for O(socket_activation), and the ports the supervisord O(cleanup_hook) cleans.
     type: list
     elements: int
     default: []
@@ -210,6 +211,30 @@ options:
   supervisor_dir:
     description: supervisord only, override the include directory (default per OS family).
     type: path
+  user:
+    description:
+      - supervisord only, the user the program runs as. Default - the C(user=) of the program
+        file this module replaces, if any (hardening never turns a program into root).
+      - Without O(cleanup_hook) it is rendered as C(user=). With it, the hook runs as root,
+        cleans the ports and then switches to this user (its uid, gid and groups, resolved on
+        the host) before starting the command - supervisord's C(user=) would leave the hook
+        without CAP_NET_ADMIN.
+    type: str
+  cleanup_hook:
+    description:
+      - supervisord only, the pre-start cleanup hook (as installed by C(prestart_hook)). The
+        program's command becomes C(HOOK --unit NAME [--user UID:GID:GROUPS] PORT... --
+        COMMAND) when O(ports) are given.
+    type: path
+  effective_mismatch:
+    description:
+      - After the reload, C(Restart), C(RestartUSec), the start limit and C(OnFailure) that
+        systemd really uses are compared with what was asked. A difference (a foreign drop-in
+        that sorts after ours, in C(/etc) or C(/run)) fails the call by default, naming the
+        directive and the file that wins; C(warn) turns it into a warning.
+    type: str
+    choices: [fail, warn]
+    default: fail
 notes:
   - Facts behind the defaults and warnings are in docs/linux-facts.md of this collection.
 """
@@ -274,6 +299,11 @@ warning_messages:
   returned: always
   type: list
   elements: str
+effective_mismatches:
+  description: Differences between what was asked and what systemd uses, each naming the file that wins.
+  returned: for systemd services
+  type: list
+  elements: str
 results:
   description: With O(services), one result per service (C(item) is the entry as given).
   returned: when O(services) is given
@@ -283,6 +313,8 @@ results:
 
 import glob
 import os
+import pwd
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -290,13 +322,16 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
 
 SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval",
               "KillMode", "TimeoutStopUSec", "LimitNOFILE", "OOMPolicy", "RestartSteps",
               "RestartMaxDelayUSec", "OnFailure", "DropInPaths", "FragmentPath", "LoadState",
-              "ActiveState", "SubState", "MainPID", "NRestarts", "ExecStartPre", "FileDescriptorStoreMax"]
+              "ActiveState", "SubState", "MainPID", "NRestarts", "ExecStartPre", "FileDescriptorStoreMax",
+              "NeedDaemonReload"]
 
 
 def systemd_plan(module, p, warnings, systemctl, version):
@@ -314,7 +349,7 @@ def systemd_plan(module, p, warnings, systemctl, version):
     socket_path = os.path.join(U.SYSTEMD_DIR, socket_name)
     files = FileSet(module)
     content = ""
-    revive = None
+    revive = opts = None
 
     if p["state"] == "present":
         opts = U.normalize_options(p)
@@ -325,9 +360,6 @@ def systemd_plan(module, p, warnings, systemctl, version):
                                      "bind a port the socket unit holds" % name)
             if not p["ports"]:
                 module.fail_json(msg="socket_activation for %s needs ports" % name)
-            bad = [x for x in p["ports"] if not 1 <= x <= 65535]
-            if bad:
-                module.fail_json(msg="ports %s are out of range 1-65535" % bad)
         content, more = U.render_dropin(opts, version)
         warnings.extend(more)
         files.want(dropin_path, content)
@@ -357,6 +389,7 @@ def systemd_plan(module, p, warnings, systemctl, version):
                         % (held, name, name, name, socket_name))
             socket_start = True
     return dict(name=name, show=show, files=files, content=content, revive=revive, dropin_path=dropin_path,
+                opts=opts, effective_mismatch=p["effective_mismatch"],
                 socket_name=socket_name, socket_path=socket_path, socket_start=socket_start,
                 socket_stop=p["state"] == "absent" and socket_path in files.paths,
                 present=p["state"] == "present", socket_activation=p["socket_activation"])
@@ -378,66 +411,39 @@ def plan_revive(module, plans):
     return shared
 
 
-def systemd_execute(module, systemctl, plans, shared):
-    """Write every planned file, verify them all, reload once, start socket units."""
-    filesets = [pl["files"] for pl in plans] + [shared]
-
-    def undo():
-        for f in reversed(filesets):
-            f.rollback()
-
+def systemd_execute(module, systemd, plans, shared):
+    """Write every planned file, verify them all, reload once (one transaction), start socket units."""
     for pl in plans:
         if pl["socket_stop"]:
-            U.run(module, [systemctl, "disable", "--now", pl["socket_name"]], check=False)
-    try:
-        for f in filesets:
-            f.apply()
-    except (IOError, OSError) as e:
-        undo()
-        module.fail_json(msg="writing %s failed: %s; previous files restored"
-                             % (", ".join(p for f in filesets for p in f.paths), to_native(e)))
-    checked = [pl for pl in plans if pl["present"] and pl["show"].get("FragmentPath")
-               and (pl["files"].changed or pl["socket_start"])]
-    analyze = module.get_bin_path("systemd-analyze") if checked else None
-    if analyze:
-        fragments = [pl["show"]["FragmentPath"] for pl in checked]
-        _rc, vout, verr = U.run(module, [analyze, "verify"] + fragments, check=False)
-        problems = []
-        for pl in checked:
-            problems += U.verify_problems(vout + "\n" + verr, pl["dropin_path"])
-            if pl["socket_start"]:
-                problems += U.verify_problems(vout + "\n" + verr, pl["socket_path"])
-        if problems:
-            undo()
-            module.fail_json(msg="systemd-analyze verify rejected the drop-in for %s; the previous drop-in "
-                                 "(or none) was restored: %s" % (", ".join(pl["name"] for pl in checked),
-                                                                 "; ".join(problems)),
-                             content=checked[0]["content"] if len(checked) == 1 else "")
-    if any(f.changed for f in filesets):
-        U.run(module, [systemctl, "daemon-reload"])
+            U.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
+    tx = SD.DropinTransaction(module, systemd)
+    for pl in plans:
+        tx.add(pl["files"], pl["name"], pl["show"].get("FragmentPath") if pl["present"] else None)
+    tx.add(shared)
+    tx.commit()
     for pl in plans:
         if pl["socket_start"]:
-            U.run(module, [systemctl, "enable", "--now", pl["socket_name"]])
+            U.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
 
 
-def systemd_results(module, systemctl, version, plans, shared):
+def systemd_results(module, systemd, plans, shared):
+    shows = systemd.show([pl["name"] for pl in plans], SHOW_PROPS)
     results = []
     for i, pl in enumerate(plans):
         diff = pl["files"].diff() + (shared.diff() if i == 0 else [])
+        show = shows[pl["name"]]
+        mismatches = []
+        # in check mode (the audit) only an unchanged drop-in says what systemd uses now
+        if pl["present"] and show.get("LoadState") == "loaded" and not (module.check_mode and pl["files"].changed):
+            wanted = U.policy_readback(pl["opts"], pl["name"], systemd.version)
+            mismatches = SD.effective_mismatches(pl["name"], wanted, show, pl["dropin_path"])
         results.append(dict(changed=pl["files"].changed or pl["socket_start"] or (i == 0 and shared.changed),
                             path=pl["dropin_path"], content=pl["content"], backend="systemd",
-                            systemd_version=version,
+                            systemd_version=systemd.version,
                             socket_path=pl["socket_path"] if pl["socket_activation"] else "",
-                            diff=diff, effective=effective(module, systemctl, pl["name"])))
+                            diff=diff, effective=show, effective_mismatches=mismatches,
+                            effective_mismatch=pl["effective_mismatch"]))
     return results
-
-
-def effective(module, systemctl, name):
-    argv = [systemctl, "show", name]
-    for prop in SHOW_PROPS:
-        argv += ["-p", prop]
-    _rc, out, _err = U.run(module, argv, check=False)
-    return U.parse_show(out)
 
 
 def supervisor_dir(p):
@@ -450,6 +456,31 @@ def supervisor_dir(p):
         if os.path.isdir(d):
             return d, ext
     return U.supervisor_paths(H.read_os_release()["os_family"])
+
+
+def supervisor_options(module, name, p, vendor_user):
+    """The program's options with its command through the hook, and the user it runs as.
+
+    The vendor file's user= is kept when none is given: hardening never turns a program
+    into root. With the hook, the hook drops to that user (numeric ids resolved here, with
+    the host's NSS) after cleaning, since supervisord's own user= would leave it without
+    CAP_NET_ADMIN.
+    """
+    user = p["user"] or vendor_user
+    ports = sorted(set(p["ports"]))
+    wrapped = bool(p["cleanup_hook"] and ports)
+    ids = None
+    if user:
+        U.check_user_name(user)
+        if wrapped:
+            try:
+                pw = pwd.getpwnam(user)
+            except KeyError:
+                module.fail_json(msg="supervisord program %s: user %r does not exist on this host; nothing was "
+                                     "written" % (name, user))
+            ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
+    command = U.supervisor_command(name, p["command"], p["cleanup_hook"] if wrapped else None, ports, ids)
+    return dict(p, command=command, user=user, cleanup_hook=p["cleanup_hook"] if wrapped else None)
 
 
 def supervisord_main(module, p, warnings):
@@ -465,7 +496,8 @@ def supervisord_main(module, p, warnings):
     current = read_text(path)
     original = read_text(backup)
     if p["state"] == "present":
-        content = U.render_program(name, p)
+        vendor = original if original is not None else (current if "netsvc.resilience" not in (current or "") else None)
+        content = U.render_program(name, supervisor_options(module, name, p, U.program_user(vendor)))
         if current is not None and "netsvc.resilience" not in current and original is None:
             files.want(backup, current)
         files.want(path, content)
@@ -532,13 +564,39 @@ SPEC = dict(
     stopsignal=dict(type="str", default="TERM"),
     stopwaitsecs=dict(type="int"),
     supervisor_dir=dict(type="path"),
+    user=dict(type="str"),
+    cleanup_hook=dict(type="path"),
+    effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
 )
-REQUIRED_IF = [("socket_activation", True, ("ports",))]
+
+
+def check_options(p):
+    """What argument_spec cannot check, for one service's options; raises InputError/UnitError."""
+    V.ports(p["ports"], "ports", ranges=False)
+    V.number(p["backlog"], "backlog", 1, 1048576)
+    V.number(p["startsecs"], "startsecs", 0, 3600, " seconds")
+    V.number(p["startretries"], "startretries", 0, 10000)
+    if p["stopwaitsecs"] is not None:
+        V.number(p["stopwaitsecs"], "stopwaitsecs", 0, 86400, " seconds")
+    if p["supervisor_dir"]:
+        V.abs_path(p["supervisor_dir"], "supervisor_dir")
+    if p["cleanup_hook"]:
+        V.abs_path(p["cleanup_hook"], "cleanup_hook", plain=True)
+    if p["user"]:
+        U.check_user_name(p["user"])
+    # the revive unit runs `/bin/sleep DELAY`: what both systemd and sleep(1) understand
+    if not re.match(r"^\d{1,6}(\.\d{1,3})?[smhd]?\Z", str(p["revive_delay"])):
+        raise V.InputError("revive_delay %r must be a number with an optional s, m, h or d suffix (e.g. 30s)"
+                           % (p["revive_delay"],))
 
 
 def service_params(module, p):
     """[(item or None, params)] - one entry per service, each validated as the module's options."""
     if p["services"] is None:
+        try:
+            check_options(p)
+        except (V.InputError, U.UnitError) as e:
+            module.fail_json(msg=to_native(e))
         return [(None, p)]
     out = []
     for i, item in enumerate(p["services"]):
@@ -552,9 +610,13 @@ def service_params(module, p):
             module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
         merged = {k: v for k, v in p.items() if k != "services" and v is not None}
         merged.update(item)
-        checked = ArgumentSpecValidator(SPEC, required_if=REQUIRED_IF).validate(merged)
+        checked = ArgumentSpecValidator(SPEC).validate(merged)
         if checked.error_messages:
             module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+        try:
+            check_options(checked.validated_parameters)
+        except (V.InputError, U.UnitError) as e:
+            module.fail_json(msg="%s: %s" % (label, e))
         out.append((item, checked.validated_parameters))
     return out
 
@@ -563,7 +625,6 @@ def main():
     spec = dict(SPEC, services=dict(type="list", elements="dict"))
     module = AnsibleModule(
         argument_spec=spec,
-        required_if=REQUIRED_IF,
         required_one_of=[("name", "services")],
         mutually_exclusive=[("name", "services")],
         supports_check_mode=True,
@@ -584,19 +645,21 @@ def main():
             (systemd if backend == "systemd" else supervisord).append((item, p))
         done = []
         if systemd:
-            systemctl = module.get_bin_path("systemctl", required=True)
-            _rc, out, _err = U.run(module, [systemctl, "--version"])
-            version = U.parse_version(out)
-            plans = [systemd_plan(module, p, warnings, systemctl, version) for _item, p in systemd]
+            sd = SD.Systemd(module)
+            plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
             shared = plan_revive(module, plans)
             if not module.check_mode and (shared.changed or any(pl["files"].changed or pl["socket_start"]
                                                                 for pl in plans)):
-                systemd_execute(module, systemctl, plans, shared)
-            done += zip([item for item, _p in systemd], systemd_results(module, systemctl, version, plans, shared))
+                systemd_execute(module, sd, plans, shared)
+            done += zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))
         for item, p in supervisord:
             done.append((item, supervisord_main(module, p, warnings)))
     except U.UnitError as e:
         module.fail_json(msg=to_native(e))
+    mismatches = [m for _item, r in done for m in r.get("effective_mismatches", [])]
+    failing = [m for _item, r in done if r.get("effective_mismatch") == "fail" and not module.check_mode
+               for m in r["effective_mismatches"]]
+    warnings.extend(m for m in mismatches if m not in failing)
     for w in warnings:
         module.warn(w)
     if module.params["services"] is None:
@@ -606,6 +669,8 @@ def main():
         result = dict(changed=any(r["changed"] for r in results), results=results,
                       diff=[d for r in results for d in r["diff"]])
     result["warning_messages"] = warnings
+    if failing:
+        module.fail_json(msg="systemd does not use the restart policy as written: %s" % "; ".join(failing), **result)
     module.exit_json(**result)
 
 

@@ -124,7 +124,12 @@ supported:
   returned: always
   type: dict
 capabilities:
-  description: Kernel release, CAP_NET_ADMIN, and whether this kernel can destroy TIME_WAIT (null = backport unknown).
+  description:
+    - Kernel release, CAP_NET_ADMIN, and what a real try on loopback sockets of the module's
+      own found - C(timewait_destroy) and C(orphan_destroy) (an orphaned FIN_WAIT_1 socket, as a
+      crash leaves) are true when the socket was gone afterwards, false when the kernel refused
+      or acknowledged and kept it (Linux 5.10 does that for orphans), null when unknown
+      (C(probe_errors) says why).
   returned: always
   type: dict
 """
@@ -140,14 +145,16 @@ from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import S
 
 
 def capabilities():
+    """What this kernel does for this process: a real try on loopback sockets of its own."""
     release = os.uname()[2]
     try:
         with open("/proc/self/status") as f:
             cap = D.has_cap_net_admin(f.read())
     except (IOError, OSError):
         cap = None
-    return {"kernel": release, "cap_net_admin": cap,
-            "timewait_destroy": D.kernel_supports_timewait_destroy(release)}
+    probe = D.probe_destroy()
+    return {"kernel": release, "cap_net_admin": cap, "timewait_destroy": probe["timewait"],
+            "orphan_destroy": probe["orphan"], "probe_errors": probe["errors"]}
 
 
 def format_counts(counts):
@@ -212,10 +219,9 @@ def main():
     would = sum(r["before"].values())
     supported = {s: r["supported"].get(s) for s in p["states"]}
     if not kill:
-        # not tried: say what this kernel is expected to allow
+        # not tried: say what the probe found this kernel does
         for s in p["states"]:
-            if s in D.TIMEWAIT_KIND and caps["timewait_destroy"] is None:
-                supported[s] = None
+            supported[s] = caps["timewait_destroy"] if s in D.TIMEWAIT_KIND else caps["orphan_destroy"]
     left = sum(r["after"].values())
     result = dict(
         changed=bool(r["destroyed"]) or (module.check_mode and p["mode"] == "kill" and would > 0),
@@ -227,10 +233,8 @@ def main():
         result["diff"] = dict(before_header="sockets on ports", after_header="sockets on ports",
                               before=format_counts(r["before"]), after=format_counts(after))
     if kill and p["require"] and left:
-        module.fail_json(msg="%d socket(s) left on the ports that the kernel did not destroy (%s); kernel %s, "
-                             "CAP_NET_ADMIN %s. TIME_WAIT needs Linux >= 6.0 or a backport"
-                             % (left, r["refused"] or "no error reported", caps["kernel"], caps["cap_net_admin"]),
-                         **result)
+        why = D.explain(r, caps["kernel"], os.getuid(), left)
+        module.fail_json(msg="%d socket(s) left on the ports: %s" % (left, why), **result)
     module.exit_json(**result)
 
 

@@ -187,6 +187,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
@@ -209,11 +210,12 @@ def main():
     )
     p = module.params
     path = p["path"]
-    if not os.path.isabs(path) or not path.endswith(".conf"):
-        module.fail_json(msg="path %r must be an absolute path ending in .conf (systemd-sysctl "
-                             "reads only *.conf files)" % path)
-    if "\n" in p["header"]:
-        module.fail_json(msg="header must be a single line")
+    try:
+        # systemd-sysctl reads only *.conf files directly in its directories
+        V.abs_path(path, "path", under=S.SYSCTL_DIRS, suffix=".conf")
+        V.single_line(p["header"], "header", 200)
+    except V.InputError as e:
+        module.fail_json(msg=to_native(e))
     persist = p["apply"] in ("both", "persist")
     live_on = p["apply"] in ("both", "live")
 

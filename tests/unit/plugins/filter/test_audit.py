@@ -19,11 +19,25 @@ TUTORIAL = {"ActiveState": "active", "Restart": "on-failure", "RestartUSec": "5s
             "OnFailure": "", "DropInPaths": ""}
 
 
-def record(host, eff, crash=None, changed=False, overridden=None, reserved=(8080,), tw=True):
-    svc = audit_service({"item": {"name": "web.service"}, "effective": eff, "changed": changed})
+HOOK_OK = {"installed": True, "privileged": True, "exec": {"code": "exited", "status": "0"},
+           "last": {"result": "ok", "found": 3, "destroyed": 3, "left": 0, "cause": ""}}
+
+
+def facts(tw=True, errors=None):
+    return {"kernel": "6.18.44", "sock_destroy": {"orphan": True, "timewait": tw, "errors": errors or {}}}
+
+
+def record(host, eff, crash=None, changed=False, overridden=None, reserved=(8080,), tw=True, hook="ok"):
+    hook = HOOK_OK if hook == "ok" else hook
+    observed = [{"name": "web.service", "hook": hook}] if hook is not None else []
+    svc = audit_service({"item": {"name": "web.service"}, "effective": eff, "changed": changed}, "systemd", observed)
     return {"host": host, "os": "Debian 12", "services": [svc], "ports": [8080], "reserved": list(reserved),
             "sysctl": {"changed": changed, "overridden_by": overridden or {}},
-            "capabilities": {"kernel": "6.18", "timewait_destroy": tw}, "crash": crash or []}
+            "facts": facts(tw), "crash": crash or []}
+
+
+def detail(host, scope, check):
+    return [c["detail"] for c in host["checks"] if (c["scope"], c["check"]) == (scope, check)][0]
 
 
 def statuses(host):
@@ -39,7 +53,7 @@ def test_hardened_host_passes_everything():
 
 
 def test_tutorial_unit_warns_with_reasons():
-    rep = audit_report([record("b", TUTORIAL, changed=True, reserved=(), tw=None)])
+    rep = audit_report([record("b", TUTORIAL, changed=True, reserved=(), tw=None, hook=None)])
     st = statuses(rep["hosts"][0])
     assert st[("web.service", "restart")] == "warn"
     assert st[("web.service", "start limit")] == "warn"
@@ -68,13 +82,49 @@ def test_restart_no_fails_and_override_warns():
 
 
 def test_supervisord_service_record():
+    hook = {"installed": True, "privileged": None, "exec": None, "last": dict(HOOK_OK["last"])}
     svc = audit_service({"item": {"name": "web"}, "effective": {"status": "web RUNNING pid 10, uptime 0:01:00"},
-                         "content": "command=/usr/lib/netsvc-resilience/netsvc-sockclean 8080 -- /usr/bin/web",
-                         "backend": "supervisord"})
-    assert svc["hook"] is True
-    rep = audit_report([{"host": "s", "services": [svc], "ports": [], "reserved": [],
-                         "capabilities": {"timewait_destroy": True}}])
+                         "backend": "supervisord"}, "other", [{"name": "web", "hook": hook}])
+    assert svc["hook"] == hook
+    rep = audit_report([{"host": "s", "services": [svc], "ports": [], "reserved": [], "facts": facts()}])
     assert rep["hosts"][0]["status"] == "pass"
+    assert statuses(rep["hosts"][0])[("web", "rebind")] == "pass"
+
+
+def test_rebind_is_measured_not_inferred_from_a_file_name():
+    cases = [
+        # the hook is there but the service has not started since: unmeasured
+        (dict(HOOK_OK, exec=None, last={}), "warn", "not run since"),
+        # systemd could not execute it (the sandbox's ExecPaths=, a missing file)
+        (dict(HOOK_OK, exec={"code": "exited", "status": "203"}, last={}), "fail", "could not run"),
+        # it ran inside a sandbox without netlink
+        (dict(HOOK_OK, last={"result": "error", "cause": "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)"}),
+         "fail", "EAFNOSUPPORT"),
+        # it ran, but the kernel kept sockets
+        (dict(HOOK_OK, last={"result": "left", "found": 20, "destroyed": 0, "left": 20,
+                             "cause": "TIME_WAIT not destroyable on Linux 5.10.0 (needs >= 6.0)"}),
+         "fail", "left 20: TIME_WAIT not destroyable"),
+        (dict(HOOK_OK, installed=False, exec=None, last={}), "warn", "no cleanup hook"),
+        (HOOK_OK, "pass", "found 3, destroyed 3, left 0"),
+    ]
+    for hook, status, text in cases:
+        host = audit_report([record("h", HARDENED, hook=hook)])["hosts"][0]
+        assert statuses(host)[("web.service", "rebind")] == status, hook
+        assert text in detail(host, "web.service", "rebind")
+
+
+def test_a_clean_last_start_still_warns_on_a_kernel_that_cannot_destroy_timewait():
+    host = audit_report([record("k", HARDENED, tw=False)])["hosts"][0]
+    assert statuses(host)[("web.service", "rebind")] == "warn"
+    assert "cannot destroy TIME_WAIT" in detail(host, "web.service", "rebind")
+
+
+def test_kernel_that_refuses_timewait_destroy_warns_with_the_remedy():
+    host = audit_report([record("k", HARDENED, tw=False)])["hosts"][0]
+    assert statuses(host)[("host", "TIME_WAIT destroy")] == "warn"
+    assert "socket_activation: preload" in detail(host, "host", "TIME_WAIT destroy")
+    unknown = audit_report([record("u", HARDENED, tw=None)])["hosts"][0]
+    assert "unknown" in detail(unknown, "host", "TIME_WAIT destroy")
 
 
 def test_expand_ports():

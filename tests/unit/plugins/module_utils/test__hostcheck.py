@@ -8,8 +8,10 @@ import os
 
 import pytest
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
@@ -35,9 +37,9 @@ def test_parse_os_release(text, expected):
 
 
 def test_hook_dir_per_family():
-    assert H.hook_dir("RedHat") == "/usr/libexec/netsvc-resilience"
-    assert H.hook_dir("Debian") == "/usr/lib/netsvc-resilience"
-    assert H.hook_dir("Suse") == H.HOOK_DIR_FALLBACK
+    assert K.hook_dir("RedHat") == "/usr/libexec/netsvc-resilience"
+    assert K.hook_dir("Debian") == "/usr/lib/netsvc-resilience"
+    assert K.hook_dir("Suse") == "/usr/local/libexec/netsvc-resilience"
 
 
 def test_check_services_resolves_backend_and_keeps_integer_ports():
@@ -53,7 +55,7 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
     (["web"], "non-empty name"),
     ([{"name": "web", "backend": "upstart"}], "backend 'upstart'"),
     ([{"name": "web", "ports": 80}], "must be a list"),
-    ([{"name": "web", "ports": [0, 70000]}], "[0, 70000] are out of range"),
+    ([{"name": "web", "ports": [0, 70000]}], "ports entry 0 is not a TCP port: use an integer 1-65535"),
     ([{"name": "web", "socket_activation": "yes"}], "socket_activation 'yes'"),
     ([{"name": "-H.service"}], "services[0]: unit name '-H.service' must not start with '-'"),
     ([{"name": "web"}, {"name": "../x"}], "services[1]: unit name '../x' must not contain '/' or '..'"),
@@ -75,8 +77,9 @@ def test_unit_and_socket_names():
 
 def test_parse_show_many_keeps_order_and_empty_values():
     text = "LoadState=loaded\nActiveState=active\n\nLoadState=not-found\nActiveState=inactive\nDropInPaths=\n"
-    assert H.parse_show_many(text) == [{"LoadState": "loaded", "ActiveState": "active"},
-                                       {"LoadState": "not-found", "ActiveState": "inactive", "DropInPaths": ""}]
+    assert SD.parse_show_many(text) == [
+        {"LoadState": "loaded", "ActiveState": "active"},
+        {"LoadState": "not-found", "ActiveState": "inactive", "DropInPaths": ""}]
 
 
 def test_parse_supervisor_status_groups_and_states():
@@ -187,3 +190,41 @@ def test_a_pending_daemon_reload_is_drift_even_when_recorded_that_way():
     snap = dict(SNAP, units={"a.service": {"Restart": "on-failure", "NeedDaemonReload": "yes"}})
     assert H.drift(_record(snap=snap), "d1", snap) == [
         "units: a.service has changes systemd has not loaded (daemon-reload pending)"]
+
+
+HOOK = "/usr/lib/netsvc-resilience/netsvc-sockclean"
+RAN = ("{ path=/usr/bin/nginx ; argv[]=/usr/bin/nginx -t ; flags= ; start_time=[Sun 2026-11-22 08:05:39 UTC] ; "
+       "stop_time=[Sun 2026-11-22 08:05:39 UTC] ; pid=2600 ; code=exited ; status=0 } "
+       "{ path=%s ; argv[]=%s --unit nginx.service 80 ; flags=ignore-failure privileged ; "
+       "start_time=[Sun 2026-11-22 08:05:39 UTC] ; stop_time=[Sun 2026-11-22 08:05:39 UTC] ; pid=2615 ; "
+       "code=exited ; status=0 }" % (HOOK, HOOK))
+STATUS = ("version=1\nunit=nginx.service\ntime=1795334739\nports=80\nresult=ok\nfound=200\ndestroyed=200\n"
+          "left=0\nstates=time-wait 200\ncause=\nuid=0\nkernel=6.18.44\n")
+
+
+def test_hook_report_from_what_systemd_and_the_hook_say():
+    r = H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean")
+    assert r["installed"] and r["privileged"] and r["exec"] == {"code": "exited", "status": "0"}
+    assert (r["last"]["result"], r["last"]["found"], r["source"]) == ("ok", 200, "status")
+    never = RAN.split("} {")[1].replace("pid=2615", "pid=0").replace("code=exited", "code=(null)") \
+        .replace("flags=ignore-failure privileged", "ignore_errors=yes")
+    r = H.hook_report({"ExecStartPre": "{ " + never}, None, "netsvc-sockclean")
+    assert r["installed"] and r["privileged"] is None and r["exec"] is None and r["last"] == {}
+    assert H.hook_report({"ExecStartPre": ""}, None, "netsvc-sockclean")["installed"] is False
+    # a supervisord program: only the status file tells
+    assert H.hook_report({}, STATUS, "netsvc-sockclean")["installed"]
+
+
+def test_hook_report_prefers_a_newer_journal_line_to_a_stale_status_file():
+    journal = {"time": 1795334900, "result": "error", "cause": "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)"}
+    r = H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", journal)
+    assert r["source"] == "journal" and r["last"]["result"] == "error"
+    older = dict(journal, time=1795334000)
+    assert H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", older)["source"] == "status"
+
+
+def test_check_services_refuses_ports_it_cannot_check():
+    with pytest.raises(ValueError, match="'http' is not a TCP port"):
+        H.check_services([{"name": "web", "ports": ["http"]}], "systemd")
+    ok = H.check_services([{"name": "web", "ports": [80, "9000-9010", "443"]}], "systemd")
+    assert ok[0]["ports"] == [80, 443]

@@ -69,3 +69,14 @@ def test_process_gone(tmp_path):
     assert P.process_gone(10, str(tmp_path)) is False
     assert P.process_gone(11, str(tmp_path)) is True
     assert P.process_gone(12, str(tmp_path)) is True
+
+
+def test_only_a_pid_in_the_unit_cgroup_is_signalled(tmp_path):
+    proc = tmp_path
+    (proc / "42").mkdir()
+    (proc / "42" / "cgroup").write_text(u"12:pids:/system.slice/web.service\n0::/system.slice/web.service\n")
+    (proc / "43").mkdir()
+    (proc / "43" / "cgroup").write_text(u"0::/system.slice/web2.service\n")
+    assert P.in_unit_cgroup(42, "web.service", str(proc))
+    assert not P.in_unit_cgroup(43, "web.service", str(proc))  # another unit
+    assert not P.in_unit_cgroup(44, "web.service", str(proc))  # gone

@@ -207,4 +207,25 @@ def test_socket_and_revive_rendering():
     assert "ListenStream=8080\nListenStream=8443\nAccept=no\nBacklog=4096\nService=web.service\n" in sock
     revive = U.render_revive("30s")
     assert "ExecStartPre=/bin/sleep 30s\n" in revive
-    assert "grep -q =start-limit || exit 0" in revive
+    # newer systemd: Result=start-limit-hit; 247 and older keep Result=exit-code, only the journal tells
+    assert ("grep -q =start-limit || journalctl -u %i -n 8 -o cat --no-pager | grep -q \"repeated too quickly\" "
+            "|| exit 0") in revive
+
+
+def test_supervisor_command_through_the_hook_drops_to_the_user():
+    cmd = U.supervisor_command("web", "/usr/bin/web -p 80", "/usr/lib/x/netsvc-sockclean", [80, 443],
+                               (996, 996, [27]))
+    assert cmd == "/usr/lib/x/netsvc-sockclean --unit web --user 996:996:27 80 443 -- /usr/bin/web -p 80"
+    assert U.supervisor_command("web", "/usr/bin/web", None, [80], None) == "/usr/bin/web"
+    assert U.supervisor_command("web", "/usr/bin/web", "/h", [], None) == "/usr/bin/web"
+
+
+def test_program_user_is_kept_and_rendered_only_without_the_hook():
+    assert U.program_user("[program:web]\ncommand=/usr/bin/web\nuser = www-data ; web user\n") == "www-data"
+    assert U.program_user("[program:web]\ncommand=x\n") is None
+    assert "user=www-data\n" in U.render_program("web", {"command": "/usr/bin/web", "user": "www-data"})
+    wrapped = U.render_program("web", {"command": "/h --unit web -- /usr/bin/web", "user": "www-data",
+                                       "cleanup_hook": "/h"})
+    assert "user=" not in wrapped
+    with pytest.raises(U.UnitError, match="'root;x'"):
+        U.check_user_name("root;x")

@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Names and paths the collection writes, in one place.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host); imported by modules and filters alike.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+SYSTEMD_DIR = "/etc/systemd/system"
+REVIVE_TEMPLATE = "netsvc-revive@.service"
+
+# drop-in names (without .conf): the cleanup hook's sorts before the restart policy's
+CLEANUP_DROPIN = "40-netsvc-cleanup"
+POLICY_DROPIN = "50-netsvc-resilience"
+
+SYSCTL_FILE = "/etc/sysctl.d/90-netsvc-resilience.conf"
+STATE_DIR = "/var/lib/netsvc-resilience"
+APPLIED_STATE_FILE = STATE_DIR + "/applied-state.json"
+
+# the restart hook: where it goes per OS family, its name, and where it reports each run
+HOOK_DIRS = {
+    "Debian": "/usr/lib/netsvc-resilience",
+    "RedHat": "/usr/libexec/netsvc-resilience",
+}
+HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
+HOOK_NAME = "netsvc-sockclean"
+HOOK_STATUS_DIR = "/run/netsvc-resilience/hook"
+
+# systemd accepts the "+" (full privileges) ExecStartPre= prefix since version 231
+PLUS_PREFIX_SINCE = 231

@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The prestart_hook module's work: install the hook, one ExecStartPre= drop-in per service.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import os
+import sys
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet
+
+HEADER = "Ansible managed: netsvc.resilience.prestart_hook"
+LEGACY_FALLBACK = "netsvc_sockdiag.py"  # the shell hook's Python fallback, before the native hook
+
+SPEC = dict(
+    path=dict(type="path"),
+    services=dict(type="list", elements="dict", default=[]),
+    dropin_name=dict(type="str", default=C.CLEANUP_DROPIN),
+    privilege=dict(type="str", default="auto", choices=list(K.PRIVILEGES)),
+    effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    payload=dict(type="dict"),
+)
+
+
+def decode_payload(payload):
+    """{'native': {arch: base64 text}, 'python': text} -> the same with bytes; raises UnitError."""
+    if not isinstance(payload, dict):
+        raise U.UnitError("payload must be the dict the action plugin sends (native builds and the Python hook)")
+    native = {}
+    for arch, text in (payload.get("native") or {}).items():
+        try:
+            native[arch] = base64.b64decode(text, validate=True)
+        except (TypeError, ValueError, binascii.Error):
+            raise U.UnitError("payload native build for %s is not base64" % arch)
+        if not native[arch]:
+            raise U.UnitError("payload native build for %s is empty" % arch)
+    return {"native": native, "python": payload.get("python")}
+
+
+def plan(module, p, systemd):
+    """Everything the call would do, validated; nothing is written here."""
+    path = V.abs_path(p["path"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), C.HOOK_NAME),
+                      "path", plain=True)
+    dropin = U.check_dropin_name(p["dropin_name"])
+    present = p["state"] == "present"
+    service_mgr = "systemd" if os.path.isdir("/run/systemd/system") else "other"
+    targets = []
+    for svc in H.check_services(p["services"], service_mgr):
+        ports = sorted(set(svc["ports"]))
+        if svc["backend"] == "systemd" and ports:  # a supervisord program's command goes through the hook
+            targets.append((U.unit_name(svc["name"]), ports))
+    hook = kind = None
+    if present:
+        hook, kind = K.pick_payload(decode_payload(p["payload"]), os.uname()[4],
+                                    K.host_python(sys.executable))
+    units = [u for u, _ports in targets]
+    version = systemd.version if targets else 0
+    shows = systemd.show(units, K.SANDBOX_PROPS + ("LoadState", "FragmentPath")) if targets else {}
+    services = []
+    for unit, ports in targets:
+        show = shows[unit]
+        if present and show.get("LoadState") != "loaded":
+            raise U.UnitError("service %s does not exist on this host (LoadState=%s); nothing was written"
+                              % (unit, show.get("LoadState", "unknown")))
+        blockers = K.sandbox_blockers(show)
+        how = K.plan_exec(path, unit, ports, version, p["privilege"], blockers) if present else None
+        text = None
+        if present:
+            opts = U.normalize_options({"apply_defaults": False, "exec_start_pre": [how["line"]],
+                                        "extra_service": how["extra_service"]})
+            text = U.render_dropin(opts, version, header=HEADER)[0]
+        services.append(dict(unit=unit, ports=ports, show=show, blockers=blockers, how=how,
+                             dropin=U.dropin_path(unit, dropin), text=text))
+    return dict(path=path, hook=hook, kind=kind, present=present, services=services)
+
+
+def run(module):
+    p = module.params
+    systemd = SD.Systemd(module)
+    try:
+        pl = plan(module, p, systemd)
+    except (U.UnitError, ValueError) as e:
+        module.fail_json(msg=str(e))
+    path, present = pl["path"], pl["present"]
+    tx = SD.DropinTransaction(module, systemd)
+    shared = FileSet(module)
+    shared.want(path, pl["hook"], 0o755)
+    shared.want(os.path.join(os.path.dirname(path), LEGACY_FALLBACK), None)
+    tx.add(shared)
+    for svc in pl["services"]:
+        files = FileSet(module)
+        files.want(svc["dropin"], svc["text"])
+        tx.add(files, svc["unit"], svc["show"].get("FragmentPath"))
+    warnings = [w for svc in pl["services"] for w in (svc["how"] or {}).get("warnings", [])]
+    result = dict(changed=tx.changed, path=path, hook_kind=pl["kind"] or "", written=tx.paths,
+                  dropins={s["unit"]: s["dropin"] for s in pl["services"]},
+                  privilege={s["unit"]: (s["how"] or {}).get("mode", "") for s in pl["services"]},
+                  sandbox={s["unit"]: s["blockers"] for s in pl["services"]},
+                  diff=[d for f, _u, _fr in tx.entries for d in f.diff()], warning_messages=warnings)
+    if module.check_mode:
+        return result
+    tx.commit(verify=present)
+    hook_dir = os.path.dirname(path)
+    if present:
+        os.chmod(hook_dir, 0o755)
+    elif os.path.isdir(hook_dir) and not os.listdir(hook_dir):
+        os.rmdir(hook_dir)
+    if present and pl["services"]:
+        mismatches = readback(systemd, path, pl["services"], systemd.version)
+        result["effective_mismatches"] = mismatches
+        if mismatches and p["effective_mismatch"] == "fail":
+            module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)
+        warnings.extend(mismatches)
+    return result
+
+
+def readback(systemd, path, services, version):
+    """What systemd will really run before each start, compared with the hook line we wrote."""
+    props = ("ExecStartPre", "ExecStartPreEx", "PermissionsStartOnly", "FragmentPath", "DropInPaths",
+             "NeedDaemonReload")
+    shows = systemd.show([s["unit"] for s in services], props)
+    out = []
+    for svc in services:
+        wanted = K.expected_readback(path, svc["unit"], svc["ports"], svc["how"]["mode"], version)
+        out.extend(SD.effective_mismatches(svc["unit"], wanted, shows[svc["unit"]], svc["dropin"]))
+    return out

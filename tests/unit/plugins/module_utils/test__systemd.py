@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeModule(object):
+    check_mode = False
+
+    def atomic_move(self, src, dest):
+        os.rename(src, dest)
+
+    def fail_json(self, msg, **kw):
+        raise Failed(msg)
+
+
+class FakeSystemd(object):
+    def __init__(self, verify="", reload_rc=0):
+        self.verify, self.reload_rc, self.reloads = verify, reload_rc, 0
+
+    def verify_output(self, fragments):
+        return self.verify
+
+    def reload(self):
+        self.reloads += 1
+        return self.reload_rc, "Failed to reload daemon: Access denied" if self.reload_rc else ""
+
+
+def _units(tmp_path):
+    d = tmp_path / "etc" / "web.service.d"
+    d.mkdir(parents=True)
+    fragment = tmp_path / "web.service"
+    fragment.write_text(u"[Service]\nExecStart=/usr/bin/web\nRestart=no\n")
+    ours = d / "50-netsvc-resilience.conf"
+    ours.write_text(u"[Service]\nRestart=on-failure\n")
+    local = d / "99-local.conf"
+    local.write_text(u"[Service]\nRestart=no\n")
+    return str(fragment), str(ours), str(local)
+
+
+def test_who_wins_names_the_later_file(tmp_path):
+    fragment, ours, local = _units(tmp_path)
+    show = {"FragmentPath": fragment, "DropInPaths": "%s %s" % (ours, local), "Restart": "no"}
+    wanted = U.policy_readback(U.normalize_options({"restart": "on-failure"}), "web.service", 252)
+    out = SD.effective_mismatches("web.service", wanted, show, ours)
+    assert out[0].startswith("web.service: Restart is 'no', asked on-failure: %s sets Restart=no" % local)
+    assert "DropInPaths order" in out[0]
+
+
+def test_who_wins_when_ours_is_not_loaded_or_reload_is_pending(tmp_path):
+    fragment, ours, _local = _units(tmp_path)
+    assert "not loaded by systemd" in SD.who_wins("Restart", {"FragmentPath": fragment, "DropInPaths": ""}, ours)
+    pending = {"FragmentPath": fragment, "DropInPaths": ours, "NeedDaemonReload": "yes"}
+    assert "NeedDaemonReload=yes" in SD.who_wins("Restart", pending, ours)
+
+
+def test_policy_readback_accepts_what_systemd_shows():
+    o = U.normalize_options({})
+    ok = {"Restart": "on-failure", "RestartUSec": "0", "StartLimitBurst": "20", "StartLimitIntervalUSec": "10s",
+          "OnFailure": "netsvc-revive@web.service.service"}
+    assert SD.effective_mismatches("web.service", U.policy_readback(o, "web.service", 252), ok, "x") == []
+    el7 = {"Restart": "on-failure", "RestartUSec": "0", "StartLimitBurst": "20", "StartLimitInterval": "10000000",
+           "OnFailure": "netsvc-revive@web.service.service"}
+    assert SD.effective_mismatches("web.service", U.policy_readback(o, "web.service", 219), el7, "x") == []
+    slow = dict(ok, RestartUSec="5s", OnFailure="")
+    props = [m.split(":")[1].split()[0] for m in
+             SD.effective_mismatches("web.service", U.policy_readback(o, "web.service", 252), slow, "x")]
+    assert props == ["RestartUSec", "OnFailure"]
+
+
+def _tx(tmp_path, systemd):
+    path = str(tmp_path / "etc" / "systemd" / "web.service.d" / "40-x.conf")
+    atomic_write(FakeModule(), path, "old\n")
+    files = FileSet(FakeModule())
+    files.want(path, "new\n")
+    tx = SD.DropinTransaction(FakeModule(), systemd)
+    tx.unit_dirs = (str(tmp_path / "etc" / "systemd") + "/",)
+    tx.add(files, "web.service", "/lib/systemd/system/web.service")
+    return tx, path
+
+
+def test_transaction_restores_every_file_when_verify_objects(tmp_path):
+    dropin = tmp_path / "etc" / "systemd" / "web.service.d" / "40-x.conf"
+    tx, path = _tx(tmp_path, FakeSystemd(verify="%s:3: Unknown key name 'Nope'\n" % dropin))
+    with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
+        tx.commit()
+    assert read_text(path) == "old\n"
+
+
+def test_transaction_restores_every_file_when_the_reload_fails(tmp_path):
+    systemd = FakeSystemd(reload_rc=1)
+    tx, path = _tx(tmp_path, systemd)
+    with pytest.raises(Failed, match="daemon-reload failed .rc=1.: Failed to reload daemon: Access denied"):
+        tx.commit()
+    assert read_text(path) == "old\n"
+    assert systemd.reloads == 2  # the failed one, and one after the files were put back
+
+
+def test_transaction_reloads_once_and_only_for_unit_files(tmp_path):
+    systemd = FakeSystemd()
+    tx, path = _tx(tmp_path, systemd)
+    assert tx.commit() and systemd.reloads == 1 and read_text(path) == "new\n"
+    hook = FileSet(FakeModule())
+    hook.want(str(tmp_path / "usr" / "hook"), b"\x7fELF", 0o755)
+    hook_only = SD.DropinTransaction(FakeModule(), systemd)
+    hook_only.add(hook)
+    assert hook_only.commit() and systemd.reloads == 1  # the hook alone needs no reload
+    assert SD.DropinTransaction(FakeModule(), systemd).commit() is False
+
+
+def test_parse_show_many_keeps_order_and_empty_values():
+    text = "LoadState=loaded\nUser=\n\nLoadState=not-found\n"
+    assert SD.parse_show_many(text) == [{"LoadState": "loaded", "User": ""}, {"LoadState": "not-found"}]

@@ -1,0 +1,107 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run a module's real main() with given args, with every side effect forbidden.
+
+Read-only commands (systemctl --version / show, supervisorctl status, journalctl) get canned
+answers; any other command, a file write or removal, or a signal fails the test. A module
+that refuses bad input must do so before any of those.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import json
+import os
+
+import pytest
+from ansible.module_utils import basic
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    from unittest import mock
+
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))):
+            yield
+
+
+class ModuleExit(Exception):
+    def __init__(self, result):
+        Exception.__init__(self, result.get("msg", ""))
+        self.result = result
+
+
+class ModuleFail(ModuleExit):
+    pass
+
+
+class SideEffect(AssertionError):
+    pass
+
+
+def _readonly_answer(argv):
+    tool, rest = os.path.basename(argv[0]), argv[1:]
+    if tool == "systemctl" and rest[:1] == ["--version"]:
+        return "systemd 252 (252.39-1~deb12u1)\n+PAM\n"
+    if tool == "systemctl" and rest[:1] == ["show"]:
+        units = [a for a in rest[1:] if not a.startswith("-") and a not in ("-p",)]
+        props = {rest[i + 1] for i, a in enumerate(rest) if a == "-p"}
+        units = [u for u in units if u not in props]
+        return "\n".join("LoadState=loaded\nFragmentPath=/lib/systemd/system/%s\n" % u for u in units)
+    if tool == "supervisorctl" and rest[:1] == ["status"]:
+        return ""
+    if tool == "journalctl":
+        return ""
+    return None
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """run_module(module, args) -> ("fail" | "exit" | "side effect", result dict or message)."""
+
+    def run(module, args):
+        def run_command(self, args, **kwargs):
+            argv = [str(a) for a in args]
+            out = _readonly_answer(argv)
+            if out is None:
+                raise SideEffect("command run before the input was refused: %s" % argv)
+            return 0, out, ""
+
+        def forbidden(what):
+            def boom(*a, **k):
+                raise SideEffect("%s before the input was refused: %r" % (what, a))
+            return boom
+
+        def exit_json(self, **kwargs):
+            raise ModuleExit(kwargs)
+
+        def fail_json(self, msg="", **kwargs):
+            kwargs["msg"] = msg
+            raise ModuleFail(kwargs)
+
+        with monkeypatch.context() as m:
+            m.setattr(basic.AnsibleModule, "run_command", run_command)
+            m.setattr(basic.AnsibleModule, "exit_json", exit_json)
+            m.setattr(basic.AnsibleModule, "fail_json", fail_json)
+            m.setattr(basic.AnsibleModule, "atomic_move", forbidden("atomic_move"))
+            m.setattr(basic.AnsibleModule, "get_bin_path",
+                      lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
+            for name in ("kill", "unlink", "rmdir", "rename", "chmod", "mkdir", "makedirs", "setuid"):
+                m.setattr(os, name, forbidden("os." + name))
+            with patch_module_args(args):
+                try:
+                    module.main()
+                except ModuleFail as e:
+                    return "fail", e.result
+                except ModuleExit as e:
+                    return "exit", e.result
+                except SideEffect as e:
+                    return "side effect", str(e)
+        raise AssertionError("main() returned without exit_json or fail_json")
+
+    return run
