@@ -52,6 +52,8 @@ RECIPES=(
   "debian12-systemd|bookworm|systemd,systemd-sysv,dbus|/lib/systemd/systemd"
   "debian13-systemd|trixie|systemd,systemd-sysv,dbus|/lib/systemd/systemd"
   "debian12-supervisord|bookworm|supervisor|/usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf"
+  # stock daemons under their own vendor units (sandboxed, non-root): issue 11's real targets
+  "debian12-daemons|bookworm|systemd,systemd-sysv,dbus,nginx,haproxy,memcached,redis-server,socat|/lib/systemd/systemd"
 )
 COMMON_PKGS="python3,iproute2,procps"
 RECIPE_VERSION=3   # bump when the build steps below change
