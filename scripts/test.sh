@@ -7,14 +7,17 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 export NETSVC_VENV=${NETSVC_VENV:-$top/.venv}
+# Containers this run creates carry this id (molecule/*/molecule.yml labels): the clean-up
+# removes those and nothing else - not another run's, not a developer's.
+export NETSVC_RUN_ID=${NETSVC_RUN_ID:-run-$$-$(date +%s)}
 venv=$NETSVC_VENV
 results=()
 failed=0
 
 cleanup() {
-  # remove only the containers our molecule scenarios created (by label), by id
+  # remove only the containers this run's molecule scenarios created (by their run label), by id
   local ids=()
-  mapfile -t ids < <(docker ps -aq --filter label=netsvc.test=molecule 2>/dev/null || true)
+  mapfile -t ids < <(docker ps -aq --filter "label=netsvc.run=$NETSVC_RUN_ID" 2>/dev/null || true)
   if [ ${#ids[@]} -gt 0 ]; then
     echo "[test] removing leftover test containers: ${ids[*]}"
     docker rm -f "${ids[@]}" >/dev/null 2>&1 || true
