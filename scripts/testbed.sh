@@ -54,6 +54,8 @@ RECIPES=(
   "debian12-supervisord|bookworm|supervisor|/usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf"
   # stock daemons under their own vendor units (sandboxed, non-root): issue 11's real targets
   "debian12-daemons|bookworm|systemd,systemd-sysv,dbus,nginx,haproxy,memcached,redis-server,socat|/lib/systemd/systemd"
+  # servers never written for socket activation, on systemd 257 (issue 13's preload)
+  "debian13-daemons|trixie|systemd,systemd-sysv,dbus,nginx,socat|/lib/systemd/systemd"
 )
 COMMON_PKGS="python3,iproute2,procps"
 RECIPE_VERSION=3   # bump when the build steps below change

@@ -10,6 +10,12 @@
  * and returns 0: the server's listen() then works on the socket PID 1 holds, which survives
  * every crash. Everything else goes to the real bind() untouched: other ports, UDP, unix
  * sockets, other processes (LISTEN_PID differs), and any error on the way.
+ * listen() on a socket taken over keeps at least NETSVC_PRELOAD_BACKLOG (the socket unit's
+ * Backlog=): the backlog is what holds connections while the server restarts, and a server's
+ * own small value (socat asks for 5) would otherwise replace it on the shared socket.
+ * shutdown() of a socket taken over does nothing: it would stop PID 1's socket listening
+ * ("Got POLLHUP on a listening socket"; socat does it when stopped), and the socket unit would
+ * fail. The server's close() only drops its own reference.
  *
  * Loads on every target glibc: the kernel is called through syscall() (glibc 2.2.5), so the
  * newest symbol version needed is what getenv/strtol/syscall/__errno_location carry (2.2.5
@@ -29,6 +35,9 @@
 
 #define MAX_PASSED 64
 #define EXPORT __attribute__((visibility("default")))
+
+static int taken[MAX_PASSED];
+static int n_taken;
 
 static long sys(long n, long a, long b, long c, long d, long e)
 {
@@ -133,6 +142,8 @@ static int take_over(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	if (sys(SYS_dup3, best, fd, (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0, 0, 0) != fd)
 		return -1;
+	if (n_taken < MAX_PASSED)
+		taken[n_taken++] = fd;
 	/* O_NONBLOCK lives in the open file description, shared with the passed fd: the
 	 * caller's choice wins, as it would on its own socket */
 	{
@@ -152,4 +163,33 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	errno = saved;
 	return (int)sys(SYS_bind, fd, (long)addr, len, 0, 0);
+}
+
+static int is_taken(int fd)
+{
+	int i;
+	for (i = 0; i < n_taken; i++)
+		if (taken[i] == fd)
+			return 1;
+	return 0;
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	int listening;
+	if (is_taken(fd) && int_opt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening) == 0 && listening)
+		return 0;
+	return (int)sys(SYS_shutdown, fd, how, 0, 0, 0);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	const char *want = getenv("NETSVC_PRELOAD_BACKLOG");
+	if (want && is_taken(fd)) {
+		char *end;
+		long floor = strtol(want, &end, 10);
+		if (!*end && floor > backlog && floor <= 1 << 20)
+			backlog = (int)floor;
+	}
+	return (int)sys(SYS_listen, fd, backlog, 0, 0, 0);
 }

@@ -15,4 +15,4 @@ systemctl show "$@" -p Id -p Restart -p RestartUSec \
   -p StartLimitBurst -p StartLimitIntervalUSec -p OnFailure -p DropInPaths -p ActiveState -p User \
   -p PermissionsStartOnly
 systemctl show "$@" -p ExecStartPre \
-  | sed -E 's/ ; (start_time|stop_time|pid|code|status)=[^;}]*//g'
+  | sed -E 's/ (start_time|stop_time|pid|code|status)=[^;}]*;?//g'

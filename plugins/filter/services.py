@@ -108,12 +108,14 @@ def restart_policies(services, policy=None, hook="", backend="auto"):
         item.update(overrides)
         ports = [p for p in svc.get("ports") or [] if isinstance(p, int) and not isinstance(p, bool)]
         item.update(name=svc["name"], backend=svc.get("backend", backend),
-                    socket_activation=bool(svc.get("socket_activation", False)),
+                    socket_activation=svc.get("socket_activation", False),
                     accepts_inherited_fds=bool(svc.get("accepts_inherited_fds", False)), ports=ports)
         if svc.get("command") is not None:
             item["command"] = svc["command"]
             if hook and svc.get("cleanup", True) is not False:
                 item["cleanup_hook"] = hook
+        elif svc.get("socket_activation") == "preload" and hook:
+            item["cleanup_hook"] = hook  # the socket unit cleans the ports before it binds them
         if svc.get("user") is not None:
             item["user"] = svc["user"]
         out.append(item)

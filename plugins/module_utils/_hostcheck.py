@@ -23,6 +23,7 @@ import hashlib
 import os
 import stat
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
@@ -111,9 +112,10 @@ def check_services(services, service_mgr):
         # health-checked and cleaned - a range has no single listener to wait for
         checked = V.ports(svc.get("ports"), "service %s: ports entry" % svc["name"])
         ports = [x for x in checked if isinstance(x, int)]
-        sa = svc.get("socket_activation", False)
-        if not isinstance(sa, bool):
-            raise ValueError("service %s: socket_activation %r must be true or false" % (svc["name"], sa))
+        try:
+            sa = PL.normalize_mode(svc.get("socket_activation", False)) != "none"
+        except U.UnitError as e:
+            raise ValueError("service %s: %s" % (svc["name"], e))
         backend = resolve_backend(backend, service_mgr)
         # the name goes into systemctl/supervisorctl argv and into paths: the same rules as the
         # modules that write the service's files

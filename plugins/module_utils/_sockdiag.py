@@ -330,7 +330,8 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
             "refused": {},
             "refusals": {},
             "supported": {},
-            "listeners": [{"port": s["sport"], "address": s["src"], "inode": s["inode"]} for s in listeners],
+            "listeners": [{"port": s["sport"], "address": s["src"], "inode": s["inode"], "family": s["family"]}
+                          for s in listeners],
         }
         if mode == "kill" and targets:
             outcome = diag.destroy(targets)

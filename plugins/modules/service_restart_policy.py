@@ -165,17 +165,35 @@ options:
     default: 30s
   socket_activation:
     description:
-      - Write and start C(<unit>.socket) listening on O(ports) and wire the service to it.
-      - Only if the service accepts inherited sockets (C(LISTEN_FDS), fd 3); set
-        O(accepts_inherited_fds) to confirm. Refused while another process listens on a port.
-    type: bool
+      - C(false)/C(none) - no socket unit.
+      - C(native) (C(true) is an alias) - write and start C(<unit>.socket) listening on O(ports)
+        and wire the service to it. Only for a service that takes inherited sockets
+        (C(LISTEN_FDS), fd 3); set O(accepts_inherited_fds) to confirm. Refused while another
+        process listens on a port.
+      - "C(preload) - for a server never written for socket activation (nginx, socat, most
+        in-house servers). The service must be running: C(<unit>.socket) mirrors the sockets it
+        listens on now (family, address, port; C(BindIPv6Only=ipv6-only) where it binds IPv4 and
+        IPv6 separately). The drop-in adds C(LD_PRELOAD) (appended to the unit's own, never
+        replacing it) with the collection's library, which puts PID 1's socket in place of the
+        server's bind(). Then the service is moved over - stop, bind the socket unit (again
+        while TIME_WAIT sockets of a server without SO_REUSEADDR block it, at most
+        O(switch_timeout)), start - and verified: every listener must be PID 1's socket, held
+        by the service too. Any failure restores every file and restarts the service as before.
+        After that the listening socket outlives every crash, on every kernel."
+      - C(preload) is refused, writing nothing, for a statically linked or Go executable, a
+        setuid/setgid one, an ExecStart that cannot be resolved, a port held by another
+        process, or a service that is not listening.
+      - With O(state=absent) the socket unit and the library go, and the service is started
+        again binding its ports itself (again while TIME_WAIT blocks it, at most O(switch_timeout)).
+    type: raw
     default: false
   accepts_inherited_fds:
     description: Confirms the service takes its listening socket from systemd (sd_listen_fds).
     type: bool
     default: false
   ports:
-    description: Ports for O(socket_activation), and the ports the supervisord O(cleanup_hook) cleans.
+    description:
+      - Ports for O(socket_activation), and the ports the supervisord O(cleanup_hook) cleans.
     type: list
     elements: int
     default: []
@@ -226,6 +244,21 @@ options:
         program's command becomes C(HOOK --unit NAME [--user UID:GID:GROUPS] PORT... --
         COMMAND) when O(ports) are given.
     type: path
+  preload_library:
+    description:
+      - Where the preload library goes. Default C(<hook directory>/libnetsvc-preload.so)
+        (C(/usr/libexec/netsvc-resilience) on EL, C(/usr/lib/netsvc-resilience) on Debian/Ubuntu).
+    type: path
+  switch_timeout:
+    description:
+      - Seconds a switch to or from O(socket_activation=preload) may wait for a port to become
+        bindable (TIME_WAIT sockets of a server without SO_REUSEADDR last ~60 s on kernels that
+        cannot destroy them).
+    type: float
+    default: 75
+  payload:
+    description: Set by the action plugin (the preload library's builds); do not set it yourself.
+    type: dict
   effective_mismatch:
     description:
       - After the reload, C(Restart), C(RestartUSec), the start limit and C(OnFailure) that
@@ -258,6 +291,12 @@ EXAMPLES = r"""
       - name: web.service
       - name: worker.service
         start_limit_burst: 50
+
+- name: A server never written for socket activation (nginx) - its socket outlives every crash
+  netsvc.resilience.service_restart_policy:
+    name: nginx.service
+    socket_activation: preload
+    ports: [80]
 
 - name: A supervisord program
   netsvc.resilience.service_restart_policy:
@@ -299,6 +338,15 @@ warning_messages:
   returned: always
   type: list
   elements: str
+preload:
+  description:
+    - With O(socket_activation=preload) - C(streams) (the mirrored C(ListenStream=) values),
+      C(bind_v6only), C(switched) (true when the ports already were PID 1's sockets), C(switch)
+      (C(gap_ms) - connections refused only during this gap - and C(bind_attempts)),
+      C(listeners_after) (inode and PIDs of each listener), C(library); after removal,
+      C(restarted_after_s).
+  returned: for systemd services
+  type: dict
 effective_mismatches:
   description: Differences between what was asked and what systemd uses, each naming the file that wins.
   returned: for systemd services
@@ -320,7 +368,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
+from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
@@ -351,9 +403,14 @@ def systemd_plan(module, p, warnings, systemctl, version):
     content = ""
     revive = opts = None
 
+    mode = p["socket_activation"]
+    preload = None
+    if p["state"] == "present" and mode == "preload":
+        preload = plan_preload(module, p, name, socket_name)
+        p = dict(p, extra_unit=preload["extra_unit"], extra_service=preload["extra_service"])
     if p["state"] == "present":
         opts = U.normalize_options(p)
-        if p["socket_activation"]:
+        if mode == "native":
             if not p["accepts_inherited_fds"]:
                 module.fail_json(msg="socket_activation for %s needs accepts_inherited_fds=true: the service must take "
                                      "its listening socket from systemd (LISTEN_FDS, fd 3), or it will fail to "
@@ -365,15 +422,22 @@ def systemd_plan(module, p, warnings, systemctl, version):
         files.want(dropin_path, content)
         if opts.get("revive"):
             revive = U.render_revive(opts["revive_delay"])
-        if p["socket_activation"]:
+        if mode == "native":
             files.want(socket_path, U.render_socket(name, p["ports"], p["backlog"]))
+        if preload:
+            files.want(socket_path, preload["socket_text"])
+            files.want(preload["library"], preload["library_content"])
     else:
         files.want(dropin_path, None)
-        if "netsvc.resilience" in (read_text(socket_path) or ""):  # only a socket unit we wrote
+        current = read_text(socket_path) or ""
+        if "netsvc.resilience" in current:  # only a socket unit we wrote
             files.want(socket_path, None)
+        if PL.HEADER in current:  # the service binds its ports itself again afterwards
+            preload = {"undo": True, "library": p["preload_library"] or os.path.join(
+                K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)}
 
     socket_start = False
-    if p["state"] == "present" and p["socket_activation"]:
+    if p["state"] == "present" and mode == "native":
         _rc, sout, _err = U.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
         if U.parse_show(sout).get("ActiveState") != "active":
             try:
@@ -392,29 +456,68 @@ def systemd_plan(module, p, warnings, systemctl, version):
                 opts=opts, effective_mismatch=p["effective_mismatch"],
                 socket_name=socket_name, socket_path=socket_path, socket_start=socket_start,
                 socket_stop=p["state"] == "absent" and socket_path in files.paths,
-                present=p["state"] == "present", socket_activation=p["socket_activation"])
+                present=p["state"] == "present", socket_activation=mode != "none", preload=preload,
+                ports=sorted(set(p["ports"])), switch_timeout=p["switch_timeout"])
+
+
+def plan_preload(module, p, name, socket_name):
+    """socket_activation: preload for one service: checked, mirrored, rendered - nothing written."""
+    def in_unit(pid):
+        return P.in_unit_cgroup(pid, name)
+
+    info = PL.observe(SD.Systemd(module), name, sorted(set(p["ports"])), in_unit)
+    library = p["preload_library"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)
+    V.abs_path(library, "preload_library", plain=True)
+    builds = PS.decode_payload(p["payload"] or {})["native"]
+    arch = K.NATIVE_ARCHES.get(os.uname()[4])
+    if not builds.get(arch):
+        raise U.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
+                          "aarch64 are shipped); nothing was written" % (name, os.uname()[4]))
+    hook = "-%s --unit %%n %s" % (p["cleanup_hook"], " ".join(str(x) for x in sorted(set(p["ports"])))) \
+        if p["cleanup_hook"] else None
+    preload_value = PL.ld_preload(info["environment"], library)
+    extra_unit, extra_service = PL.service_directives(socket_name, preload_value, p["backlog"])
+    merged_unit = dict(p["extra_unit"] or {})
+    merged_unit.update(extra_unit)
+    merged_service = dict(p["extra_service"] or {})
+    merged_service.update(extra_service)
+    return dict(info, library=library, library_content=builds[arch], extra_unit=merged_unit,
+                extra_service=merged_service, socket_text=PL.render_socket(name, info["streams"], info["bind_v6only"],
+                                                                           p["backlog"], hook))
+
+
+def referenced_elsewhere(plans, marker):
+    """Does a drop-in other than the ones these plans write mention ``marker``?"""
+    ours = {pl["dropin_path"] for pl in plans}
+    return any(f not in ours and marker in (read_text(f) or "")
+               for f in glob.glob(os.path.join(U.SYSTEMD_DIR, "*.service.d", "*.conf")))
 
 
 def plan_revive(module, plans):
-    """The shared revive template: wanted while any drop-in of ours references it."""
+    """Files shared by services: the revive template while any drop-in of ours references it,
+    and the preload library, removed with the last service that used it."""
     revive_path = os.path.join(U.SYSTEMD_DIR, U.REVIVE_TEMPLATE)
     shared = FileSet(module)
     wanted = [pl["revive"] for pl in plans if pl["revive"]]
     if wanted:
         shared.want(revive_path, wanted[-1])  # one template per host: the last service's delay wins
-    else:
-        ours = {pl["dropin_path"] for pl in plans}
-        others = [f for f in glob.glob(os.path.join(U.SYSTEMD_DIR, "*.service.d", "*.conf"))
-                  if f not in ours and "netsvc-revive@" in (read_text(f) or "")]
-        if not others and read_text(revive_path) is not None:
-            shared.want(revive_path, None)
+    elif not referenced_elsewhere(plans, "netsvc-revive@") and read_text(revive_path) is not None:
+        shared.want(revive_path, None)
+    kept = [pl for pl in plans if (pl["preload"] or {}).get("library") and not pl["preload"].get("undo")]
+    undone = {pl["preload"]["library"] for pl in plans if (pl["preload"] or {}).get("undo")}
+    for library in sorted(undone):
+        if not kept and os.path.exists(library) and not referenced_elsewhere(plans, PL.LIBRARY_NAME):
+            shared.want(library, None)
     return shared
 
 
 def systemd_execute(module, systemd, plans, shared):
     """Write every planned file, verify them all, reload once (one transaction), start socket units."""
+    undo = [pl for pl in plans if (pl["preload"] or {}).get("undo")]
     for pl in plans:
         if pl["socket_stop"]:
+            if pl in undo:
+                U.run(module, [systemd.systemctl, "stop", pl["name"]], check=False)
             U.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
     tx = SD.DropinTransaction(module, systemd)
     for pl in plans:
@@ -424,6 +527,43 @@ def systemd_execute(module, systemd, plans, shared):
     for pl in plans:
         if pl["socket_start"]:
             U.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
+    for library in {pl["preload"]["library"] for pl in undo}:
+        directory = os.path.dirname(library)
+        if not os.path.exists(library) and os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)  # created for the library alone
+    for pl in undo:
+        try:
+            took = PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+            pl["preload"]["restarted_after_s"] = took
+        except U.UnitError as e:
+            module.fail_json(msg="socket activation removed, but %s" % e)
+    for pl in plans:
+        if (pl["preload"] or {}).get("switched") is False:
+            switch_preload(module, systemd, tx, pl)
+
+
+def switch_preload(module, systemd, tx, pl):
+    """Move a running service onto its socket unit; on any failure put everything back."""
+    def in_unit(pid):
+        return P.in_unit_cgroup(pid, pl["name"])
+
+    try:
+        pl["preload"]["switch"] = PL.switch_over(module, systemd, pl["name"], pl["socket_name"], pl["switch_timeout"])
+        ok, listeners = PL.served_from_socket_unit(pl["ports"], in_unit)
+        pl["preload"]["listeners_after"] = listeners
+        if not ok:
+            raise U.UnitError("after the switch %s does not serve from the sockets PID 1 holds: %s"
+                              % (pl["name"], listeners))
+    except (U.UnitError, D.DiagError) as e:
+        U.run(module, [systemd.systemctl, "stop", pl["socket_name"], pl["name"]], check=False)
+        tx.rollback()
+        systemd.reload()
+        try:
+            PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+        except U.UnitError as again:
+            e = "%s; and then: %s" % (e, again)
+        module.fail_json(msg="socket_activation: preload for %s failed and was rolled back (every file restored, "
+                             "the service restarted as before): %s" % (pl["name"], e))
 
 
 def systemd_results(module, systemd, plans, shared):
@@ -437,12 +577,17 @@ def systemd_results(module, systemd, plans, shared):
         if pl["present"] and show.get("LoadState") == "loaded" and not (module.check_mode and pl["files"].changed):
             wanted = U.policy_readback(pl["opts"], pl["name"], systemd.version)
             mismatches = SD.effective_mismatches(pl["name"], wanted, show, pl["dropin_path"])
-        results.append(dict(changed=pl["files"].changed or pl["socket_start"] or (i == 0 and shared.changed),
+        switching = (pl["preload"] or {}).get("switched") is False
+        changed = pl["files"].changed or pl["socket_start"] or switching or (i == 0 and shared.changed)
+        results.append(dict(changed=changed,
                             path=pl["dropin_path"], content=pl["content"], backend="systemd",
                             systemd_version=systemd.version,
                             socket_path=pl["socket_path"] if pl["socket_activation"] else "",
                             diff=diff, effective=show, effective_mismatches=mismatches,
-                            effective_mismatch=pl["effective_mismatch"]))
+                            effective_mismatch=pl["effective_mismatch"],
+                            preload={k: v for k, v in (pl["preload"] or {}).items()
+                                     if k in ("streams", "bind_v6only", "switched", "switch", "listeners_after",
+                                              "library", "restarted_after_s")}))
     return results
 
 
@@ -552,7 +697,7 @@ SPEC = dict(
     extra_service=dict(type="dict"),
     revive=dict(type="bool"),
     revive_delay=dict(type="str", default="30s"),
-    socket_activation=dict(type="bool", default=False),
+    socket_activation=dict(type="raw", default=False),
     accepts_inherited_fds=dict(type="bool", default=False),
     ports=dict(type="list", elements="int", default=[]),
     backlog=dict(type="int", default=4096),
@@ -567,11 +712,19 @@ SPEC = dict(
     user=dict(type="str"),
     cleanup_hook=dict(type="path"),
     effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
+    preload_library=dict(type="path"),
+    switch_timeout=dict(type="float", default=75),
+    payload=dict(type="dict"),
 )
 
 
 def check_options(p):
-    """What argument_spec cannot check, for one service's options; raises InputError/UnitError."""
+    """What argument_spec cannot check, for one service's options; raises InputError/UnitError.
+
+    Normalizes socket_activation to none | native | preload in place.
+    """
+    p["socket_activation"] = PL.normalize_mode(p["socket_activation"])
+    V.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
     V.ports(p["ports"], "ports", ranges=False)
     V.number(p["backlog"], "backlog", 1, 1048576)
     V.number(p["startsecs"], "startsecs", 0, 3600, " seconds")
@@ -648,8 +801,9 @@ def main():
             sd = SD.Systemd(module)
             plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
             shared = plan_revive(module, plans)
-            if not module.check_mode and (shared.changed or any(pl["files"].changed or pl["socket_start"]
-                                                                for pl in plans)):
+            if not module.check_mode and (shared.changed or any(
+                    pl["files"].changed or pl["socket_start"] or (pl["preload"] or {}).get("switched") is False
+                    for pl in plans)):
                 systemd_execute(module, sd, plans, shared)
             done += zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))
         for item, p in supervisord:

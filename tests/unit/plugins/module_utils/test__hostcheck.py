@@ -56,7 +56,7 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
     ([{"name": "web", "backend": "upstart"}], "backend 'upstart'"),
     ([{"name": "web", "ports": 80}], "must be a list"),
     ([{"name": "web", "ports": [0, 70000]}], "ports entry 0 is not a TCP port: use an integer 1-65535"),
-    ([{"name": "web", "socket_activation": "yes"}], "socket_activation 'yes'"),
+    ([{"name": "web", "socket_activation": "maybe"}], "socket_activation 'maybe'"),
     ([{"name": "-H.service"}], "services[0]: unit name '-H.service' must not start with '-'"),
     ([{"name": "web"}, {"name": "../x"}], "services[1]: unit name '../x' must not contain '/' or '..'"),
     ([{"name": "job:1", "backend": "supervisord"}], "supervisord program name 'job:1'"),

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for netsvc.resilience.service_restart_policy: sends the preload library.
+
+Only when a service asks for ``socket_activation: preload``: the library's native builds travel
+as the module's ``payload`` argument (no extra round trip).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        args = dict(self._task.args)
+        if "payload" in args:
+            raise AnsibleActionFail("payload is set by this action plugin from the collection; do not pass it")
+        entries = [args] + [s for s in args.get("services") or [] if isinstance(s, dict)]
+        if any(str(e.get("socket_activation")) == "preload" for e in entries):
+            args["payload"] = {"native": N.native_builds("libnetsvc-preload.so")}
+        result.update(self._execute_module(module_name="netsvc.resilience.service_restart_policy",
+                                           module_args=args, task_vars=task_vars))
+        return result

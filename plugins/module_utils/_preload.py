@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""socket_activation: preload - pure functions (planning, rendering, checks).
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host).
+
+A .socket unit binds the service's ports in PID 1; the preload library (src/netsvc-preload.c)
+puts those sockets in place of the server's own bind(). The listening socket then outlives
+every crash: no EADDRINUSE on any kernel, connections wait in the backlog.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shlex
+import socket
+import stat
+import time
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _elf as E
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
+
+LIBRARY_NAME = "libnetsvc-preload.so"
+MODES = ("none", "native", "preload")
+HEADER = "Ansible managed: netsvc.resilience.service_restart_policy (socket_activation: preload)"
+
+
+def normalize_mode(value):
+    """socket_activation as given -> none | native | preload (true stays an alias of native)."""
+    if value in (None, False, "none", "false", "no", "False", "off"):
+        return "none"
+    if value in (True, "native", "true", "yes", "True", "on"):
+        return "native"
+    if value == "preload":
+        return "preload"
+    raise UnitError("socket_activation %r must be false/none, true/native or preload" % (value,))
+
+
+def exec_path(execstart_show):
+    """The program of `systemctl show -p ExecStart` ('{ path=/usr/sbin/nginx ; argv[]=... }')."""
+    for part in (execstart_show or "").strip(" {}").split(" ; "):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == "path":
+            return value
+    return None
+
+
+def executable_refusal(path, read_head, lstat):
+    """Why the preload library could not work for the program at ``path``, or None.
+
+    read_head(path) -> the file's bytes (the whole ELF or the start of a script); lstat-like
+    stat(path) -> os.stat_result. A script ('#!') is judged by its interpreter.
+    """
+    if not path or not path.startswith("/"):
+        return "its ExecStart= program %r cannot be resolved to an absolute path" % (path,)
+    try:
+        st = lstat(path)
+    except OSError:
+        return "its ExecStart= program %s does not exist" % path
+    if not stat.S_ISREG(st.st_mode):
+        return "its ExecStart= program %s is not a regular file" % path
+    if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        return ("%s is setuid/setgid: the dynamic loader ignores LD_PRELOAD for it (secure-execution mode)"
+                % path)
+    data = read_head(path)
+    if data[:2] == b"#!":
+        interpreter = data[2:].split(b"\n", 1)[0].strip().split()
+        if not interpreter:
+            return "%s is a script without an interpreter" % path
+        return executable_refusal(interpreter[0].decode("utf-8", "replace"), read_head, lstat)
+    try:
+        info = E.inspect(data)
+    except E.ElfError as e:
+        return "%s: %s" % (path, e)
+    why = E.preload_refusal(info)
+    return "%s is %s" % (path, why) if why else None
+
+
+def listen_stream(listener):
+    """{'family', 'address', 'port'} -> the ListenStream= value that binds the same."""
+    if listener["family"] == socket.AF_INET6:
+        return "[%s]:%d" % (listener["address"], listener["port"])
+    return "%s:%d" % (listener["address"], listener["port"])
+
+
+def mirror(listeners):
+    """ListenStream= values mirroring the running listeners, and BindIPv6Only=.
+
+    A v6 wildcard next to a v4 listener on the same port is IPv6-only (the two could not both
+    be bound otherwise); a v6 wildcard alone is dual-stack, as a server gets by default.
+    Raises UnitError when ports need both.
+    """
+    streams = sorted({listen_stream(x) for x in listeners})
+    modes = set()
+    for port in sorted({x["port"] for x in listeners}):
+        on_port = [x for x in listeners if x["port"] == port]
+        v6_any = any(x["family"] == socket.AF_INET6 and x["address"] == "::" for x in on_port)
+        v4 = any(x["family"] == socket.AF_INET for x in on_port)
+        if v6_any:
+            modes.add("ipv6-only" if v4 else "both")
+    if len(modes) > 1:
+        raise UnitError("the service listens dual-stack on some ports and IPv6-only on others; one socket unit "
+                        "cannot mirror both (BindIPv6Only= is per unit)")
+    return streams, (modes.pop() if modes else None)
+
+
+def render_socket(service, streams, bind_v6only, backlog, hook_line=None):
+    lines = [
+        "# %s\n" % HEADER,
+        "# PID 1 holds %s's listening sockets, mirrored from what it listened on; the preload\n" % service,
+        "# library hands them to its bind(). They outlive every crash: no rebind, no EADDRINUSE.\n",
+        "[Unit]\n",
+        "Description=netsvc.resilience listening sockets of %s (preload)\n" % service,
+        "\n[Socket]\n",
+    ]
+    lines.extend("ListenStream=%s\n" % s for s in streams)
+    if bind_v6only:
+        lines.append("BindIPv6Only=%s\n" % bind_v6only)
+    lines += ["Accept=no\n", "Backlog=%d\n" % backlog, "Service=%s\n" % service]
+    if hook_line:  # the switch-over binds where the server's TIME_WAIT sockets may still be
+        lines.append("ExecStartPre=%s\n" % hook_line)
+    lines.append("\n[Install]\nWantedBy=sockets.target\n")
+    return "".join(lines)
+
+
+def ld_preload(environment_show, library):
+    """The unit's LD_PRELOAD with the library appended (never replaced); from `systemctl show -p Environment`."""
+    try:
+        words = shlex.split(environment_show or "")
+    except ValueError:
+        words = (environment_show or "").split()
+    current = ""
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and key == "LD_PRELOAD":
+            current = value
+    parts = [p for p in current.replace(" ", ":").split(":") if p]
+    if library not in parts:
+        parts.append(library)
+    return ":".join(parts)
+
+
+def service_directives(socket_unit, preload_value, backlog):
+    """(extra_unit, extra_service) the policy drop-in gets for preload.
+
+    NETSVC_PRELOAD_BACKLOG keeps the socket unit's Backlog= when the server calls listen()
+    with less (socat asks for 5): the backlog holds connections while the server restarts.
+    """
+    return ({"Requires": socket_unit, "After": socket_unit},
+            {"Sockets": socket_unit,
+             "Environment": ['"LD_PRELOAD=%s"' % preload_value, '"NETSVC_PRELOAD_BACKLOG=%d"' % backlog]})
+
+
+def foreign_listeners(listeners, owners, unit_pids):
+    """Listeners on the ports owned by neither PID 1 (our socket unit) nor the unit's processes."""
+    out = []
+    for x in listeners:
+        pids = {o["pid"] for o in owners.get(x["inode"], [])}
+        if pids and not pids & (set(unit_pids) | {1}):
+            out.append((x, sorted(owners[x["inode"]], key=lambda o: o["pid"])))
+    return out
+
+
+# ------------------------------------------------------------------ on the host
+
+
+def _read_head(path):
+    with open(path, "rb") as f:
+        data = f.read(256)
+        if data[:4] == b"\x7fELF":
+            data += f.read()
+    return data
+
+
+def observe(systemd, unit, ports, in_unit):
+    """What a switch to preload needs to know about a running service; raises UnitError to refuse.
+
+    ``in_unit(pid)``: is the process in the unit's cgroup. Returns dict(streams, bind_v6only,
+    environment, switched (the ports are already PID 1's sockets), listeners).
+    """
+    show = systemd.show([unit], ("ExecStart", "Environment", "ActiveState", "MainPID"))[unit]
+    why = executable_refusal(exec_path(show.get("ExecStart")), _read_head, os.stat)
+    if why:
+        raise UnitError("socket_activation: preload for %s is refused, nothing was written: %s" % (unit, why))
+    if not ports:
+        raise UnitError("socket_activation: preload for %s needs ports" % unit)
+    try:
+        listeners = D.cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+    except D.DiagError as e:
+        raise UnitError("cannot read the listening sockets of %s (sock_diag): %s" % (unit, e))
+    owners = D.listener_owners([x["inode"] for x in listeners])
+    unit_pids = {o["pid"] for found in owners.values() for o in found if in_unit(o["pid"])}
+    foreign = foreign_listeners(listeners, owners, unit_pids)
+    if foreign:
+        held = ["%s by %s" % (listen_stream(x), ", ".join("%s (pid %d)" % (o["command"], o["pid"]) for o in who))
+                for x, who in foreign]
+        raise UnitError("socket_activation: preload for %s is refused, nothing was written: port(s) held by "
+                        "another process: %s" % (unit, "; ".join(held)))
+    missing = sorted(set(ports) - {x["port"] for x in listeners})
+    if missing:
+        raise UnitError("socket_activation: preload for %s is refused, nothing was written: nothing listens on "
+                        "port(s) %s - the service must be running so that its sockets can be mirrored exactly "
+                        "(address, family, IPv6-only)" % (unit, ", ".join(str(p) for p in missing)))
+    switched = all(1 in {o["pid"] for o in owners.get(x["inode"], [])} for x in listeners)
+    streams, v6only = mirror(listeners)
+    return dict(streams=streams, bind_v6only=v6only, environment=show.get("Environment", ""), switched=switched,
+                listeners=listeners, active=show.get("ActiveState"))
+
+
+def _start_until_bound(module, systemctl, unit, deadline):
+    """Start ``unit``, again while its bind fails (TIME_WAIT sockets of a server without
+    SO_REUSEADDR block it until they expire on kernels that cannot destroy them)."""
+    attempts = 0
+    while True:
+        attempts += 1
+        rc, _out, err = U.run(module, [systemctl, "start", unit], check=False)
+        if rc == 0:
+            return attempts
+        if time.time() >= deadline:
+            raise UnitError("%s did not start within the switch-over window (%d attempts): %s"
+                            % (unit, attempts, err.strip()))
+        U.run(module, [systemctl, "reset-failed", unit], check=False)
+        time.sleep(0.2)
+
+
+def switch_over(module, systemd, unit, socket_unit, timeout=75.0):
+    """Stop the service, bind its ports in PID 1 (the socket unit), start it on them.
+
+    Connections are refused only between the stop and the socket unit's bind: that is the
+    gap measured and returned (milliseconds), with the number of bind attempts.
+    """
+    systemctl = systemd.systemctl
+    t0 = time.time()
+    U.run(module, [systemctl, "stop", unit])
+    attempts = _start_until_bound(module, systemctl, socket_unit, t0 + timeout)
+    gap_ms = (time.time() - t0) * 1000.0
+    U.run(module, [systemctl, "start", unit])
+    return {"gap_ms": round(gap_ms, 1), "bind_attempts": attempts}
+
+
+def served_from_socket_unit(ports, in_unit, wait=10.0):
+    """Every listener on ``ports`` is PID 1's socket and held by the service too (same inode)."""
+    deadline = time.time() + wait
+    while True:
+        listeners = D.cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+        owners = D.listener_owners([x["inode"] for x in listeners])
+        ok = bool(listeners) and set(ports) <= {x["port"] for x in listeners} and all(
+            1 in {o["pid"] for o in owners.get(x["inode"], [])}
+            and any(in_unit(o["pid"]) for o in owners.get(x["inode"], [])) for x in listeners)
+        if ok or time.time() >= deadline:
+            return ok, [{"listen": listen_stream(x), "inode": x["inode"],
+                         "pids": sorted(o["pid"] for o in owners.get(x["inode"], []))} for x in listeners]
+        time.sleep(0.05)
+
+
+def restart_on_its_own(module, systemd, unit, ports, timeout=75.0):
+    """After the socket unit is gone: start the service so that it binds its ports itself again.
+
+    `systemctl start` returns before a simple service binds, so success is its ports
+    listening; while they do not (EADDRINUSE until TIME_WAIT expires on old kernels), start
+    again. Returns the seconds it took.
+    """
+    systemctl = systemd.systemctl
+    t0 = time.time()
+    while True:
+        U.run(module, [systemctl, "reset-failed", unit], check=False)
+        U.run(module, [systemctl, "start", unit], check=False)
+        settle = time.time() + 2
+        while time.time() < settle:
+            if set(ports) <= set(D.listening_ports(ports)):
+                return round(time.time() - t0, 1)
+            time.sleep(0.1)
+        if time.time() - t0 >= timeout:
+            raise UnitError("%s does not listen on %s again after %d s" % (unit, ports, timeout))

@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side: the collection's native builds, as module payloads (private to the collection).
+
+files/native/<arch>/ holds what scripts/native.sh builds from src/ (checked byte-identical to
+a fresh build in CI). They travel base64-encoded as a module argument: no extra round trip.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import os
+
+from ansible.errors import AnsibleActionFail
+
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NATIVE_DIR = os.path.join(COLLECTION_ROOT, "files", "native")
+PYTHON_HOOK = os.path.join(COLLECTION_ROOT, "plugins", "module_utils", "_sockdiag.py")
+
+
+def native_builds(name, native_dir=NATIVE_DIR):
+    """{arch: base64 text} of files/native/<arch>/<name>."""
+    out = {}
+    if os.path.isdir(native_dir):
+        for arch in sorted(os.listdir(native_dir)):
+            path = os.path.join(native_dir, arch, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    out[arch] = base64.b64encode(f.read()).decode("ascii")
+    return out
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except (IOError, OSError) as e:
+        raise AnsibleActionFail("cannot read %s from the collection: %s" % (path, e)) from e
