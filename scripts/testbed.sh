@@ -56,19 +56,93 @@ RECIPES=(
   "debian12-daemons|bookworm|systemd,systemd-sysv,dbus,nginx,haproxy,memcached,redis-server,socat|/lib/systemd/systemd"
   # servers never written for socket activation, on systemd 257 (issue 13's preload)
   "debian13-daemons|trixie|systemd,systemd-sysv,dbus,nginx,socat|/lib/systemd/systemd"
+  # EL-shaped hosts (Debian 12 userland, EL8 os-release, platform-python = pyenv's 3.6): issue 14.
+  # Built only where a Python 3.6 is found (see el_python); otherwise skipped with a message.
+  "el8-systemd|bookworm|systemd,systemd-sysv,dbus|/lib/systemd/systemd|el_shape_systemd"
+  "el8-supervisord|bookworm|supervisor|/usr/bin/supervisord -n -c /etc/supervisord.conf|el_shape_supervisord"
 )
 COMMON_PKGS="python3,iproute2,procps"
-RECIPE_VERSION=3   # bump when the build steps below change
+RECIPE_VERSION=4   # bump when the build steps below change
 
 image_tag() { echo "localhost/netsvc-$1:latest"; }
 
+# The Python 3.6 (and 2.7) the EL-shaped images carry: real interpreters from pyenv.
+el_python() {  # el_python 3.6 -> the versions directory or empty
+  local d
+  for d in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*; do
+    [ -x "$d/bin/python$1" ] && { echo "$d"; return; }
+  done
+}
+
+# EL shape: EL8 os-release (saying what it really is), platform-python = Python 3.6, and a
+# Python 2.7 under /opt for the clean-refusal test. Debian's python3 is removed (systemd host).
+el_shape() {
+  local root=$1 py36 py27
+  py36=$(el_python 3.6); py27=$(el_python 2.7)
+  cp -a "$py36" "$root/opt/netsvc-python3.6"
+  [ -n "$py27" ] && cp -a "$py27" "$root/opt/netsvc-python2.7"
+  # what a managed host never needs: tests, Tk, IDLE, static libraries
+  rm -rf "$root"/opt/netsvc-python*/lib/python*/{test,idlelib,tkinter,lib2to3/tests,ensurepip,unittest/test} \
+         "$root"/opt/netsvc-python*/lib/python*/config-* "$root"/opt/netsvc-python*/lib/*.a
+  find "$root"/opt/netsvc-python* -depth -type d -name __pycache__ -exec rm -rf {} +
+  find "$root"/opt/netsvc-python* -name '*.pyc' -delete
+  ln -sf /opt/netsvc-python3.6/bin/python3.6 "$root/usr/libexec/platform-python"
+  # pyenv builds them shared, with a RUNPATH into pyenv's folder: tell the loader where they are now
+  printf '/opt/netsvc-python3.6/lib\n/opt/netsvc-python2.7/lib\n' >"$root/etc/ld.so.conf.d/netsvc-python.conf"
+  ldconfig -r "$root"
+  rm -f "$root/etc/os-release"
+  cat >"$root/etc/os-release" <<'OSR'
+NAME="Rocky Linux"
+VERSION="8.9 (netsvc test bed: Debian 12 userland in EL shape, not RHEL)"
+ID="rocky"
+ID_LIKE="rhel centos fedora"
+VERSION_ID="8.9"
+PLATFORM_ID="platform:el8"
+PRETTY_NAME="EL8-shaped netsvc test host (Debian 12 userland)"
+OSR
+}
+el_shape_systemd() {
+  el_shape "$1"
+  rm -rf "$1"/usr/bin/python3* "$1"/usr/lib/python3* "$1"/usr/lib/python3.*
+}
+el_shape_supervisord() {
+  el_shape "$1"
+  mkdir -p "$1/etc/supervisord.d"
+  cat >"$1/etc/supervisord.conf" <<'CONF'
+; EL layout: programs in /etc/supervisord.d/*.ini
+[unix_http_server]
+file=/run/supervisor.sock
+chmod=0700
+
+[supervisord]
+logfile=/var/log/supervisord.log
+pidfile=/run/supervisord.pid
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix:///run/supervisor.sock
+
+[include]
+files = /etc/supervisord.d/*.ini
+CONF
+}
+
 recipe_hash() {
-  printf '%s|%s|%s' "$RECIPE_VERSION" "$COMMON_PKGS" "$1" | sha256sum | cut -c1-16
+  local extra=""
+  # an EL-shaped image depends on the interpreters copied into it
+  case "$1" in *"|el_shape"*) extra="$(el_python 3.6)|$(el_python 2.7)" ;; esac
+  printf '%s|%s|%s|%s' "$RECIPE_VERSION" "$COMMON_PKGS" "$1" "$extra" | sha256sum | cut -c1-16
 }
 
 build_image() {
-  local recipe=$1 force=$2 name suite pkgs init tag hash have rootfs
-  IFS='|' read -r name suite pkgs init <<<"$recipe"
+  local recipe=$1 force=$2 name suite pkgs init post tag hash have rootfs
+  IFS='|' read -r name suite pkgs init post <<<"$recipe"
+  if [ -n "$post" ] && [ -z "$(el_python 3.6)" ]; then
+    log "SKIPPED $name: no Python 3.6 under pyenv's versions folder to give it (the EL leg is skipped too)"
+    return 0
+  fi
   tag=$(image_tag "$name")
   hash=$(recipe_hash "$recipe")
   have=$(docker image inspect -f '{{index .Config.Labels "netsvc.recipe"}}' "$tag" 2>/dev/null || true)
@@ -88,6 +162,7 @@ build_image() {
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   # systemd in a container: no getty, no udev-settle waits
   rm -f "$rootfs"/etc/systemd/system/getty.target.wants/* 2>/dev/null || true
+  [ -z "$post" ] || "$post" "$rootfs"
   : >"$rootfs/etc/machine-id"
   local cmd_json
   cmd_json=$(python3 -c 'import json,shlex,sys; print(json.dumps(shlex.split(sys.argv[1])))' "$init")

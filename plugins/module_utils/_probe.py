@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import ipaddress
 import socket
 import time
 
@@ -26,6 +25,8 @@ class ProbeError(Exception):
 
 def check_loopback(host):
     """Probes talk to loopback only (127.0.0.0/8 or ::1)."""
+    import ipaddress  # Python 3 only: imported here so that this file imports under 2.7
+
     try:
         addr = ipaddress.ip_address(u"%s" % host)
     except ValueError:

@@ -20,6 +20,32 @@ _SHELLISH = " \t\n\r'\"\\$`;%&|<>*?()[]{}#~!"
 _RANGE = re.compile(r"^(\d{1,5})-(\d{1,5})\Z")
 
 
+MIN_PYTHON = (3, 6)
+
+
+def python_problem(version_info, executable):
+    """Why this interpreter cannot run the collection's modules, with the fix; None when it can."""
+    if tuple(version_info[:2]) >= MIN_PYTHON:
+        return None
+    return ("Python %s (%s) is too old for netsvc.resilience: its modules need Python >= 3.6 on the managed host. "
+            "Install Python 3 (EL7: yum install python3, in the base repositories since 7.7; EL8: use "
+            "/usr/libexec/platform-python) and set ansible_python_interpreter to it"
+            % (".".join(str(x) for x in version_info[:3]), executable or "unknown interpreter"))
+
+
+def require_python(module):
+    """Fail cleanly, naming the interpreter and the fix, before any Python 3 code runs.
+
+    Every module calls this first: this file and every module_utils file import under 2.7.
+    """
+    import sys
+
+    problem = python_problem(sys.version_info, sys.executable)
+    if problem:
+        module.fail_json(msg=problem, python_version="%d.%d.%d" % tuple(sys.version_info[:3]),
+                         python_executable=sys.executable)
+
+
 class InputError(ValueError):
     """Bad input: the message names the option, the value and the rule."""
 

@@ -261,6 +261,7 @@ def main():
         required_if=[("record", True, ("inputs_digest",))],
         supports_check_mode=True,
     )
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
     p = module.params
     try:
         V.number(p["wait"], "wait", 0, 600, " seconds")

@@ -217,6 +217,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
     p = module.params
     try:
         # every option before anything is looked at or killed

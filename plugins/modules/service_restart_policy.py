@@ -782,6 +782,7 @@ def main():
         mutually_exclusive=[("name", "services")],
         supports_check_mode=True,
     )
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
     on_systemd = os.path.isdir("/run/systemd/system")
     warnings = []
     systemd, supervisord = [], []

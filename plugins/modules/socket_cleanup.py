@@ -141,6 +141,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import SysctlError, parse_ports
 
 
@@ -176,6 +177,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
     p = module.params
     try:
         ports = parse_ports(p["ports"])

@@ -208,6 +208,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
     p = module.params
     path = p["path"]
     try:
