@@ -98,6 +98,13 @@ do_build() {
       m=$(basename "$m" .py)
       grep -q "^netsvc.resilience.$m " <<<"$listed" || { echo "missing from ansible-doc: $m"; rc=1; }
     done
+    # every filter shows its own documentation (a multi-filter file documents each in <name>.yml)
+    for doc in plugins/filter/*.yml; do
+      f=$(basename "$doc" .yml)
+      # the header names the file the documentation came from
+      ANSIBLE_COLLECTIONS_PATH="$tmp/coll" "$venv/bin/ansible-doc" -t filter "netsvc.resilience.$f" 2>&1 \
+        | head -1 | grep -qF "/filter/$f.yml)" || { echo "ansible-doc -t filter netsvc.resilience.$f does not show its own doc"; rc=1; }
+    done
     for r in roles/*/; do
       r=$(basename "$r")
       ANSIBLE_COLLECTIONS_PATH="$tmp/coll" "$venv/bin/ansible-doc" -t role -l netsvc.resilience 2>&1 \

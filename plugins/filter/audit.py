@@ -7,36 +7,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
----
-name: audit_report
-short_description: Turn per-host audit facts into a readiness report with pass/warn/fail verdicts
-version_added: 0.1.0
-author: netsvc.resilience maintainers (@netsvc)
-description:
-  - Takes the list of per-host audit records built by playbooks/audit.yml and returns
-    C({hosts, summary, chart}). Each host gets checks with a status of pass, warn or fail
-    and a one-line reason.
-  - Aggregation uses jmespath (a controller dependency of this collection).
-options:
-  _input:
-    description: List of per-host audit records.
-    type: list
-    elements: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-report: "{{ hosts_data | netsvc.resilience.audit_report }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The report.
-  type: dict
-"""
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 
 try:
     import jmespath
@@ -44,23 +19,6 @@ except ImportError:  # pragma: no cover - declared controller dependency
     jmespath = None
 
 RANK = {"pass": 0, "warn": 1, "fail": 2}
-
-
-def _usec(value):
-    """systemctl show time values: '0', '100ms', '5s', '1min 30s' or plain usec numbers."""
-    text = str(value or "0").strip()
-    if text.isdigit():
-        return int(text)
-    mult = {"us": 1, "ms": 1000, "s": 1000000, "min": 60000000, "h": 3600000000}
-    total = 0
-    for part in text.split():
-        num = part.rstrip("abcdefghijklmnopqrstuvwxyz")
-        unit = part[len(num):] or "s"
-        try:
-            total += int(float(num) * mult.get(unit, 1000000))
-        except ValueError:
-            return None
-    return total
 
 
 def service_checks(svc, facts=None):
@@ -77,7 +35,7 @@ def service_checks(svc, facts=None):
     active = eff.get("ActiveState") == "active" or svc.get("socket_activation")
     checks.append(("running", "pass" if active else "fail", "ActiveState=%s" % eff.get("ActiveState", "?")))
     restart = eff.get("Restart", "no")
-    delay = _usec(eff.get("RestartUSec"))
+    delay = U.show_usec(eff.get("RestartUSec") or "0")
     if restart == "no":
         checks.append(("restart", "fail", "Restart=no: nothing restarts it after a crash"))
     elif delay is not None and delay > 1000000:
@@ -215,16 +173,14 @@ def audit_service(result, service_mgr=None, observed=None):
 
 
 def expand_ports(text):
-    """'8080,9000-9002' -> [8080, 9000, 9001, 9002] (ranges wider than 1024 stay 'a-b')."""
+    """'8080,9000-9002' -> [8080, 9000, 9001, 9002] (ranges wider than 1024 stay 'a-b');
+    parsed by the one port parser the sysctl module uses."""
     out = []
-    for part in str(text or "").replace(" ", "").split(","):
-        if not part:
-            continue
-        low, _sep, high = part.partition("-")
-        if high and int(high) - int(low) <= 1024:
-            out.extend(range(int(low), int(high) + 1))
+    for low, high in S.parse_ports(str(text or "").replace(" ", "")) if str(text or "").strip() else []:
+        if high - low <= 1024:
+            out.extend(range(low, high + 1))
         else:
-            out.append(int(low) if not high else part)
+            out.append("%d-%d" % (low, high))
     return out
 
 

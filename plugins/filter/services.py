@@ -15,36 +15,6 @@ SERVICE_DEFAULTS = {
     "socket_activation": False,
 }
 
-DOCUMENTATION = r"""
----
-name: service_ports
-short_description: Ports of the services in netsvc_services that have a flag on
-version_added: 0.1.0
-author: netsvc.resilience maintainers (@netsvc)
-description:
-  - Returns the sorted, de-duplicated ports of every service in a C(netsvc_services) list
-    whose O(flag) is not false (a missing flag counts as true).
-options:
-  _input:
-    description: The C(netsvc_services) list.
-    type: list
-    elements: dict
-    required: true
-  flag:
-    description: Per-service boolean to honour, for example C(reserve_ports) or C(cleanup).
-    type: str
-"""
-
-EXAMPLES = r"""
-reserved: "{{ netsvc_services | netsvc.resilience.service_ports('reserve_ports') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Sorted ports (integers) or port ranges (strings).
-  type: list
-  elements: raw
-"""
 
 from ansible.errors import AnsibleFilterError
 

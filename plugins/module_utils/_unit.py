@@ -503,16 +503,25 @@ def render_program(name, o, header="Ansible managed: netsvc.resilience.service_r
 # ------------------------------------------------------------------------ read-back
 
 
+def show_usec(value):
+    """A time value as `systemctl show` prints it -> microseconds (None: infinity or unreadable).
+
+    '100ms', '5s', '1min 30s', 'infinity'; a bare number is microseconds (systemd 219 prints
+    StartLimitInterval= that way, newer ones print '0' for zero).
+    """
+    text = str(value if value is not None else "").strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return parse_timespan(text, "value")
+    except UnitError:
+        return None
+
+
 def _timespan_is(usec):
-    """A check for a `systemctl show` time value ('100ms', '1min 30s', 'infinity', or raw usec on 219)."""
+    """A check for a `systemctl show` time value against ``usec``."""
     def check(value):
-        text = (value or "").strip()
-        if text.isdigit() and len(text) > 6:  # systemd 219 shows StartLimitInterval= in usec
-            return int(text) == usec
-        try:
-            return parse_timespan(text, "value") == usec
-        except UnitError:
-            return False
+        return show_usec(value) == usec
     return check
 
 
