@@ -5,7 +5,7 @@
 # is provably this source).
 #   scripts/native.sh build    rebuild files/native/<arch>/*
 #   scripts/native.sh check    build into a temp dir and compare (CI)
-# Needs gcc and gcc-aarch64-linux-gnu (installed from apt as root when missing).
+# Needs gcc, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (installed from apt as root when missing).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[native] %s\n' "$*" >&2; }
@@ -26,8 +26,12 @@ LIB_FLAGS=(-O2 -shared -fPIC -fvisibility=hidden -fno-stack-protector -fno-ident
 
 need_compilers() {
   local missing=()
-  command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  [ -e /usr/include/x86_64-linux-gnu/bits/wordsize.h ] || missing+=(libc6-dev)
   command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu)
+  # the preload library includes libc's headers; --no-install-recommends leaves out the
+  # cross libc that gcc-aarch64-linux-gnu only recommends
+  [ -e /usr/aarch64-linux-gnu/include/bits/wordsize.h ] || missing+=(libc6-dev-arm64-cross)
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || { log "missing ${missing[*]}: install them (apt) or run as root"; return 1; }
   log "installing ${missing[*]} from apt"
