@@ -70,6 +70,15 @@ def file_mode(path):
         return None
 
 
+def file_times(path):
+    """(atime, mtime) of ``path`` in nanoseconds, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_atime_ns, st.st_mtime_ns)
+
+
 def _shown(content):
     """Text for a diff: the text itself, or a line describing binary content."""
     if not content:
@@ -89,12 +98,14 @@ class FileSet(object):
     ``want(path, content, mode)`` plans a write when the content (text or bytes) or the mode
     differs (content None: remove the file, and its ``*.d`` directory when that is left
     empty). ``apply()`` writes in order; ``rollback()`` puts back what each applied write
-    replaced.
+    replaced, with its old mode and modification time: systemd compares drop-in mtimes with
+    what it loaded (NeedDaemonReload), so a file restored with a new mtime would leave the
+    unit "changed on disk" although its content is what systemd runs.
     """
 
     def __init__(self, module):
         self.module = module
-        self.plan = []  # (path, new bytes or None, old bytes or None, mode, old_mode)
+        self.plan = []  # (path, new bytes or None, old bytes or None, mode, old_mode, old (atime, mtime) ns)
         self.done = []
 
     def want(self, path, content, mode=0o644):
@@ -102,7 +113,7 @@ class FileSet(object):
         old = read_bytes(path)
         old_mode = file_mode(path) if old is not None else None
         if old != new or (new is not None and old_mode != mode):
-            self.plan.append((path, new, old, mode, old_mode))
+            self.plan.append((path, new, old, mode, old_mode, file_times(path) if old is not None else None))
 
     @property
     def changed(self):
@@ -114,7 +125,7 @@ class FileSet(object):
 
     def diff(self):
         return [dict(before_header=p, after_header=p, before=_shown(o), after=_shown(n))
-                for p, n, o, _m, _om in self.plan]
+                for p, n, o, _m, _om, _t in self.plan]
 
     def _write(self, path, text, mode):
         if text is None:
@@ -127,14 +138,16 @@ class FileSet(object):
         atomic_write(self.module, path, text, mode)
 
     def apply(self):
-        for path, new, old, mode, old_mode in self.plan:
+        for path, new, old, mode, old_mode, old_times in self.plan:
             self._write(path, new, mode)
-            self.done.append((path, old, old_mode or 0o644))
+            self.done.append((path, old, old_mode or 0o644, old_times))
 
     def rollback(self):
-        for path, old, old_mode in reversed(self.done):
+        for path, old, old_mode, old_times in reversed(self.done):
             try:
                 self._write(path, old, old_mode)
+                if old is not None and old_times:
+                    os.utime(path, ns=old_times)
             except (IOError, OSError):
                 pass
         self.done = []

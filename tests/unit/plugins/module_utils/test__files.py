@@ -87,3 +87,16 @@ def test_fileset_removal_drops_an_emptied_dropin_directory(tmp_path):
     assert not d.exists()
     files.rollback()
     assert read_text(path) == "x\n"
+
+
+def test_rollback_restores_the_old_mtime_so_systemd_sees_no_change_on_disk(tmp_path):
+    path = str(tmp_path / "x.service.d" / "50-a.conf")
+    atomic_write(FakeModule(), path, "[Service]\nRestart=no\n")
+    os.utime(path, ns=(1000000000000000000, 1000000000000000000))
+    files = FileSet(FakeModule())
+    files.want(path, "[Service]\nRestart=always\n")
+    files.apply()
+    assert os.stat(path).st_mtime_ns != 1000000000000000000
+    files.rollback()
+    assert read_text(path) == "[Service]\nRestart=no\n"
+    assert os.stat(path).st_mtime_ns == 1000000000000000000
