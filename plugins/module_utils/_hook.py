@@ -89,6 +89,13 @@ def plan_exec(path, unit, ports, version, privilege, blockers):
     elif privilege == "prefix" and version < C.PLUS_PREFIX_SINCE:
         raise UnitError("privilege=prefix for %s: systemd %d has no '+' ExecStartPre= prefix (added in %d); use "
                         "privilege=auto or permissions_start_only" % (unit, version, C.PLUS_PREFIX_SINCE))
+    elif privilege == "permissions_start_only" and version >= C.PLUS_PREFIX_SINCE:
+        # systemd >= 240 no longer exposes PermissionsStartOnly= (it turns it into '+' on every
+        # other non-main command), so what it does could not even be read back
+        raise UnitError("privilege=permissions_start_only for %s: systemd %d has the '+' prefix (since %d), which "
+                        "gives full privileges to the hook alone; PermissionsStartOnly= would lift the sandbox from "
+                        "every ExecStartPre=/ExecStartPost=/ExecReload=/ExecStop= command (and is deprecated from "
+                        "240): use privilege=auto or prefix" % (unit, version, C.PLUS_PREFIX_SINCE))
     else:
         mode = privilege
     argv = " ".join(hook_argv(path, "%n", ports))

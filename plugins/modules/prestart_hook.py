@@ -82,7 +82,8 @@ options:
       - C(auto) - C(prefix) on systemd >= 231; on older systemd C(permissions_start_only) for a
         unit whose sandbox would block the hook, else C(none).
       - C(prefix) - C(ExecStartPre=+-...) (fails on systemd < 231).
-      - C(permissions_start_only) - C(PermissionsStartOnly=yes) (see the description).
+      - C(permissions_start_only) - C(PermissionsStartOnly=yes) (see the description); refused on
+        systemd >= 231, which has C(+) for the hook alone.
       - C(none) - the hook runs inside the sandbox; a sandboxed unit then gets a warning, and
         the hook's status (read by the audit) says why it could not clean.
     type: str

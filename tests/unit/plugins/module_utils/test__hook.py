@@ -49,7 +49,7 @@ def test_sandbox_blockers_on_systemd_219_numbers_and_deny_lists():
     (219, "auto", [], "-" + HOOK + " --unit %n 80", {}, "none"),
     (219, "auto", ["User=redis (no CAP_NET_ADMIN)"], "-" + HOOK + " --unit %n 80",
      {"PermissionsStartOnly": "yes"}, "permissions_start_only"),
-    (252, "permissions_start_only", [], "-" + HOOK + " --unit %n 80", {"PermissionsStartOnly": "yes"},
+    (230, "permissions_start_only", [], "-" + HOOK + " --unit %n 80", {"PermissionsStartOnly": "yes"},
      "permissions_start_only"),
     (252, "none", ["User=x"], "-" + HOOK + " --unit %n 80", {}, "none"),
 ])
@@ -65,6 +65,8 @@ def test_plan_exec_warnings_and_refusals():
     none = K.plan_exec(HOOK, "redis.service", [6379], 252, "none", ["User=redis (no CAP_NET_ADMIN)"])
     assert "cannot destroy sockets there: User=redis" in none["warnings"][0]
     assert K.plan_exec(HOOK, "web.service", [80], 252, "auto", [])["warnings"] == []
+    with pytest.raises(UnitError, match="systemd 252 has the '\\+' prefix .since 231.*use privilege=auto"):
+        K.plan_exec(HOOK, "web.service", [80], 252, "permissions_start_only", ["User=x"])
     with pytest.raises(UnitError, match="systemd 219 has no '\\+' ExecStartPre= prefix"):
         K.plan_exec(HOOK, "web.service", [80], 219, "prefix", [])
     with pytest.raises(UnitError, match="privilege 'root'"):
