@@ -191,6 +191,45 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
+def apply_changes(module, path, old_text, new_text, file_changed, to_write, live):
+    """The file first (atomic), then the live values; any failure puts both back as they were."""
+    def put_file_back():
+        try:
+            if old_text is None:
+                if os.path.exists(path):
+                    os.unlink(path)
+            else:
+                atomic_write(module, path, old_text)
+        except (IOError, OSError):
+            pass
+
+    if file_changed:
+        try:
+            if new_text is None:
+                os.unlink(path)
+            else:
+                atomic_write(module, path, new_text)
+        except (IOError, OSError) as e:
+            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were"
+                                 % (path, to_native(e)))
+    written = []
+    key = None
+    try:
+        for key in sorted(to_write):
+            S.write_live(key, to_write[key])
+            written.append(key)
+    except (IOError, OSError) as e:
+        for done in written:  # put back what we changed before failing
+            try:
+                S.write_live(done, live[done])
+            except (IOError, OSError):
+                pass
+        if file_changed:
+            put_file_back()
+        module.fail_json(msg="writing live value %s = %s failed: %s; live values and %s restored"
+                             % (key, to_write[key], to_native(e), path))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -286,27 +325,7 @@ def main():
             after="".join("%s = %s\n" % (k, v) for k, v in sorted(to_write.items()))))
 
     if changed and not module.check_mode:
-        written = []
-        try:
-            for key in sorted(to_write):
-                S.write_live(key, to_write[key])
-                written.append(key)
-        except (IOError, OSError) as e:
-            for key in written:  # put back what we changed before failing
-                try:
-                    S.write_live(key, live[key])
-                except (IOError, OSError):
-                    pass
-            module.fail_json(msg="writing live value %s = %s failed: %s; live values restored "
-                                 "and the file left unchanged" % (key, to_write[key], to_native(e)))
-        if file_changed:
-            try:
-                if new_text is None:
-                    os.unlink(path)
-                else:
-                    atomic_write(module, path, new_text)
-            except (IOError, OSError) as e:
-                module.fail_json(msg="writing %s failed: %s" % (path, to_native(e)))
+        apply_changes(module, path, current_text, new_text, file_changed, to_write, live)
         live_after.update(S.read_live(sorted(to_write)))
 
     for w in result["warnings"]:

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sysctl_tcp's apply step: the file first, then the live values; a failure puts both back."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.modules import sysctl_tcp
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeModule(object):
+    def atomic_move(self, src, dest):
+        os.rename(src, dest)
+
+    def fail_json(self, msg, **kw):
+        raise Failed(msg)
+
+
+def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "90-netsvc-resilience.conf")
+    with open(path, "w") as f:
+        f.write("old\n")
+    live = {"net.core.somaxconn": "4096", "net.ipv4.tcp_fin_timeout": "60"}
+    writes = []
+
+    def write_live(key, value):
+        if key == "net.ipv4.tcp_fin_timeout" and value == "15":
+            raise OSError(30, "Read-only file system")
+        writes.append((key, value))
+
+    monkeypatch.setattr(S, "write_live", write_live)
+    with pytest.raises(Failed) as e:
+        sysctl_tcp.apply_changes(FakeModule(), path, "old\n", "new\n", True,
+                                 {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live)
+    assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
+    assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
+    with open(path) as f:
+        assert f.read() == "old\n"
+    assert os.listdir(str(tmp_path)) == ["90-netsvc-resilience.conf"]
+
+
+def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, monkeypatch):
+    path = str(tmp_path / "missing-dir" / "x.conf")
+    monkeypatch.setattr(S, "write_live", lambda k, v: pytest.fail("live value written"))
+
+    class FullDisk(FakeModule):
+        def atomic_move(self, src, dest):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(Failed) as e:
+        sysctl_tcp.apply_changes(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {})
+    assert "No space left on device" in str(e.value) and "as they were" in str(e.value)
+    assert os.listdir(os.path.dirname(path)) == []
