@@ -54,6 +54,13 @@ options:
     description: Number of kills; more than 1 makes a crash storm.
     type: int
     default: 1
+  kill_interval_ms:
+    description:
+      - With O(kills) > 1, the storm's pace - one SIGKILL of the current main process every this
+        many milliseconds (a tick with no new main process is skipped). 0 - kill each new main
+        process as soon as it appears.
+    type: float
+    default: 0
   timeout:
     description: Seconds to wait for recovery (1-600).
     type: float
@@ -208,6 +215,7 @@ def main():
             host=dict(type="str", default="127.0.0.1"),
             signal=dict(type="str", default="KILL", choices=["KILL", "SEGV", "ABRT", "TERM", "INT", "QUIT", "HUP"]),
             kills=dict(type="int", default=1),
+            kill_interval_ms=dict(type="float", default=0),
             timeout=dict(type="float", default=30),
             slo_ms=dict(type="float"),
             expect=dict(type="str", default=""),
@@ -223,6 +231,7 @@ def main():
         # every option before anything is looked at or killed
         V.port(p["port"], "port")
         V.number(p["kills"], "kills", 1, 100)
+        V.number(p["kill_interval_ms"], "kill_interval_ms", 0, 60000, " ms")
         V.number(p["timeout"], "timeout", 1, 600, " seconds")
         if p["slo_ms"] is not None:
             V.number(p["slo_ms"], "slo_ms", 0.001, 600000, " ms (a recovery time: positive, at most the timeout)")
@@ -261,8 +270,15 @@ def main():
     pid_before = pid
     killed = []
     t_kill = None
+    interval = p["kill_interval_ms"] / 1000.0
     for n in range(p["kills"]):
-        if n:
+        if n and interval:
+            # a storm at a fixed pace: every interval, whatever main process there is now
+            time.sleep(max(0.0, t_kill + interval - time.monotonic()))
+            pid = new_pid(target, killed[-1])
+            if not pid:
+                continue  # nothing new to kill at this tick (restarting, or the start limit was hit)
+        elif n:
             # wait for the next main process, then kill it at once
             pid = P.wait_until(lambda old=killed[-1]: new_pid(target, old), deadline, 0.001)
             if not pid:
@@ -276,6 +292,8 @@ def main():
             module.fail_json(msg="cannot send SIG%s to PID %d: %s" % (p["signal"], pid, to_native(e)))
         t_kill = time.monotonic()
         killed.append(pid)
+    if not killed:
+        module.fail_json(msg="nothing was killed", kills_done=0)
 
     # Count only connections made after the killed process is gone: one it had already
     # accepted when the signal landed is lost with it, as in any crash.

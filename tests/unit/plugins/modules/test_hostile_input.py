@@ -75,6 +75,7 @@ CASES = [
     ("probe-interval-zero", restart_probe, probe(connect_interval_ms=0), ["connect_interval_ms 0", "between"]),
     ("probe-expect-huge", restart_probe, probe(expect="x" * 5000), ["expect", "at most 4096"]),
     ("probe-signal", restart_probe, probe(signal="STOP"), ["signal", "STOP"]),
+    ("probe-kill-interval", restart_probe, probe(kills=10, kill_interval_ms=-50), ["kill_interval_ms -50", "between"]),
     # host_check: a port it cannot check is refused, never dropped (issue 11: ports ["http"])
     ("hc-port-word", host_check, hc(services=[{"name": SVC, "ports": ["http"]}]), ["'http'", "1-65535"]),
     ("hc-port-zero", host_check, hc(services=[{"name": SVC, "ports": [0]}]), ["0", "1-65535"]),
