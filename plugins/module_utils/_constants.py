@@ -21,6 +21,8 @@ POLICY_DROPIN = "50-netsvc-resilience"
 SYSCTL_FILE = "/etc/sysctl.d/90-netsvc-resilience.conf"
 STATE_DIR = "/var/lib/netsvc-resilience"
 APPLIED_STATE_FILE = STATE_DIR + "/applied-state.json"
+# one rollout at a time per host: a lease taken by the pre-flight, released by the post-check
+RUN_LOCK = "/run/netsvc-resilience/run.lock"
 
 # the restart hook: where it goes per OS family, its name, and where it reports each run
 HOOK_DIRS = {

@@ -324,3 +324,79 @@ def hook_report(show, status_text, hook_name, journal=None):
         "last": last,
         "source": source,
     }
+
+
+# ------------------------------------------------------------------ the run lock (a lease)
+
+def parse_lock(text):
+    """The lock file's JSON -> dict, or None when absent/unreadable."""
+    import json
+
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("run_id") else None
+
+
+def lock_decision(current, run_id, now):
+    """What to do about the host's run lock: 'take' (free, expired or ours) or 'wait' (another
+    live run holds it). ``current``: parse_lock() of the file; ``now``: epoch seconds."""
+    if current is None or current.get("run_id") == run_id:
+        return "take"
+    if float(current.get("expires", 0)) <= now:
+        return "take"  # left by a run that was killed: its lease ran out
+    return "wait"
+
+
+def lock_record(run_id, holder, now, lease):
+    import json
+
+    return json.dumps({"run_id": run_id, "holder": holder, "taken": int(now), "expires": int(now + lease)},
+                      sort_keys=True) + "\n"
+
+
+def take_lock(module, path, run_id, holder, wait, lease, write, sleep=None, clock=None):
+    """Take the run lock at ``path`` (waiting while another live run holds it, at most ``wait``
+    seconds). ``write(path, text)`` writes atomically. Returns {waited_s, previous (the lock
+    found first), expired (taken over from a run whose lease ran out)}.
+    The read-decide-write is serialized with flock on ``path + '.guard'``."""
+    import fcntl
+    import time
+
+    sleep = sleep or time.sleep
+    clock = clock or time.time
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    start = clock()
+    first = None
+    while True:
+        with open(path + ".guard", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                current = parse_lock(read_text(path))
+                first = first if first is not None else current
+                now = clock()
+                if lock_decision(current, run_id, now) == "take":
+                    write(path, lock_record(run_id, holder, now, lease))
+                    # previous: the lock as first found (whom we waited for), not as it is now
+                    return {"waited_s": round(now - start, 1), "previous": first,
+                            "expired": bool(current and current.get("run_id") != run_id
+                                            and float(current.get("expires", 0)) <= now)}
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+        if clock() - start >= wait:
+            module.fail_json(msg="waited %d s for the run lock %s: run %s (%s) holds it until %s; nothing was changed"
+                                 % (wait, path, current.get("run_id"), current.get("holder"),
+                                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(current["expires"])))))
+        sleep(1.0)
+
+
+def release_lock(path, run_id):
+    """Remove the run lock if this run holds it; True when removed."""
+    current = parse_lock(read_text(path))
+    if current and current.get("run_id") == run_id:
+        os.unlink(path)
+        return True
+    return False

@@ -96,6 +96,39 @@ options:
     description: Where the applied-state record lives.
     type: path
     default: /var/lib/netsvc-resilience/applied-state.json
+  lock:
+    description:
+      - C(acquire) - one rollout at a time on this host. Takes the run lock O(lock_file), a lease
+        of O(lock_lease) seconds held by O(run_id), waiting up to O(lock_wait) seconds while
+        another live run holds it (and says so in a warning). A lock left by a killed run, or
+        by a play stopped on this host before its end, expires with its lease. When the host
+        is converged the lock is released at once; otherwise the applied-state record is set
+        aside (C(.unverified)) until a post-check records again, so a run killed half-way
+        never leaves a record of a verified host. With O(record=true) (the post-check) it
+        renews the lease of this O(run_id).
+      - C(release) - end this run (the post-check).
+    type: str
+    choices: [none, acquire, release]
+    default: none
+  run_id:
+    description: This run's id (the same for every host and call of one run). Needed with O(lock).
+    type: str
+  lock_holder:
+    description: Who runs (controller, user, PID), shown to a run that waits.
+    type: str
+    default: ""
+  lock_wait:
+    description: Seconds to wait for another run's lock before failing (nothing is changed then).
+    type: float
+    default: 900
+  lock_lease:
+    description: Seconds after which a lock counts as left by a killed or stopped run.
+    type: float
+    default: 600
+  lock_file:
+    description: The run lock.
+    type: path
+    default: /run/netsvc-resilience/run.lock
   hook_journal:
     description:
       - Also read each systemd service's last hook line from the journal (one C(journalctl) per
@@ -155,6 +188,12 @@ drift:
   returned: always
   type: list
   elements: str
+lock:
+  description:
+    - With O(lock) - C(waited_s), C(previous) (the lock found), C(expired) (taken over from a
+      killed run), C(released).
+  returned: with lock
+  type: dict
 recorded:
   description: The record now holds this host's verified state.
   returned: always
@@ -245,96 +284,161 @@ def observe(module, services, units, supervisorctl, ports, journal=False):
     return shows, supervisor, health
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            services=dict(type="list", elements="dict", default=[]),
-            wait=dict(type="float", default=0),
-            require_healthy=dict(type="bool", default=False),
-            inputs_digest=dict(type="str", no_log=False),
-            record=dict(type="bool", default=False),
-            sysctl_files=dict(type="list", elements="path", default=[]),
-            hook_dir=dict(type="str"),
-            state_file=dict(type="path", default=C.APPLIED_STATE_FILE),
-            hook_journal=dict(type="bool", default=False),
-        ),
-        required_if=[("record", True, ("inputs_digest",))],
-        supports_check_mode=True,
-    )
-    V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    p = module.params
+SPEC = dict(
+    services=dict(type="list", elements="dict", default=[]),
+    wait=dict(type="float", default=0),
+    require_healthy=dict(type="bool", default=False),
+    inputs_digest=dict(type="str", no_log=False),
+    record=dict(type="bool", default=False),
+    sysctl_files=dict(type="list", elements="path", default=[]),
+    hook_dir=dict(type="str"),
+    state_file=dict(type="path", default=C.APPLIED_STATE_FILE),
+    hook_journal=dict(type="bool", default=False),
+    lock=dict(type="str", default="none", choices=["none", "acquire", "release"]),
+    run_id=dict(type="str"),
+    lock_holder=dict(type="str", default=""),
+    lock_wait=dict(type="float", default=900),
+    lock_lease=dict(type="float", default=600),
+    lock_file=dict(type="path", default=C.RUN_LOCK),
+)
+
+
+def check_input(module, p, service_mgr):
+    """Every option checked before anything is looked at; returns the services."""
     try:
         V.number(p["wait"], "wait", 0, 600, " seconds")
-        V.abs_path(p["state_file"], "state_file")
+        V.number(p["lock_wait"], "lock_wait", 0, 7200, " seconds")
+        V.number(p["lock_lease"], "lock_lease", 5, 86400, " seconds")
+        for key in ("state_file", "lock_file"):
+            V.abs_path(p[key], key)
         for path in p["sysctl_files"]:
             V.abs_path(path, "sysctl_files entry")
         if p["hook_dir"] not in (None, "auto"):
             V.abs_path(p["hook_dir"], "hook_dir")
-        if p["inputs_digest"] is not None:
-            V.single_line(p["inputs_digest"], "inputs_digest", 256)
-    except V.InputError as e:
-        module.fail_json(msg=to_native(e))
-    service_mgr = service_manager()
-    try:
-        services = H.check_services(p["services"], service_mgr)
+        for key in ("inputs_digest", "run_id", "lock_holder"):
+            if p[key] is not None:
+                V.single_line(p[key], key, 256)
+        if p["lock"] != "none" and not p["run_id"]:
+            raise V.InputError("lock=%s needs run_id (this run's id)" % p["lock"])
+        return H.check_services(p["services"], service_mgr)
     except ValueError as e:
         module.fail_json(msg=to_native(e))
-    facts = host_facts(module, service_mgr)
+
+
+def units_of(services):
     units = []
     for svc in services:
         if svc["backend"] == "systemd":
             units.append(U.unit_name(svc["name"]))
             if svc["socket_activation"]:
                 units.append(U.socket_name(svc["name"]))
-    ports = sorted({x for s in services for x in s["ports"]})
+    return units
 
-    hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
+
+def look_until_healthy(module, p, services, units, facts):
+    ports = sorted({x for s in services for x in s["ports"]})
     deadline = time.monotonic() + p["wait"]
     while True:
         shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"])
         healthy = all(row["healthy"] for row in health)
         if healthy or time.monotonic() >= deadline:
-            break
+            return shows, health, healthy
         time.sleep(0.1)
 
+
+def applied_state(module, p, services, units, shows, health, facts, result):
+    """Compare the host with its applied-state record; with record=true, store it."""
+    hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
+    sysctl_keys = []
+    for path in p["sysctl_files"]:
+        sysctl_keys.extend(k for k in H.sysctl_keys(read_text(path)) if k not in sysctl_keys)
+    snapshot = {
+        "files": H.snapshot_paths(H.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
+        "sysctl": S.read_live(sysctl_keys),
+        "units": H.unit_state(shows, units),
+    }
+    text = read_text(p["state_file"])
+    try:
+        record = json.loads(text) if text else None
+    except ValueError:
+        record = None
+    reasons = H.drift(record, p["inputs_digest"], snapshot)
+    if os.path.exists(p["state_file"] + ".unverified"):
+        reasons.insert(0, "the last run stopped before its post-check (killed or failed): every concern runs again")
+    if not result["healthy"]:
+        reasons.append("not every service is healthy")
+    result["drift"] = reasons[:20]
+    result["converged"] = not reasons
+    if not p["record"]:
+        return
+    if not result["healthy"]:
+        module.fail_json(msg="not recording the applied state: %s" % "; ".join(
+            "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
+    new = json.dumps({"version": H.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
+                     sort_keys=True, indent=1) + "\n"
+    if new != text:
+        result["changed"] = True
+        if not module.check_mode:
+            try:
+                atomic_write(module, p["state_file"], new, 0o644)
+            except (IOError, OSError) as e:
+                module.fail_json(msg="writing %s failed: %s" % (p["state_file"], to_native(e)))
+    if not module.check_mode and os.path.exists(p["state_file"] + ".unverified"):
+        os.unlink(p["state_file"] + ".unverified")
+    result.update(recorded=not module.check_mode, converged=True, drift=[])
+
+
+def lock_before(module, p):
+    """lock=acquire: one run at a time on this host (waits; a killed run's lease expires)."""
+    if p["lock"] != "acquire" or module.check_mode:
+        return None
+    info = H.take_lock(module, p["lock_file"], p["run_id"], p["lock_holder"] or "unknown", p["lock_wait"],
+                       p["lock_lease"], lambda path, text: atomic_write(module, path, text, 0o644))
+    prev = info["previous"] or {}
+    if info["waited_s"] >= 1:
+        module.warn("waited %.0f s for run %s (%s) to finish on this host" % (
+            info["waited_s"], prev.get("run_id"), prev.get("holder")))
+    if info["expired"]:
+        module.warn("took over the run lock of run %s (%s): its lease expired - that run was killed, or its play "
+                    "stopped on this host (max_fail_percentage, any_errors_fatal) before the end"
+                    % (prev.get("run_id"), prev.get("holder")))
+    return info
+
+
+def lock_after(module, p, result, info):
+    """The pre-flight: converged - release at once; else the record is unverified until the
+    post-check records again. The post-check (record=true) only renewed the lease.
+    lock=release ends the run."""
+    if module.check_mode:
+        return
+    if info is not None:
+        result["lock"] = dict(info, released=False)
+        if p["record"]:
+            pass
+        elif result["converged"]:
+            result["lock"]["released"] = H.release_lock(p["lock_file"], p["run_id"])
+        elif p["inputs_digest"] and os.path.exists(p["state_file"]):
+            os.rename(p["state_file"], p["state_file"] + ".unverified")
+    if p["lock"] == "release":
+        result["lock"] = {"released": H.release_lock(p["lock_file"], p["run_id"])}
+
+
+def main():
+    module = AnsibleModule(argument_spec=SPEC, required_if=[("record", True, ("inputs_digest",))],
+                           supports_check_mode=True)
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
+    p = module.params
+    service_mgr = service_manager()
+    services = check_input(module, p, service_mgr)
+    facts = host_facts(module, service_mgr)
+    lock = lock_before(module, p)
+    units = units_of(services)
+    shows, health, healthy = look_until_healthy(module, p, services, units, facts)
     result = dict(changed=False, services=health, healthy=healthy, converged=False, drift=[], recorded=False,
                   ansible_facts={"netsvc_host": facts})
     if p["inputs_digest"]:
-        sysctl_keys = []
-        for path in p["sysctl_files"]:
-            sysctl_keys.extend(k for k in H.sysctl_keys(read_text(path)) if k not in sysctl_keys)
-        snapshot = {
-            "files": H.snapshot_paths(H.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
-            "sysctl": S.read_live(sysctl_keys),
-            "units": H.unit_state(shows, units),
-        }
-        text = read_text(p["state_file"])
-        try:
-            record = json.loads(text) if text else None
-        except ValueError:
-            record = None
-        reasons = H.drift(record, p["inputs_digest"], snapshot)
-        if not healthy:
-            reasons.append("not every service is healthy")
-        result["drift"] = reasons[:20]
-        result["converged"] = not reasons
-        if p["record"]:
-            if not healthy:
-                module.fail_json(msg="not recording the applied state: %s" % "; ".join(
-                    "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
-            new = json.dumps({"version": H.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
-                             sort_keys=True, indent=1) + "\n"
-            if new != text:
-                result["changed"] = True
-                if not module.check_mode:
-                    try:
-                        atomic_write(module, p["state_file"], new, 0o644)
-                    except (IOError, OSError) as e:
-                        module.fail_json(msg="writing %s failed: %s" % (p["state_file"], to_native(e)))
-            result["recorded"] = not module.check_mode
-            result["converged"] = True
-            result["drift"] = []
-
+        applied_state(module, p, services, units, shows, health, facts, result)
+    lock_after(module, p, result, lock)
     if p["require_healthy"] and not healthy:
         module.fail_json(msg="unhealthy after %ss: %s" % (p["wait"], "; ".join(
             "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"])), **result)

@@ -228,3 +228,65 @@ def test_check_services_refuses_ports_it_cannot_check():
         H.check_services([{"name": "web", "ports": ["http"]}], "systemd")
     ok = H.check_services([{"name": "web", "ports": [80, "9000-9010", "443"]}], "systemd")
     assert ok[0]["ports"] == [80, 443]
+
+
+def test_the_run_lock_is_a_lease():
+    held = H.parse_lock(H.lock_record("run-a", "ctl1 pid 10", 1000, 600))
+    assert held["expires"] == 1600 and held["holder"] == "ctl1 pid 10"
+    assert H.lock_decision(None, "run-b", 1000) == "take"
+    assert H.lock_decision(held, "run-a", 1100) == "take"      # our own run (a later concern)
+    assert H.lock_decision(held, "run-b", 1100) == "wait"      # another live run
+    assert H.lock_decision(held, "run-b", 1601) == "take"      # a killed run's lease ran out
+    assert H.parse_lock("not json") is None and H.parse_lock('{"x": 1}') is None
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_take_lock_waits_for_a_live_run_and_names_it(tmp_path):
+    path = str(tmp_path / "run" / "run.lock")
+    now = [1000.0]
+    write = _write
+
+    def sleep(s):
+        now[0] += s
+        if now[0] >= 1004:  # the other run ends after 4 s
+            H.release_lock(path, "run-a")
+
+    os.makedirs(os.path.dirname(path))
+    write(path, H.lock_record("run-a", "ctl1", 1000, 600))
+    info = H.take_lock(None, path, "run-b", "ctl2", 60, 600, write, sleep=sleep, clock=lambda: now[0])
+    assert info["waited_s"] == 4 and info["previous"]["holder"] == "ctl1" and not info["expired"]
+    assert H.parse_lock(H.read_text(path))["run_id"] == "run-b"
+
+
+def test_take_lock_takes_over_an_expired_lease(tmp_path):
+    path = str(tmp_path / "run.lock")
+    _write(path, H.lock_record("run-killed", "ctl1", 0, 30))
+    info = H.take_lock(None, path, "run-b", "ctl2", 60, 600, _write,
+                       sleep=lambda s: None, clock=lambda: 100.0)
+    assert info["waited_s"] == 0 and info["expired"] and info["previous"]["run_id"] == "run-killed"
+
+
+def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
+    path = str(tmp_path / "run.lock")
+    held = H.lock_record("run-a", "ctl1", 1000, 600)
+    _write(path, held)
+    now = [1000.0]
+
+    class Failed(Exception):
+        pass
+
+    class Module(object):
+        def fail_json(self, msg):
+            raise Failed(msg)
+
+    def sleep(s):
+        now[0] += s
+
+    with pytest.raises(Failed) as e:
+        H.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
+    assert "waited 5 s" in str(e.value) and "run-a (ctl1)" in str(e.value) and "nothing was changed" in str(e.value)
+    assert H.read_text(path) == held

@@ -93,6 +93,12 @@ CASES = [
     ("hc-digest-huge", host_check, hc(inputs_digest="a" * 300), ["inputs_digest", "at most 256"]),
     ("hc-name-traversal", host_check, hc(services=[{"name": "../x", "backend": "systemd"}]), ["'../x'", "'/'"]),
     ("hc-service-not-dict", host_check, hc(services=["web"]), ["services", "dict"]),
+    ("hc-lock-no-run-id", host_check, hc(lock="acquire"), ["lock=acquire", "run_id"]),
+    ("hc-lock-wait-negative", host_check, hc(lock="acquire", run_id="r1", lock_wait=-1), ["lock_wait -1", "between"]),
+    ("hc-lock-lease-short", host_check, hc(lock="acquire", run_id="r1", lock_lease=1), ["lock_lease 1", "between"]),
+    ("hc-run-id-newline", host_check, hc(lock="acquire", run_id="r1\nx"), ["run_id", "single line"]),
+    ("hc-lock-file-traversal", host_check, hc(lock="acquire", run_id="r1", lock_file="/run/../etc/passwd"),
+     ["/etc/passwd", "normalized"]),
     ("hc-backend", host_check, hc(services=[{"name": SVC, "backend": "docker"}]), ["'docker'", "auto, systemd"]),
     # prestart_hook: the path becomes part of ExecStartPre=
     ("hook-path-shell", prestart_hook, hook(path="/usr/lib/x/hook;rm"), ["hook;rm", "shell characters"]),
