@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
-#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule el bench
+#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule el faults bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
@@ -134,10 +134,14 @@ do_molecule() {
   return $rc
 }
 
+# Faults made to happen for real (tests/faults/faults.py; docs/reliability.md has the full
+# run's table): the permanently failing service runs 1 minute here, 10 for the docs.
+do_faults() { "$venv/bin/python" tests/faults/faults.py --failing-minutes "${NETSVC_FAILING_MINUTES:-1}"; }
+
 do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule el bench)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule el faults bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
@@ -151,6 +155,7 @@ for s in "${steps[@]}"; do
     build) step build do_build ;;
     molecule) step molecule do_molecule ;;
     el) step el-leg scripts/el-leg.sh ;;
+    faults) step faults do_faults ;;
     bench) step bench-smoke do_bench_smoke ;;
     *) echo "unknown step $s"; exit 2 ;;
   esac

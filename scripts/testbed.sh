@@ -191,13 +191,16 @@ images() {
 
 # The container flags that work here (docs/testbed.md): no --privileged (it fails: the sandbox
 # lacks CAP_SYS_RESOURCE); SYS_ADMIN + NET_ADMIN, seccomp unconfined, host cgroup namespace.
+# run NAME IMAGE LABEL NETWORK [COMMAND...]; NETSVC_RUN_OPTS adds docker run options (the
+# reboot fault: systempaths=unconfined, so systemd-sysctl can write /proc/sys at boot)
 run_host() {
-  local name=$1 image=$2 label=$3 network=$4
+  local name=$1 image=$2 label=$3 network=$4 extra=()
   shift 4
+  read -r -a extra <<<"${NETSVC_RUN_OPTS:-}"
   docker run -d --name "$name" --hostname "$name" --network "$network" --label "$label" \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
     --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "$image" "$@" >/dev/null
+    --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "${extra[@]}" "$image" "$@" >/dev/null
 }
 
 case "${1:-all}" in
