@@ -796,6 +796,12 @@ def main():
                                      % p["name"])
             if backend == "supervisord":
                 U.check_program_name(U.program_name(p["name"]))  # before anything is written
+                if p["state"] == "present" and p["socket_activation"] != "none":
+                    # fcgi-program sockets do not outlive a crash (README: why not supervisord)
+                    module.fail_json(msg="socket_activation=%s for %s: supervisord has no socket that outlives the "
+                                         "program (an [fcgi-program:x] socket is closed and bound again when the "
+                                         "program dies); use the cleanup hook there, or systemd"
+                                         % (p["socket_activation"], p["name"]))
             (systemd if backend == "systemd" else supervisord).append((item, p))
         done = []
         if systemd:

@@ -162,6 +162,8 @@ CASES = [
     ("policy-list-unknown", service_restart_policy, {"services": [{"name": SVC, "restartsec": 0}]},
      ["restartsec", "unknown option"]),
     ("policy-kill-mode", service_restart_policy, policy(kill_mode="kill"), ["kill_mode", "kill"]),
+    ("policy-supervisord-preload", service_restart_policy, program(socket_activation="preload", ports=[8080]),
+     ["socket_activation=preload for web", "supervisord has no socket"]),
     ("policy-socket-no-fds", service_restart_policy, policy(socket_activation=True, ports=[8080]),
      ["accepts_inherited_fds"]),
     # socket_cleanup
