@@ -88,12 +88,6 @@ def read_os_release():
     return parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))
 
 
-def resolve_backend(backend, service_mgr):
-    if backend in (None, "", "auto"):
-        return "systemd" if service_mgr == "systemd" else "supervisord"
-    return backend
-
-
 def check_services(services, service_mgr):
     """Validate the keys we use of each netsvc_services entry (others are ignored).
 
@@ -116,7 +110,7 @@ def check_services(services, service_mgr):
             sa = PL.normalize_mode(svc.get("socket_activation", False)) != "none"
         except U.UnitError as e:
             raise ValueError("service %s: %s" % (svc["name"], e))
-        backend = resolve_backend(backend, service_mgr)
+        backend = U.resolve_backend(backend, service_mgr)
         # the name goes into systemctl/supervisorctl argv and into paths: the same rules as the
         # modules that write the service's files
         try:

@@ -59,9 +59,8 @@ def plan(module, p, systemd):
                       "path", plain=True)
     dropin = U.check_dropin_name(p["dropin_name"])
     present = p["state"] == "present"
-    service_mgr = "systemd" if os.path.isdir("/run/systemd/system") else "other"
     targets = []
-    for svc in H.check_services(p["services"], service_mgr):
+    for svc in H.check_services(p["services"], U.service_manager()):
         ports = sorted(set(svc["ports"]))
         if svc["backend"] == "systemd" and ports:  # a supervisord program's command goes through the hook
             targets.append((U.unit_name(svc["name"]), ports))

@@ -105,6 +105,25 @@ def run(module, argv, check=True):
     return rc, out, err
 
 
+def service_manager():
+    """The host's service manager: 'systemd' when systemd is PID 1 (sd_booted()'s test), else
+    PID 1's command name ('supervisord', 'sh', ...). The one detection every module uses."""
+    if os.path.isdir("/run/systemd/system"):
+        return "systemd"
+    try:
+        with open("/proc/1/comm") as f:
+            return f.read().strip() or "unknown"
+    except (IOError, OSError):
+        return "unknown"
+
+
+def resolve_backend(backend, service_mgr=None):
+    """A service's backend: 'auto' (or empty) means systemd on a systemd host, else supervisord."""
+    if backend in (None, "", "auto"):
+        return "systemd" if (service_mgr or service_manager()) == "systemd" else "supervisord"
+    return backend
+
+
 def unit_name(name):
     """The unit name with .service added when it has no suffix (no validation: see check_unit_name)."""
     return name if "." in name else name + ".service"
@@ -486,7 +505,7 @@ def render_program(name, o, header="Ansible managed: netsvc.resilience.service_r
         "[program:%s]\n" % name,
         "command=%s\n" % command,
         "autostart=true\n",
-        "autorestart=%s\n" % ("true" if o.get("autorestart", True) else "unexpected"),
+        "autorestart=true\n",
         "startsecs=%d\n" % o.get("startsecs", 1),
         "startretries=%d\n" % o.get("startretries", 100),
         "stopasgroup=true\n",

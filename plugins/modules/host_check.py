@@ -219,10 +219,6 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
-def service_manager():
-    return "systemd" if os.path.isdir("/run/systemd/system") else (read_text("/proc/1/comm") or "unknown").strip()
-
-
 def host_facts(module, service_mgr):
     facts = H.read_os_release()
     facts["service_mgr"] = service_mgr
@@ -428,7 +424,7 @@ def main():
                            supports_check_mode=True)
     V.require_python(module)  # before any Python 3 code: a clean message on an old host
     p = module.params
-    service_mgr = service_manager()
+    service_mgr = U.service_manager()
     services = check_input(module, p, service_mgr)
     facts = host_facts(module, service_mgr)
     lock = lock_before(module, p)

@@ -783,14 +783,12 @@ def main():
         supports_check_mode=True,
     )
     V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    on_systemd = os.path.isdir("/run/systemd/system")
+    service_mgr = U.service_manager()
     warnings = []
     systemd, supervisord = [], []
     try:
         for item, p in service_params(module, module.params):
-            backend = p["backend"]
-            if backend == "auto":
-                backend = "systemd" if on_systemd else "supervisord"
+            backend = U.resolve_backend(p["backend"], service_mgr)
             if backend == "supervisord" and p["state"] == "present" and not p["command"]:
                 module.fail_json(msg="backend supervisord needs command (the program's command line): %s"
                                      % p["name"])
