@@ -17,6 +17,8 @@ import fnmatch
 import os
 import re
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+
 # systemd-sysctl's search path, highest priority first. A file name found in an earlier
 # directory masks the same name in later ones; all remaining files are applied sorted by
 # file name, so for a key set twice the file that sorts LAST wins. /etc/sysctl.conf is
@@ -160,19 +162,11 @@ def parse_ports(value):
         items.extend(_port_items(value))
     ranges = []
     for item in items:
-        m = re.match(r"^(\d{1,5})(?:-(\d{1,5}))?\Z", item)
-        if not m:
-            raise SysctlError(
-                "reserved port %r is not a port (1-65535) or a range 'low-high'" % (item,)
-            )
-        low = int(m.group(1))
-        high = int(m.group(2)) if m.group(2) else low
-        if not (1 <= low <= 65535 and 1 <= high <= 65535) or low > high:
-            raise SysctlError(
-                "reserved port %r is out of range: ports are 1-65535 and a range is low-high "
-                "with low <= high" % (item,)
-            )
-        ranges.append((low, high))
+        try:
+            entry = V.port_entry(item, "reserved port")  # the one port/range rule
+        except V.InputError as e:
+            raise SysctlError(str(e))
+        ranges.append(entry if isinstance(entry, tuple) else (entry, entry))
     return merge_ranges(ranges)
 
 
