@@ -181,167 +181,19 @@ netns:
   sample: {"inode": 4026532291, "initial": false, "container": "/.dockerenv"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
-
-
-def apply_changes(module, path, old_text, new_text, file_changed, to_write, live):
-    """The file first (atomic), then the live values; any failure puts both back as they were."""
-    def put_file_back():
-        try:
-            if old_text is None:
-                if os.path.exists(path):
-                    os.unlink(path)
-            else:
-                atomic_write(module, path, old_text)
-        except (IOError, OSError):
-            pass
-
-    if file_changed:
-        try:
-            if new_text is None:
-                os.unlink(path)
-            else:
-                atomic_write(module, path, new_text)
-        except (IOError, OSError) as e:
-            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were"
-                                 % (path, to_native(e)))
-    written = []
-    key = None
-    try:
-        for key in sorted(to_write):
-            S.write_live(key, to_write[key])
-            written.append(key)
-    except (IOError, OSError) as e:
-        for done in written:  # put back what we changed before failing
-            try:
-                S.write_live(done, live[done])
-            except (IOError, OSError):
-                pass
-        if file_changed:
-            put_file_back()
-        module.fail_json(msg="writing live value %s = %s failed: %s; live values and %s restored"
-                             % (key, to_write[key], to_native(e), path))
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            settings=dict(type="dict", default={}),
-            profile=dict(type="str", default="none", choices=sorted(S.PROFILES)),
-            reserved_ports=dict(type="list", elements="raw", default=[]),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            purge=dict(type="bool", default=False),
-            path=dict(type="path", default="/etc/sysctl.d/90-netsvc-resilience.conf"),
-            apply=dict(type="str", default="both", choices=["both", "persist", "live"]),
-            on_conflict=dict(type="str", default="warn", choices=["warn", "fail"]),
-            allow_unknown=dict(type="bool", default=False),
-            live_readonly=dict(type="str", default="fail", choices=["fail", "skip"]),
-            header=dict(type="str", default="Ansible managed: netsvc.resilience.sysctl_tcp"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=K.SPEC, supports_check_mode=True)
     V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    p = module.params
-    path = p["path"]
-    try:
-        # systemd-sysctl reads only *.conf files directly in its directories
-        V.abs_path(path, "path", under=S.SYSCTL_DIRS, suffix=".conf")
-        V.single_line(p["header"], "header", 200)
-    except V.InputError as e:
-        module.fail_json(msg=to_native(e))
-    persist = p["apply"] in ("both", "persist")
-    live_on = p["apply"] in ("both", "live")
-
-    current_text = read_text(path) if persist else None
-    keys = {S.normalize_key(str(k)) for k in p["settings"]}
-    keys.update(S.PROFILES[p["profile"]])
-    keys.update(k for k, _v, _n in S.parse_conf(current_text or ""))
-    keys.update([S.RESERVED_PORTS_KEY, "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets"])
-    keys = {k for k in keys if S.KEY_NAME_RE.match(k)}
-    live = S.read_live(sorted(keys))
-
-    try:
-        result = S.plan(p, live, current_text)
-    except S.SysctlError as e:
-        module.fail_json(msg=to_native(e))
-
-    values = result["values"]
-    new_text = None
-    if values or result["previous"] or result["added"]:
-        new_text = S.render_conf(values, result["previous"], result["added"], p["header"])
-    file_changed = persist and new_text != current_text
-
-    overridden = {}
-    if persist and values:
-        overridden = S.find_overrides(path, values, S.read_config_files(path))
-        for key, where in sorted(overridden.items()):
-            msg = "%s = %s in %s would be overridden at boot by %s" % (
-                key, values[key], path,
-                ", ".join("%s (%s)" % (w["file"], w["value"]) for w in where))
-            if p["on_conflict"] == "fail":
-                module.fail_json(msg=msg + "; nothing was written (on_conflict=fail)",
-                                 overridden_by=overridden, file=path)
-            result["warnings"].append(msg)
-
-    targets = result["live_targets"] if live_on else {}
-    to_write = S.live_changes(live, targets)
-    live_skipped = False
-    unwritable = [k for k in sorted(to_write)
-                  if not os.access(S.key_to_proc_path(k), os.W_OK)]
-    if unwritable:
-        if p["live_readonly"] == "skip" or not live_on:
-            live_skipped = True
-            result["warnings"].append(
-                "live apply skipped: /proc/sys is read-only here (%s); the values are persisted "
-                "in %s and apply at the next boot" % (", ".join(unwritable), path))
-            to_write = {}
-        else:
-            module.fail_json(
-                msg="cannot write %s: /proc/sys is read-only on this host (an unprivileged "
-                    "container?). Nothing was written. Set live_readonly=skip to persist only, "
-                    "or allow writes to /proc/sys" % ", ".join("/proc/sys/" + k.replace(".", "/") for k in unwritable),
-                file=path)
-
-    live_before = {k: live.get(k) for k in sorted(set(values) | set(targets))}
-    live_after = dict(live_before)
-    live_after.update(to_write)
-    changed = bool(file_changed or to_write)
-
-    diff = []
-    if file_changed:
-        diff.append(dict(before_header=path, after_header=path,
-                         before=current_text or "", after=new_text or ""))
-    if to_write:
-        diff.append(dict(
-            before_header="live /proc/sys", after_header="live /proc/sys",
-            before="".join("%s = %s\n" % (k, live.get(k)) for k in sorted(to_write)),
-            after="".join("%s = %s\n" % (k, v) for k, v in sorted(to_write.items()))))
-
-    if changed and not module.check_mode:
-        apply_changes(module, path, current_text, new_text, file_changed, to_write, live)
-        live_after.update(S.read_live(sorted(to_write)))
-
-    for w in result["warnings"]:
-        module.warn(w)
-    module.exit_json(
-        changed=changed,
-        file=path,
-        persisted=values,
-        live_before=live_before,
-        live_after=live_after,
-        live_skipped=live_skipped,
-        overridden_by=overridden,
-        warning_messages=result["warnings"],
-        netns=S.netns_info(),
-        diff=diff,
-    )
+    result = K.run(module)
+    for warning in result["warning_messages"]:
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.modules import sysctl_tcp
 
 
 class Failed(Exception):
@@ -39,7 +39,7 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
 
     monkeypatch.setattr(S, "write_live", write_live)
     with pytest.raises(Failed) as e:
-        sysctl_tcp.apply_changes(FakeModule(), path, "old\n", "new\n", True,
+        K.apply_changes(FakeModule(), path, "old\n", "new\n", True,
                                  {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live)
     assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
     assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
@@ -57,6 +57,6 @@ def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, mo
             raise OSError(28, "No space left on device")
 
     with pytest.raises(Failed) as e:
-        sysctl_tcp.apply_changes(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {})
+        K.apply_changes(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {})
     assert "No space left on device" in str(e.value) and "as they were" in str(e.value)
     assert os.listdir(os.path.dirname(path)) == []
