@@ -134,109 +134,18 @@ capabilities:
   type: dict
 """
 
-import os
-import socket
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _cleanup as CL
 from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
-from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import SysctlError, parse_ports
-
-
-def capabilities():
-    """What this kernel does for this process: a real try on loopback sockets of its own."""
-    release = os.uname()[2]
-    try:
-        with open("/proc/self/status") as f:
-            cap = D.has_cap_net_admin(f.read())
-    except (IOError, OSError):
-        cap = None
-    probe = D.probe_destroy()
-    return {"kernel": release, "cap_net_admin": cap, "timewait_destroy": probe["timewait"],
-            "orphan_destroy": probe["orphan"], "probe_errors": probe["errors"]}
-
-
-def format_counts(counts):
-    return "".join("%s %d\n" % kv for kv in sorted(counts.items()))
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            ports=dict(type="list", elements="raw", required=True),
-            states=dict(type="list", elements="str", default=list(D.ORPHAN_STATES),
-                        choices=list(D.ORPHAN_STATES) + list(D.LIVE_STATES) + ["syn-recv", "syn-sent"]),
-            family=dict(type="str", default="all", choices=["all", "inet", "inet6"]),
-            local_address=dict(type="str"),
-            mode=dict(type="str", default="kill", choices=["kill", "report"]),
-            force=dict(type="bool", default=False),
-            fail_on_listener=dict(type="bool", default=False),
-            require=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=CL.SPEC, supports_check_mode=True)
     V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    p = module.params
-    try:
-        ports = parse_ports(p["ports"])
-    except SysctlError as e:
-        module.fail_json(msg=to_native(e).replace("reserved port", "port"))
-    if not ports:
-        module.fail_json(msg="ports is empty: give at least one local port")
-    live = [s for s in p["states"] if s in D.LIVE_STATES]
-    if live and not p["force"]:
-        module.fail_json(msg="states %s belong to live processes (their connections would be cut): "
-                             "set force=true to clean them" % ", ".join(live))
-    local = p["local_address"]
-    if local:
-        try:
-            local = str(__import__("ipaddress").ip_address(u"%s" % local))
-        except ValueError:
-            module.fail_json(msg="local_address %r is not an IP address" % local)
-    families = {"all": (socket.AF_INET, socket.AF_INET6), "inet": (socket.AF_INET,),
-                "inet6": (socket.AF_INET6,)}[p["family"]]
-    caps = capabilities()
-    kill = p["mode"] == "kill" and not module.check_mode
-    try:
-        # With fail_on_listener, look first: a port conflict must fail before anything is cleaned.
-        r = D.cleanup(ports, tuple(p["states"]), "report" if p["fail_on_listener"] or not kill else "kill",
-                      local, families)
-        if kill and p["fail_on_listener"] and not r["listeners"]:
-            r = D.cleanup(ports, tuple(p["states"]), "kill", local, families)
-    except D.DiagError as e:
-        module.fail_json(msg="sock_diag is not usable here: %s" % to_native(e), capabilities=caps)
-
-    owners = D.listener_owners({x["inode"] for x in r["listeners"]}) if r["listeners"] else {}
-    for lst in r["listeners"]:
-        lst["owners"] = owners.get(lst["inode"], [])
-    if r["listeners"] and p["fail_on_listener"]:
-        module.fail_json(
-            msg="port conflict: %s listening on %s; a live listener is not leftover state, nothing was cleaned"
-                % (", ".join("%s (pid %s)" % (o["command"], o["pid"]) for x in r["listeners"] for o in x["owners"])
-                   or "a process", ", ".join("%s:%d" % (x["address"], x["port"]) for x in r["listeners"])),
-            listeners=r["listeners"], before=r["before"], after=r["after"], capabilities=caps)
-
-    would = sum(r["before"].values())
-    supported = {s: r["supported"].get(s) for s in p["states"]}
-    if not kill:
-        # not tried: say what the probe found this kernel does
-        for s in p["states"]:
-            supported[s] = caps["timewait_destroy"] if s in D.TIMEWAIT_KIND else caps["orphan_destroy"]
-    left = sum(r["after"].values())
-    result = dict(
-        changed=bool(r["destroyed"]) or (module.check_mode and p["mode"] == "kill" and would > 0),
-        before=r["before"], after=r["after"], destroyed=r["destroyed"], would_destroy=would if not kill else 0,
-        refused=r["refused"], listeners=r["listeners"], supported=supported, capabilities=caps,
-    )
-    if module._diff:
-        after = {} if module.check_mode and p["mode"] == "kill" else r["after"]
-        result["diff"] = dict(before_header="sockets on ports", after_header="sockets on ports",
-                              before=format_counts(r["before"]), after=format_counts(after))
-    if kill and p["require"] and left:
-        why = D.explain(r, caps["kernel"], os.getuid(), left)
-        module.fail_json(msg="%d socket(s) left on the ports: %s" % (left, why), **result)
+    result, left = CL.run(module)
+    if left:
+        module.fail_json(msg=left, **result)
     module.exit_json(**result)
 
 
