@@ -24,7 +24,7 @@ ALLOWED = {
     ("_sockdiag.py", "with open(path + \".tmp\", \"w\") as f:"),
     ("_sockdiag.py", "os.rename(path + \".tmp\", path)"),
     # the applied-state record set aside in its own directory (a rename keeps its context)
-    ("host_check.py", "os.rename(p[\"state_file\"], p[\"state_file\"] + \".unverified\")"),
+    ("_preflight.py", "os.rename(p[\"state_file\"], p[\"state_file\"] + \".unverified\")"),
     # the run lock's flock guard: an empty runtime file in /run/netsvc-resilience
     ("_hostcheck.py", "with open(path + \".guard\", \"a\") as guard:"),
 }

@@ -1,0 +1,248 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pre-flight and the post-check (netsvc.resilience.host_check): one look at the host, the
+run lock, and the applied-state record.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host). The pure parts are in _hostcheck.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import sys
+import time
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
+
+
+def host_facts(module, service_mgr):
+    facts = H.read_os_release()
+    facts["service_mgr"] = service_mgr
+    v = sys.version_info
+    facts["python_version"] = "%d.%d.%d" % (v[0], v[1], v[2])
+    facts["python"] = {"version": {"major": v[0], "minor": v[1], "micro": v[2]}, "executable": sys.executable}
+    facts["supervisorctl"] = module.get_bin_path("supervisorctl") or ""
+    facts["hook_dir"] = K.hook_dir(facts["os_family"])
+    facts["kernel"] = os.uname()[2]
+    # a real try on our own loopback sockets: can this kernel destroy full / TIME_WAIT sockets?
+    facts["sock_destroy"] = D.probe_destroy()
+    return facts
+
+
+def hook_journal(module, unit):
+    """The hook's last journal line for a unit (with its time), parsed; {} when none."""
+    journalctl = module.get_bin_path("journalctl")
+    if not journalctl:
+        return {}
+    _rc, out, _err = U.run(module, [journalctl, "-u", unit, "SYSLOG_IDENTIFIER=" + C.HOOK_NAME, "-n", "1",
+                                    "-o", "short-unix", "--no-pager", "-q"], check=False)
+    for line in reversed(out.splitlines()):
+        stamp = line.split(" ", 1)[0]
+        try:
+            return D.parse_hook_line(line, float(stamp))
+        except ValueError:
+            continue
+    return {}
+
+
+def observe(module, services, units, supervisorctl, ports, journal=False):
+    """One look: systemctl show for every unit, supervisorctl status, one LISTEN dump."""
+    shows = {}
+    if units:
+        argv = [module.get_bin_path("systemctl", required=True), "show"] + units
+        for prop in sorted(set(H.UNIT_PROPS + H.HEALTH_PROPS + H.HOOK_PROPS)):
+            argv += ["-p", prop]
+        _rc, out, _err = U.run(module, argv)
+        blocks = SD.parse_show_many(out)
+        if len(blocks) != len(units):
+            module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
+        shows = dict(zip(units, blocks))
+    supervisor = {}
+    if supervisorctl and any(s["backend"] == "supervisord" for s in services):
+        _rc, out, _err = U.run(module, [supervisorctl, "status"], check=False)
+        supervisor = H.parse_supervisor_status(out)
+    listening = set()
+    if ports:
+        try:
+            listening = set(D.listening_ports(ports))
+        except D.DiagError as e:
+            module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+    health = H.service_health(services, shows, supervisor, listening)
+    for row in health:
+        status = read_text(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
+        show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
+        lines = hook_journal(module, row["unit"]) if journal and row["backend"] == "systemd" else None
+        row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
+    return shows, supervisor, health
+
+
+SPEC = dict(
+    services=dict(type="list", elements="dict", default=[]),
+    wait=dict(type="float", default=0),
+    require_healthy=dict(type="bool", default=False),
+    inputs_digest=dict(type="str", no_log=False),
+    record=dict(type="bool", default=False),
+    sysctl_files=dict(type="list", elements="path", default=[]),
+    hook_dir=dict(type="str"),
+    state_file=dict(type="path", default=C.APPLIED_STATE_FILE),
+    hook_journal=dict(type="bool", default=False),
+    lock=dict(type="str", default="none", choices=["none", "acquire", "release"]),
+    run_id=dict(type="str"),
+    lock_holder=dict(type="str", default=""),
+    lock_wait=dict(type="float", default=900),
+    lock_lease=dict(type="float", default=600),
+    lock_file=dict(type="path", default=C.RUN_LOCK),
+)
+
+
+def check_input(module, p, service_mgr):
+    """Every option checked before anything is looked at; returns the services."""
+    try:
+        V.number(p["wait"], "wait", 0, 600, " seconds")
+        V.number(p["lock_wait"], "lock_wait", 0, 7200, " seconds")
+        V.number(p["lock_lease"], "lock_lease", 5, 86400, " seconds")
+        for key in ("state_file", "lock_file"):
+            V.abs_path(p[key], key)
+        for path in p["sysctl_files"]:
+            V.abs_path(path, "sysctl_files entry")
+        if p["hook_dir"] not in (None, "auto"):
+            V.abs_path(p["hook_dir"], "hook_dir")
+        for key in ("inputs_digest", "run_id", "lock_holder"):
+            if p[key] is not None:
+                V.single_line(p[key], key, 256)
+        if p["lock"] != "none" and not p["run_id"]:
+            raise V.InputError("lock=%s needs run_id (this run's id)" % p["lock"])
+        return H.check_services(p["services"], service_mgr)
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+
+
+def units_of(services):
+    units = []
+    for svc in services:
+        if svc["backend"] == "systemd":
+            units.append(U.unit_name(svc["name"]))
+            if svc["socket_activation"]:
+                units.append(U.socket_name(svc["name"]))
+    return units
+
+
+def look_until_healthy(module, p, services, units, facts):
+    ports = sorted({x for s in services for x in s["ports"]})
+    deadline = time.monotonic() + p["wait"]
+    while True:
+        shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"])
+        healthy = all(row["healthy"] for row in health)
+        if healthy or time.monotonic() >= deadline:
+            return shows, health, healthy
+        time.sleep(0.1)
+
+
+def applied_state(module, p, services, units, shows, health, facts, result):
+    """Compare the host with its applied-state record; with record=true, store it."""
+    hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
+    sysctl_keys = []
+    for path in p["sysctl_files"]:
+        sysctl_keys.extend(k for k in H.sysctl_keys(read_text(path)) if k not in sysctl_keys)
+    snapshot = {
+        "files": H.snapshot_paths(H.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
+        "sysctl": S.read_live(sysctl_keys),
+        "units": H.unit_state(shows, units),
+    }
+    text = read_text(p["state_file"])
+    try:
+        record = json.loads(text) if text else None
+    except ValueError:
+        record = None
+    reasons = H.drift(record, p["inputs_digest"], snapshot)
+    if os.path.exists(p["state_file"] + ".unverified"):
+        reasons.insert(0, "the last run stopped before its post-check (killed or failed): every concern runs again")
+    if not result["healthy"]:
+        reasons.append("not every service is healthy")
+    result["drift"] = reasons[:20]
+    result["converged"] = not reasons
+    if not p["record"]:
+        return
+    if not result["healthy"]:
+        module.fail_json(msg="not recording the applied state: %s" % "; ".join(
+            "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
+    new = json.dumps({"version": H.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
+                     sort_keys=True, indent=1) + "\n"
+    if new != text:
+        result["changed"] = True
+        if not module.check_mode:
+            try:
+                atomic_write(module, p["state_file"], new, 0o644)
+            except (IOError, OSError) as e:
+                module.fail_json(msg="writing %s failed: %s" % (p["state_file"], str(e)))
+    if not module.check_mode and os.path.exists(p["state_file"] + ".unverified"):
+        os.unlink(p["state_file"] + ".unverified")
+    result.update(recorded=not module.check_mode, converged=True, drift=[])
+
+
+def lock_before(module, p):
+    """lock=acquire: one run at a time on this host (waits; a killed run's lease expires)."""
+    if p["lock"] != "acquire" or module.check_mode:
+        return None
+    info = H.take_lock(module, p["lock_file"], p["run_id"], p["lock_holder"] or "unknown", p["lock_wait"],
+                       p["lock_lease"], lambda path, text: atomic_write(module, path, text, 0o644))
+    prev = info["previous"] or {}
+    if info["waited_s"] >= 1:
+        module.warn("waited %.0f s for run %s (%s) to finish on this host" % (
+            info["waited_s"], prev.get("run_id"), prev.get("holder")))
+    if info["expired"]:
+        module.warn("took over the run lock of run %s (%s): its lease expired - that run was killed, or its play "
+                    "stopped on this host (max_fail_percentage, any_errors_fatal) before the end"
+                    % (prev.get("run_id"), prev.get("holder")))
+    return info
+
+
+def lock_after(module, p, result, info):
+    """The pre-flight: converged - release at once; else the record is unverified until the
+    post-check records again. The post-check (record=true) only renewed the lease.
+    lock=release ends the run."""
+    if module.check_mode:
+        return
+    if info is not None:
+        result["lock"] = dict(info, released=False)
+        if p["record"]:
+            pass
+        elif result["converged"]:
+            result["lock"]["released"] = H.release_lock(p["lock_file"], p["run_id"])
+        elif p["inputs_digest"] and os.path.exists(p["state_file"]):
+            os.rename(p["state_file"], p["state_file"] + ".unverified")
+    if p["lock"] == "release":
+        result["lock"] = {"released": H.release_lock(p["lock_file"], p["run_id"])}
+
+
+def run(module):
+    """host_check: the pre-flight or post-check. Returns (result, why unhealthy or None)."""
+    p = module.params
+    service_mgr = U.service_manager()
+    services = check_input(module, p, service_mgr)
+    facts = host_facts(module, service_mgr)
+    lock = lock_before(module, p)
+    units = units_of(services)
+    shows, health, healthy = look_until_healthy(module, p, services, units, facts)
+    result = dict(changed=False, services=health, healthy=healthy, converged=False, drift=[], recorded=False,
+                  ansible_facts={"netsvc_host": facts})
+    if p["inputs_digest"]:
+        applied_state(module, p, services, units, shows, health, facts, result)
+    lock_after(module, p, result, lock)
+    if p["require_healthy"] and not healthy:
+        return result, "unhealthy after %ss: %s" % (p["wait"], "; ".join(
+            "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]))
+    return result, None
