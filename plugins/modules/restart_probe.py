@@ -151,7 +151,7 @@ verdict:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
+from ansible_collections.netsvc.resilience.plugins.module_utils import _crashtest as P
 from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 
 
