@@ -1,6 +1,6 @@
 """netsvc.resilience benchmark suite (controller side). Run it with `make bench [PART=name]`.
 
-  python3 benchmarks/bench.py [recovery|cleanup|sysctl|rollout|all] [--smoke] [--out DIR]
+  python3 benchmarks/bench.py [recovery|vm|sysctl|rollout|all|PART,PART...] [--smoke] [--out DIR]
 
 Every part is a side-by-side comparison in ONE run on the same container(s):
   recovery  SIGKILL -> serving under a bounded loopback load, >= 10 kills per configuration:
@@ -10,8 +10,10 @@ Every part is a side-by-side comparison in ONE run on the same container(s):
   cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), native and Python twin.
   sysctl    8 keys with one sysctl_tcp task vs 8 ansible.posix.sysctl tasks (>= 5 runs).
   rollout   harden_restart.yml on 1, 5, 10 hosts (first run, re-run) vs the naive playbook.
+  vm        the recovery driver on Linux 5.10 (scripts/vm.sh): tutorial, default hook, native
+            socket activation and preload, servers without SO_REUSEADDR.
 Results: DIR/results.json (machine, kernel, systemd, every sample), results.md, *.svg.
-Containers are labelled netsvc.bench and removed at the end, even on failure.
+Containers are labelled netsvc.bench=<this run> and removed at the end, even on failure.
 --smoke runs one kill of the hardened configuration only (used by the test suite).
 """
 import datetime
@@ -26,11 +28,15 @@ import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.environ.get("NETSVC_VENV", os.path.join(TOP, ".venv"))
-LABEL = "netsvc.bench=run"
-NET = "netsvc-bench"
-IMAGE = os.environ.get("NETSVC_IMAGE", "localhost/netsvc-debian12-systemd:latest")
-INIT = os.environ.get("NETSVC_INIT", "/lib/systemd/systemd")
+sys.path.insert(0, os.path.join(TOP, "tests"))
+import harness as HN  # noqa: E402  (tests/harness.py: the test bed's shared helpers)
+
+VENV = HN.VENV
+IMAGE = HN.IMAGE
+sh = HN.sh
+env = HN.env
+# this run's containers only: a second run (or make test) is never touched
+FLEET = HN.Fleet("netsvc.bench=%d-%d" % (os.getpid(), int(time.time())), "netsvc-bench")
 
 
 def log(msg):
@@ -38,55 +44,21 @@ def log(msg):
     sys.stderr.flush()
 
 
-def sh(argv, **kw):
-    return subprocess.run(argv, check=True, universal_newlines=True, **kw)
-
-
 def cleanup_containers():
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + LABEL], stdout=subprocess.PIPE,
-                         universal_newlines=True, check=False).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f"] + ids, stdout=subprocess.DEVNULL, check=False)
-    subprocess.run(["docker", "network", "rm", NET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    FLEET.destroy_all()
 
 
 def start_hosts(names):
-    subprocess.run(["docker", "network", "create", "--label", LABEL, NET], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
-    for n in names:
-        sh([os.path.join(TOP, "scripts", "testbed.sh"), "run", n, IMAGE, LABEL, NET, INIT])
-    with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as inv:
-        inv.write("[fleet]\n" + "".join("%s ansible_connection=community.docker.docker\n" % n for n in names))
-    return inv.name
+    return FLEET.start(names)
 
 
 def destroy_hosts(names):
-    subprocess.run(["docker", "rm", "-f"] + list(names), stdout=subprocess.DEVNULL, check=False)
+    FLEET.destroy(names)
 
 
-def env():
-    e = dict(os.environ)
-    coll = os.path.join(TOP, ".cache", "collections")
-    os.makedirs(os.path.join(coll, "ansible_collections", "netsvc"), exist_ok=True)
-    link = os.path.join(coll, "ansible_collections", "netsvc", "resilience")
-    if not os.path.islink(link):
-        os.symlink(TOP, link)
-    e.update(ANSIBLE_COLLECTIONS_PATH=coll, ANSIBLE_CONFIG=os.path.join(TOP, "demo", "ansible.cfg"),
-             ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_FORKS="10")
-    return e
-
-
-def playbook(inv, path, *extra, quiet=True):
-    """Run ansible-playbook; returns wall seconds."""
-    t0 = time.monotonic()
-    argv = [os.path.join(VENV, "bin", "ansible-playbook"), "-i", inv, path] + list(extra)
-    out = subprocess.run(argv, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         universal_newlines=True, check=False)
-    wall = time.monotonic() - t0
-    if out.returncode != 0:
-        sys.stderr.write(out.stdout[-4000:])
-        raise RuntimeError("%s failed (rc=%d)" % (path, out.returncode))
-    return wall
+def playbook(inv, path, *extra):
+    """Run ansible-playbook; returns wall seconds (raises on failure)."""
+    return HN.playbook(inv, path, *extra)[0]
 
 
 def stats(values):
@@ -108,6 +80,23 @@ TUT_NOREUSE = [("bench-tut-noreuse-%d.service" % i, 7200 + i) for i in range(1, 
 TUT_REUSE = [("bench-tut-reuse-%d.service" % i, 7210 + i) for i in range(1, 11)]
 
 
+def recovery_rows(data):
+    """The driver's output as report rows (medians, p90, max, failed connects...)."""
+    rows = []
+    for cfg in data["configs"]:
+        s = cfg["samples"]
+        row = {"name": cfg["name"], "mode": cfg["mode"], "samples": s, "wall_s": cfg["wall_s"],
+               "load_connections": cfg["load_connections"]}
+        if cfg["mode"] != "storm":
+            row["recovery_ms"] = stats([x.get("recovery_ms") for x in s])
+            row["recovered"] = sum(1 for x in s if x.get("recovered"))
+            row["failed_connects"] = stats([x.get("failed_connects") for x in s])
+            row["eaddrinuse"] = sum(1 for x in s if x.get("eaddrinuse"))
+            row["start_limit"] = sum(1 for x in s if x.get("start_limit"))
+        rows.append(row)
+    return rows
+
+
 def recovery(results, smoke=False):
     host = "netsvc-bench-recovery"
     inv = start_hosts([host])
@@ -119,7 +108,8 @@ def recovery(results, smoke=False):
                   {"name": "bench-hard-reuse", "port": 7231, "reuseaddr": True},
                   {"name": "bench-sa", "port": 7232, "start": False},
                   {"name": "bench-storm", "port": 7233},
-                  {"name": "bench-nohook", "port": 7234, "reuseaddr": True}]
+                  {"name": "bench-nohook", "port": 7234, "reuseaddr": True},
+                  {"name": "bench-preload", "port": 7235}]
         playbook(inv, bench_path("recovery_setup.yml"), "-e", json.dumps({"netsvc_test_units": units}))
         sh(["docker", "cp", os.path.join(TOP, "plugins", "module_utils", "_probe.py"), host + ":/root/_probe.py"])
         sh(["docker", "cp", bench_path("recovery_driver.py"), host + ":/root/recovery_driver.py"])
@@ -140,6 +130,8 @@ def recovery(results, smoke=False):
                  "kills": kills, "mode": "sequential", "timeout": 20},
                 {"name": "socket activation", "units": [["bench-sa.service", 7232]], "kills": kills,
                  "mode": "sequential", "timeout": 20, "socket_activation": True},
+                {"name": "socket activation, preload (no SO_REUSEADDR)", "units": [["bench-preload.service", 7235]],
+                 "kills": kills, "mode": "sequential", "timeout": 20, "socket_activation": True},
                 {"name": "crash storm (hardened)", "units": [["bench-storm.service", 7233]], "kills": 12,
                  "mode": "storm", "timeout": 30},
             ]
@@ -151,18 +143,7 @@ def recovery(results, smoke=False):
                              stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
         data = json.loads(out)
         results["floor_ms"] = {"samples": data["floor_ms"], "stats": stats(data["floor_ms"])}
-        rows = []
-        for cfg in data["configs"]:
-            s = cfg["samples"]
-            row = {"name": cfg["name"], "mode": cfg["mode"], "samples": s, "wall_s": cfg["wall_s"],
-                   "load_connections": cfg["load_connections"]}
-            if cfg["mode"] != "storm":
-                row["recovery_ms"] = stats([x.get("recovery_ms") for x in s])
-                row["recovered"] = sum(1 for x in s if x.get("recovered"))
-                row["failed_connects"] = stats([x.get("failed_connects") for x in s])
-                row["eaddrinuse"] = sum(1 for x in s if x.get("eaddrinuse"))
-                row["start_limit"] = sum(1 for x in s if x.get("start_limit"))
-            rows.append(row)
+        rows = recovery_rows(data)
         results["recovery"] = rows
         results["systemd"] = subprocess.run(["docker", "exec", host, "systemctl", "--version"], stdout=subprocess.PIPE,
                                             universal_newlines=True, check=False).stdout.splitlines()[0]
@@ -176,6 +157,68 @@ def recovery(results, smoke=False):
     finally:
         destroy_hosts([host])
         os.unlink(inv)
+
+
+# ---------------------------------------------------------------------------- the kernel 5.10 VM
+
+HARD_NOREUSE_VM = [("bench-vmhard-%d.service" % i, 7240 + i) for i in range(1, 11)]
+
+
+def vm_recovery(results):
+    """The same driver on Linux 5.10 (scripts/vm.sh): the hook cannot destroy TIME_WAIT there.
+
+    Tutorial unit and default hardening without SO_REUSEADDR: ten units killed once each, in
+    parallel (each kill costs ~60 s); native socket activation and preload: ten kills each.
+    """
+    name = "bench-vm"
+    vm = json.loads(subprocess.run([os.path.join(TOP, "scripts", "vm.sh"), "start", name], stdout=subprocess.PIPE,
+                                   universal_newlines=True, check=True).stdout)
+    with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as inv:
+        inv.write("%s ansible_host=%s ansible_port=%s ansible_user=%s ansible_ssh_private_key_file=%s "
+                  "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null' "
+                  "ansible_python_interpreter=/usr/bin/python3\n" % (
+                      name, vm["address"], vm["port"], vm["user"], vm["identity_file"]))
+
+    def vm_ssh(*argv, **kw):
+        return subprocess.run([os.path.join(TOP, "scripts", "vm.sh"), "ssh", name] + list(argv),
+                              universal_newlines=True, check=True, **kw)
+
+    try:
+        units = ([{"name": u[:-8], "port": p} for u, p in TUT_NOREUSE]
+                 + [{"name": u[:-8], "port": p} for u, p in HARD_NOREUSE_VM]
+                 + [{"name": "bench-sa", "port": 7232, "start": False}, {"name": "bench-preload", "port": 7235}])
+        services = ([{"name": u, "ports": [p]} for u, p in HARD_NOREUSE_VM]
+                    + [{"name": "bench-sa.service", "ports": [7232], "socket_activation": True,
+                        "accepts_inherited_fds": True},
+                       {"name": "bench-preload.service", "ports": [7235], "socket_activation": "preload"}])
+        playbook(inv.name, bench_path("recovery_setup.yml"), "-e",
+                 json.dumps({"netsvc_test_units": units, "bench_services": services,
+                             "netsvc_proc_sys_rw": False}))  # a VM's /proc/sys is writable as it is
+        for src, dest in ((os.path.join(TOP, "plugins", "module_utils", "_probe.py"), "/root/_probe.py"),
+                          (bench_path("recovery_driver.py"), "/root/recovery_driver.py")):
+            with open(src) as f:
+                vm_ssh("cat > " + dest, input=f.read())
+        configs = [
+            {"name": "tutorial, no SO_REUSEADDR", "units": TUT_NOREUSE, "kills": 1, "mode": "parallel", "timeout": 120},
+            {"name": "hardened (cleanup hook), no SO_REUSEADDR", "units": HARD_NOREUSE_VM, "kills": 1,
+             "mode": "parallel", "timeout": 120},
+            {"name": "socket activation", "units": [["bench-sa.service", 7232]], "kills": 10, "mode": "sequential",
+             "timeout": 30, "socket_activation": True},
+            {"name": "socket activation, preload (no SO_REUSEADDR)", "units": [["bench-preload.service", 7235]],
+             "kills": 10, "mode": "sequential", "timeout": 30, "socket_activation": True},
+        ]
+        conf = json.dumps({"configs": configs, "floor": {"port": 7299, "runs": 5}, "seed": 20261122})
+        vm_ssh("cat > /root/bench.json", input=conf)
+        out = vm_ssh("python3 /root/recovery_driver.py /root/bench.json", stdout=subprocess.PIPE).stdout
+        data = json.loads(out)
+        results["vm"] = {"kernel": vm_ssh("uname -r", stdout=subprocess.PIPE).stdout.strip(),
+                         "systemd": vm_ssh("systemctl --version", stdout=subprocess.PIPE).stdout.splitlines()[0],
+                         "accel": vm["accel"], "floor_ms": {"samples": data["floor_ms"],
+                                                            "stats": stats(data["floor_ms"])},
+                         "recovery": recovery_rows(data)}
+    finally:
+        subprocess.run([os.path.join(TOP, "scripts", "vm.sh"), "stop", name], check=False)
+        os.unlink(inv.name)
 
 
 # ---------------------------------------------------------------------------- sysctl
@@ -312,6 +355,18 @@ def targets(results):
         ("sysctl: per-key / one call", ">= 3x", (results.get("sysctl") or {}).get("ratio_wall"),
          lambda v: v is not None and v >= 3, ""),
     ]
+    for where, rows in (("kernel %s" % results.get("kernel"), results.get("recovery", [])),
+                        ("kernel %s (VM)" % (results.get("vm") or {}).get("kernel"), (results.get("vm") or {}).get(
+                            "recovery", []))):
+        by = {r["name"]: r for r in rows}
+        pre, nat = by.get("socket activation, preload (no SO_REUSEADDR)"), by.get("socket activation")
+        if pre and nat and nat["recovery_ms"].get("median"):
+            checks.append(("%s: preload median / native socket activation median" % where, "<= 1.2",
+                           round(pre["recovery_ms"]["median"] / nat["recovery_ms"]["median"], 2),
+                           lambda v: v <= 1.2, "the server differs: the Python test server takes LISTEN_FDS "
+                           "natively, the preload row runs the same server through the library"))
+            checks.append(("%s: preload failed connects (max per kill)" % where, "0",
+                           pre["failed_connects"].get("max"), lambda v: v == 0, ""))
     for r in results.get("rollout", []):
         checks.append(("rollout %d host(s): naive first / collection first" % r["hosts"], ">= 2x",
                        r["first_ratio_naive_over_ours"], lambda v: v >= 2,
@@ -330,6 +385,32 @@ def targets(results):
     return out
 
 
+def recovery_table(rows, fl):
+    """Markdown lines for recovery rows, plus chart and failed-connect rows."""
+    md = ["Floor (the server's own exec -> listening): median %s ms, max %s ms." % (fl.get("median"), fl.get("max")),
+          "",
+          "| configuration | kills | recovered | median ms | p90 ms | max ms | x floor | failed connects/kill "
+          "(median / max) | EADDRINUSE | start limit hit |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    chart, fails = [], []
+    for r in rows:
+        if r["mode"] == "storm":
+            s = r["samples"][0]
+            md.append("| %s | %d in a row | active at end: **%s** | | | | | | %s | %s |" % (
+                r["name"], s["kills"], s["active_at_end"], s["eaddrinuse"], s["start_limit"]))
+            continue
+        st = r["recovery_ms"]
+        ratio = round(st["median"] / fl["median"], 1) if st.get("median") and fl.get("median") else "-"
+        md.append("| %s | %d | %d | %s | %s | %s | %s | %s / %s | %d | %d |" % (
+            r["name"], len(r["samples"]), r["recovered"], st.get("median", "-"), st.get("p90", "-"),
+            st.get("max", "-"), ratio, r["failed_connects"].get("median", "-"), r["failed_connects"].get("max", "-"),
+            r["eaddrinuse"], r["start_limit"]))
+        chart.append((r["name"], st.get("median"), "ok" if r["recovered"] == len(r["samples"]) else "fail"))
+        fails.append((r["name"], r["failed_connects"].get("median"), "ok"))
+    chart.append(("floor (exec -> listening)", fl.get("median"), "ok"))
+    return md, chart, fails
+
+
 def report(results, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -339,32 +420,20 @@ def report(results, out_dir):
           "Machine: %s; kernel %s; %s; %d cores." % machine, ""]
     if "recovery" in results:
         fl = results["floor_ms"]["stats"]
-        md += ["## SIGKILL -> serving under load (%s)" % "each configuration in the same container, one run", "",
-               "Floor (the server's own exec -> listening): median %s ms, max %s ms." % (
-                   fl.get("median"), fl.get("max")), "",
-               "| configuration | kills | recovered | median ms | p90 ms | max ms | x floor | failed connects/kill "
-               "(median) | EADDRINUSE | start limit hit |",
-               "|---|---|---|---|---|---|---|---|---|---|"]
-        chart, fails = [], []
-        for r in results["recovery"]:
-            if r["mode"] == "storm":
-                s = r["samples"][0]
-                md.append("| %s | %d in a row | active at end: **%s** | | | | | | %s | %s |" % (
-                    r["name"], s["kills"], s["active_at_end"], s["eaddrinuse"], s["start_limit"]))
-                continue
-            st = r["recovery_ms"]
-            ratio = round(st["median"] / fl["median"], 1) if st.get("median") and fl.get("median") else "-"
-            md.append("| %s | %d | %d | %s | %s | %s | %s | %s | %d | %d |" % (
-                r["name"], len(r["samples"]), r["recovered"], st.get("median", "-"), st.get("p90", "-"),
-                st.get("max", "-"), ratio, r["failed_connects"].get("median", "-"), r["eaddrinuse"], r["start_limit"]))
-            chart.append((r["name"], st.get("median"), "ok" if r["recovered"] == len(r["samples"]) else "fail"))
-            fails.append((r["name"], r["failed_connects"].get("median"), "ok"))
-        chart.append(("floor (exec -> listening)", fl.get("median"), "ok"))
+        md += ["## SIGKILL -> serving under load (%s)" % "each configuration in the same container, one run", ""]
+        lines, chart, fails = recovery_table(results["recovery"], fl)
+        md += lines
         with open(os.path.join(out_dir, "recovery.svg"), "w") as f:
             f.write(svg_bars("Median SIGKILL -> serving (ms)", chart, "ms", True))
         with open(os.path.join(out_dir, "failed_connects.svg"), "w") as f:
             f.write(svg_bars("Failed connects per kill (median, a connect every ~2 ms)", fails, "", False))
         md += ["", "![recovery](recovery.svg)", "", "![failed connects](failed_connects.svg)", ""]
+    if "vm" in results:
+        vm = results["vm"]
+        md += ["## SIGKILL -> serving on Linux %s (%s, QEMU %s)" % (vm["kernel"], vm["systemd"], vm["accel"]),
+               "", "The same driver inside the test bed's VM: TIME_WAIT cannot be destroyed on this kernel. "
+               "Tutorial and hook rows: ten units killed once each, in parallel.", ""]
+        md += recovery_table(vm["recovery"], vm["floor_ms"]["stats"])[0] + [""]
     if "cleanup" in results:
         md += ["## Restart hook cost vs TIME_WAIT sockets on the port", "",
                "| TIME_WAIT sockets | native hook, median ms | Python twin, median ms | "
@@ -415,6 +484,7 @@ def main():
         return 0
     smoke = "--smoke" in sys.argv
     part = args[0] if args else "all"
+    parts = set(part.split(",")) if part != "all" else {"recovery", "vm", "sysctl", "rollout"}
     date = datetime.date.today().isoformat()
     out_dir = os.path.join(TOP, "docs", "benchmarks", date)
     if "--out" in sys.argv:
@@ -423,15 +493,20 @@ def main():
                "kernel": platform.release(), "cores": os.cpu_count(), "part": part, "smoke": smoke}
     cleanup_containers()
     t0 = time.monotonic()
+    errors = []
     try:
-        if part in ("recovery", "all"):
-            recovery(results, smoke)
-        if part in ("sysctl", "all") and not smoke:
-            sysctl(results)
-        if part in ("rollout", "all") and not smoke:
-            rollout(results)
+        for name, run in (("recovery", lambda: recovery(results, smoke)), ("vm", lambda: vm_recovery(results)),
+                          ("sysctl", lambda: sysctl(results)), ("rollout", lambda: rollout(results))):
+            if name in parts and (name == "recovery" or not smoke):
+                try:
+                    run()
+                except (RuntimeError, subprocess.CalledProcessError, ValueError) as e:
+                    # keep what the other parts measured; the run still fails at the end
+                    log("part %s failed: %s" % (name, e))
+                    errors.append("%s: %s" % (name, e))
     finally:
         cleanup_containers()
+    results["errors"] = errors
     results["wall_s"] = round(time.monotonic() - t0, 1)
     if smoke:
         row = results["recovery"][0]
@@ -442,7 +517,7 @@ def main():
     with open(path) as f:
         print(f.read())
     log("done in %.0f s: %s" % (results["wall_s"], out_dir))
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

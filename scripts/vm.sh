@@ -147,7 +147,8 @@ start_vm() {
   echo "$port" >"$run/port"
   local t0=$SECONDS
   until ssh_vm "$name" true 2>/dev/null; do
-    if ! kill -0 "$(cat "$run/launcher.pid")" 2>/dev/null; then
+    # qemu's own pidfile: $! is setsid's PID, and setsid forks when it leads a process group
+    if ! vm_alive "$run"; then
       log "qemu exited: $(tail -5 "$run/qemu.log")"; tail -20 "$run/console.log" >&2 || true; exit 1
     fi
     if [ $((SECONDS - t0)) -ge "$BOOT_TIMEOUT" ]; then
@@ -159,6 +160,16 @@ start_vm() {
   log "$name is up after $((SECONDS - t0)) s"
   printf '{"instance": "%s", "address": "127.0.0.1", "port": %s, "user": "root", "identity_file": "%s", "accel": "%s", "boot_seconds": %s}\n' \
     "$name" "$port" "$run/id_ed25519" "$accel" "$((SECONDS - t0))"
+}
+
+vm_alive() {  # vm_alive RUN_DIR: the launcher or the qemu of this run is still there
+  local run=$1 pid f
+  for f in launcher.pid qemu.pid; do
+    pid=$(cat "$run/$f" 2>/dev/null || true)
+    [ -n "$pid" ] && grep -q "$run/disk.qcow2" "/proc/$pid/cmdline" 2>/dev/null && return 0
+  done
+  # just started: qemu writes its pidfile a moment after the launcher forks
+  [ ! -s "$run/qemu.pid" ] && kill -0 "$(cat "$run/launcher.pid" 2>/dev/null)" 2>/dev/null
 }
 
 ssh_vm() {
@@ -181,8 +192,11 @@ stop_vm() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
+  # the last console and qemu logs stay for a post-mortem (overwritten by the next run)
+  cp "$run/console.log" "$cache/last-console-$name.log" 2>/dev/null || true
+  cp "$run/qemu.log" "$cache/last-qemu-$name.log" 2>/dev/null || true
   rm -rf "$run"
-  log "stopped $name and removed its files"
+  log "stopped $name and removed its files (console log kept in $cache/last-console-$name.log)"
 }
 
 case "${1:-}" in
