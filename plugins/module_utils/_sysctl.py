@@ -399,15 +399,8 @@ def render_conf(values, previous, added, managed="Ansible managed"):
 # --------------------------------------------------------------------------- planning
 
 
-def plan(params, live, current_file_text):
-    """Compute the desired end state. Pure: ``live`` maps key -> live value (or None when the
-    key does not exist on this host); ``current_file_text`` is our file's content or None.
-
-    Returns a dict with: values (our file's keys -> values), live_targets (key -> value to
-    write live), previous, added, warnings, restore (key -> value to write live on absent).
-    Raises SysctlError before anything can be written.
-    """
-    state = params.get("state", "present")
+def requested_settings(params, state):
+    """(user's settings by normalized key, what is asked: profile + user). Raises SysctlError."""
     profile = params.get("profile") or "none"
     if profile not in PROFILES:
         raise SysctlError("profile %r is unknown: choose one of %s" % (profile, ", ".join(sorted(PROFILES))))
@@ -423,9 +416,11 @@ def plan(params, live, current_file_text):
         user[key] = raw_value
     requested = dict(PROFILES[profile]) if state == "present" else {}
     requested.update(user)
+    return user, requested
 
-    warnings = []
-    allow_unknown = params.get("allow_unknown", False)
+
+def normalized_values(requested, live, state, allow_unknown):
+    """Each asked value in the kernel's form; a key this host does not have is refused."""
     normalized = {}
     for key, raw_value in requested.items():
         if state == "present":
@@ -435,12 +430,69 @@ def plan(params, live, current_file_text):
                 "sysctl key %s does not exist on this host (no /proc/sys/%s): check the name "
                 "or set allow_unknown=true to persist it anyway" % (key, key.replace(".", "/"))
             )
+    return normalized
 
+
+def plan_reserved_ports(params, state, live, existing, values, added, restore):
+    """The shared reserved-ports list: ours merged in as a set, other users' entries kept.
+    Updates ``values`` and ``restore``; returns the ports we added."""
+    ports = parse_ports(params.get("reserved_ports") or [])
+    if state == "absent" and params.get("purge"):
+        ports = merge_ranges(ports + added)
+    if not (ports or RESERVED_PORTS_KEY in existing):
+        return added
+    base_text = live.get(RESERVED_PORTS_KEY)
+    if base_text is None:
+        base_text = existing.get(RESERVED_PORTS_KEY, "")
+    base = parse_ports(base_text or "")
+    if state == "present":
+        added = merge_ranges(added + subtract_ranges(ports, base))
+        target = merge_ranges(base + ports)
+    else:
+        added = subtract_ranges(added, ports)
+        target = subtract_ranges(base, ports)
+    # The file carries the shared list only while it holds ports we added; entries of
+    # other users stay in it (the whole list is written at boot), and are kept live.
+    if added:
+        values[RESERVED_PORTS_KEY] = format_ports(target)
+    else:
+        values.pop(RESERVED_PORTS_KEY, None)
+    if state == "absent":
+        restore[RESERVED_PORTS_KEY] = format_ports(target)
+    return added
+
+
+def myth_warnings(user, normalized, values, live):
+    """Warnings grounded in docs/linux-facts.md."""
+    warnings = []
+    if "net.ipv4.tcp_fin_timeout" in user:
+        warnings.append(FIN_TIMEOUT_NOTE)
+    if "net.ipv4.tcp_max_tw_buckets" in normalized and live.get("net.ipv4.tcp_max_tw_buckets") is not None:
+        old = int(str(live["net.ipv4.tcp_max_tw_buckets"]).strip())
+        new = int(normalized["net.ipv4.tcp_max_tw_buckets"])
+        if new < old:
+            warnings.append(TW_BUCKETS_NOTE.format(old=old, new=new))
+    reuse = values.get("net.ipv4.tcp_tw_reuse")
+    if "net.ipv4.tcp_tw_reuse" in normalized and reuse not in (None, "0"):
+        stamps = values.get("net.ipv4.tcp_timestamps", live.get("net.ipv4.tcp_timestamps"))
+        if stamps is not None and str(stamps).strip() == "0":
+            warnings.append(TW_REUSE_NOTE.format(value=reuse))
+    return warnings
+
+
+def plan(params, live, current_file_text):
+    """Compute the desired end state. Pure: ``live`` maps key -> live value (or None when the
+    key does not exist on this host); ``current_file_text`` is our file's content or None.
+
+    Returns a dict with: values (our file's keys -> values), live_targets (key -> value to
+    write live), previous, added, warnings, restore (key -> value to write live on absent).
+    Raises SysctlError before anything can be written.
+    """
+    state = params.get("state", "present")
+    user, requested = requested_settings(params, state)
+    normalized = normalized_values(requested, live, state, params.get("allow_unknown", False))
     previous, added = parse_state(current_file_text)
-    existing = {}
-    for key, value, _num in parse_conf(current_file_text or ""):
-        existing[key] = value
-
+    existing = {key: value for key, value, _num in parse_conf(current_file_text or "")}
     values = dict(existing)
     restore = {}
     if state == "present":
@@ -448,68 +500,22 @@ def plan(params, live, current_file_text):
         for key in normalized:
             if key not in previous and live.get(key) is not None and key not in existing:
                 previous[key] = " ".join(str(live[key]).split())
-    else:
-        for key in user:
-            values.pop(key, None)
-            if key in previous:
-                restore[key] = previous.pop(key)
-
-    ports = parse_ports(params.get("reserved_ports") or [])
+    # absent: the user's keys; with purge every key this file records (reserved ports aside)
+    undo = list(user) if state != "present" else []
     if state == "absent" and params.get("purge"):
-        # undo everything this file records: every key, and the reserved ports we added
-        for key in existing:
-            if key != RESERVED_PORTS_KEY:
-                values.pop(key, None)
-                if key in previous:
-                    restore[key] = previous.pop(key)
-        ports = merge_ranges(ports + added)
-    if ports or RESERVED_PORTS_KEY in existing:
-        base_text = live.get(RESERVED_PORTS_KEY)
-        if base_text is None:
-            base_text = existing.get(RESERVED_PORTS_KEY, "")
-        base = parse_ports(base_text or "")
-        if state == "present":
-            added = merge_ranges(added + subtract_ranges(ports, base))
-            target = merge_ranges(base + ports)
-        else:
-            added = subtract_ranges(added, ports)
-            target = subtract_ranges(base, ports)
-        # The file carries the shared list only while it holds ports we added; entries of
-        # other users stay in it (the whole list is written at boot), and are kept live.
-        if added:
-            values[RESERVED_PORTS_KEY] = format_ports(target)
-        else:
-            values.pop(RESERVED_PORTS_KEY, None)
-        if state == "absent":
-            restore[RESERVED_PORTS_KEY] = format_ports(target)
-
-    # Warnings grounded in docs/linux-facts.md
-    if state == "present":
-        if "net.ipv4.tcp_fin_timeout" in user:
-            warnings.append(FIN_TIMEOUT_NOTE)
-        if "net.ipv4.tcp_max_tw_buckets" in normalized and live.get("net.ipv4.tcp_max_tw_buckets") is not None:
-            old = int(str(live["net.ipv4.tcp_max_tw_buckets"]).strip())
-            new = int(normalized["net.ipv4.tcp_max_tw_buckets"])
-            if new < old:
-                warnings.append(TW_BUCKETS_NOTE.format(old=old, new=new))
-        reuse = values.get("net.ipv4.tcp_tw_reuse")
-        if "net.ipv4.tcp_tw_reuse" in normalized and reuse not in (None, "0"):
-            stamps = values.get("net.ipv4.tcp_timestamps", live.get("net.ipv4.tcp_timestamps"))
-            if stamps is not None and str(stamps).strip() == "0":
-                warnings.append(TW_REUSE_NOTE.format(value=reuse))
-
+        undo += [k for k in existing if k != RESERVED_PORTS_KEY]
+    for key in undo:
+        values.pop(key, None)
+        if key in previous:
+            restore[key] = previous.pop(key)
+    added = plan_reserved_ports(params, state, live, existing, values, added, restore)
+    warnings = myth_warnings(user, normalized, values, live) if state == "present" else []
     live_targets = dict(values)
     live_targets.update(restore)
     # only keys that exist live can be written live
     live_targets = {k: v for k, v in live_targets.items() if live.get(k) is not None}
-    return {
-        "values": values,
-        "live_targets": live_targets,
-        "previous": previous,
-        "added": added,
-        "restore": restore,
-        "warnings": warnings,
-    }
+    return {"values": values, "live_targets": live_targets, "previous": previous, "added": added,
+            "restore": restore, "warnings": warnings}
 
 
 def live_changes(live, targets):
