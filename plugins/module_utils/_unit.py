@@ -262,50 +262,42 @@ def normalize_options(opts):
     return o
 
 
-def render_dropin(o, version, header="Ansible managed: netsvc.resilience.service_restart_policy"):
-    """Render the drop-in for systemd ``version``. ``o`` comes from normalize_options.
+def _start_limit(o, version, unit, service):
+    """[Service] StartLimitInterval= before 230, [Unit] StartLimitIntervalSec= since."""
+    if o.get("start_limit_interval") is None and o.get("start_limit_burst") is None:
+        return
+    target, name = (unit, "StartLimitIntervalSec") if version >= 230 else (service, "StartLimitInterval")
+    if o.get("start_limit_interval") is not None:
+        target.append((name, o["start_limit_interval"]))
+    if o.get("start_limit_burst") is not None:
+        target.append(("StartLimitBurst", str(o["start_limit_burst"])))
 
-    Returns (text, warnings).
-    """
-    warnings = []
-    unit = []
-    service = []
-    if o.get("restart") is not None:
-        service.append(("Restart", o["restart"]))
-    if o.get("restart_sec") is not None:
-        service.append(("RestartSec", o["restart_sec"]))
 
-    # start limit: [Service] StartLimitInterval= before 230, [Unit] StartLimitIntervalSec= since
-    if o.get("start_limit_interval") is not None or o.get("start_limit_burst") is not None:
-        target, name = (unit, "StartLimitIntervalSec") if version >= 230 else (service, "StartLimitInterval")
-        if o.get("start_limit_interval") is not None:
-            target.append((name, o["start_limit_interval"]))
-        if o.get("start_limit_burst") is not None:
-            target.append(("StartLimitBurst", str(o["start_limit_burst"])))
-
+def _backoff(o, version, service, warnings):
+    """RestartSteps=, RestartMaxDelaySec=, RestartMode= (systemd >= 254)."""
     backoff = o.get("restart_steps") is not None or o.get("restart_max_delay") is not None
-    if backoff or o.get("restart_mode") is not None:
-        if version >= 254:
-            if o.get("restart_steps") is not None:
-                service.append(("RestartSteps", str(o["restart_steps"])))
-            if o.get("restart_max_delay") is not None:
-                service.append(("RestartMaxDelaySec", o["restart_max_delay"]))
-            if o.get("restart_mode") is not None:
-                service.append(("RestartMode", o["restart_mode"]))
-            if backoff and not o.get("restart_sec_usec"):
-                warnings.append(
-                    "RestartSteps/RestartMaxDelaySec have no effect with RestartSec=0: systemd grows "
-                    "the delay from RestartSec, so set restart_sec > 0 for back-off"
-                )
-        else:
-            warnings.append(
-                "systemd %d has no RestartSteps/RestartMaxDelaySec/RestartMode (added in 254): not "
-                "rendered; the start limit plus the revive unit (OnFailure=) stand in for back-off, "
-                "so a crash loop is slowed but never leaves the unit dead for good" % version
-            )
-    if o.get("revive"):
-        unit.append(("OnFailure", REVIVE_TEMPLATE.replace("@.", "@%n.")))
+    if not backoff and o.get("restart_mode") is None:
+        return
+    if version < 254:
+        warnings.append(
+            "systemd %d has no RestartSteps/RestartMaxDelaySec/RestartMode (added in 254): not "
+            "rendered; the start limit plus the revive unit (OnFailure=) stand in for back-off, "
+            "so a crash loop is slowed but never leaves the unit dead for good" % version
+        )
+        return
+    for key, directive in (("restart_steps", "RestartSteps"), ("restart_max_delay", "RestartMaxDelaySec"),
+                           ("restart_mode", "RestartMode")):
+        if o.get(key) is not None:
+            service.append((directive, str(o[key])))
+    if backoff and not o.get("restart_sec_usec"):
+        warnings.append(
+            "RestartSteps/RestartMaxDelaySec have no effect with RestartSec=0: systemd grows "
+            "the delay from RestartSec, so set restart_sec > 0 for back-off"
+        )
 
+
+def _plain_directives(o, version, service, warnings):
+    """Directives rendered as given (OOMPolicy= from 243), then the command lists."""
     for key, directive in (("restart_prevent_exit_status", "RestartPreventExitStatus"),
                            ("success_exit_status", "SuccessExitStatus"),
                            ("kill_mode", "KillMode"),
@@ -321,13 +313,29 @@ def render_dropin(o, version, header="Ansible managed: netsvc.resilience.service
             warnings.append("systemd %d has no OOMPolicy= (added in 243): not rendered" % version)
     if o.get("fd_store_max") is not None:
         service.append(("FileDescriptorStoreMax", str(o["fd_store_max"])))
-    for cmd in o.get("exec_start_pre") or []:
-        service.append(("ExecStartPre", cmd))
-    for cmd in o.get("exec_stop_post") or []:
-        service.append(("ExecStopPost", cmd))
+    service.extend(("ExecStartPre", cmd) for cmd in o.get("exec_start_pre") or [])
+    service.extend(("ExecStopPost", cmd) for cmd in o.get("exec_stop_post") or [])
+
+
+def render_dropin(o, version, header="Ansible managed: netsvc.resilience.service_restart_policy"):
+    """Render the drop-in for systemd ``version``. ``o`` comes from normalize_options.
+
+    Returns (text, warnings).
+    """
+    warnings = []
+    unit = []
+    service = []
+    if o.get("restart") is not None:
+        service.append(("Restart", o["restart"]))
+    if o.get("restart_sec") is not None:
+        service.append(("RestartSec", o["restart_sec"]))
+    _start_limit(o, version, unit, service)
+    _backoff(o, version, service, warnings)
+    if o.get("revive"):
+        unit.append(("OnFailure", REVIVE_TEMPLATE.replace("@.", "@%n.")))
+    _plain_directives(o, version, service, warnings)
     unit.extend(o.get("extra_unit") or [])
     service.extend(o.get("extra_service") or [])
-
     warnings.extend(policy_warnings(o))
     lines = ["# %s\n" % header,
              "# Written whole by netsvc.resilience; the vendor unit file is not touched.\n"]
