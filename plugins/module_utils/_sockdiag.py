@@ -371,6 +371,57 @@ def listening_ports(ports):
     return sorted({x["port"] for x in listeners})
 
 
+def _leave_behind(listener, port, kind, timeout):
+    """Make one socket of ours in the state a crash leaves on the server side; returns the
+    client socket (closed already for TIME_WAIT)."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(timeout)
+    client.connect(("127.0.0.1", port))
+    server, _addr = listener.accept()
+    if kind == "orphan":  # unsent data and a FIN queued behind a full window: FIN_WAIT_1
+        server.setblocking(False)
+        try:
+            while True:
+                server.send(b"x" * 65536)
+        except (OSError, socket.error):
+            pass
+        server.close()
+    else:  # the server closes first: its socket ends in TIME_WAIT
+        server.close()
+        client.recv(1)
+        client.close()
+    return client
+
+
+def _try_destroy(port, state, timeout):
+    """Wait for our socket in ``state`` on ``port``, destroy it, look again.
+    Returns (True gone | False refused or kept | None unknown, error text or None)."""
+    import time
+
+    deadline = time.time() + timeout
+    mine = []
+    diag = SockDiag()
+    try:
+        while not mine and time.time() < deadline:
+            mine = [s for s in diag.dump(state_mask((state,)), [(port, port)], (socket.AF_INET,))
+                    if s["sport"] == port and s["state"] == state]
+            if not mine:
+                time.sleep(0.005)
+        if not mine:
+            return None, None
+        code = diag.destroy(mine[:1]).get(0)
+        again = [s for s in diag.dump(state_mask((state,)), [(port, port)], (socket.AF_INET,))
+                 if s["id"][:4] == mine[0]["id"][:4]]
+    finally:
+        diag.close()
+    if code == 0 and not again:
+        return True, None
+    if code == 0:
+        return False, "acknowledged but kept"
+    return (False if code == errno.EOPNOTSUPP else None), errno_name(code)
+
+
 def probe_destroy(timeout=1.0):
     """Can this kernel, for this process, destroy what a crashed server leaves behind?
 
@@ -382,8 +433,6 @@ def probe_destroy(timeout=1.0):
     EOPNOTSUPP, or acknowledged and kept) or None (unknown: no privilege, no netlink, or the
     socket never reached its state in time).
     """
-    import time
-
     out = {"orphan": None, "timewait": None, "errors": {}}
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     conns = []
@@ -392,47 +441,10 @@ def probe_destroy(timeout=1.0):
         listener.listen(4)
         port = listener.getsockname()[1]
         for kind, state in (("orphan", "fin-wait-1"), ("timewait", "time-wait")):
-            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            client.settimeout(timeout)
-            client.connect(("127.0.0.1", port))
-            server, _addr = listener.accept()
-            conns.append(client)
-            if kind == "orphan":  # unsent data and a FIN queued behind a full window: FIN_WAIT_1
-                server.setblocking(False)
-                try:
-                    while True:
-                        server.send(b"x" * 65536)
-                except (OSError, socket.error):
-                    pass
-                server.close()
-            else:  # the server closes first: its socket ends in TIME_WAIT
-                server.close()
-                client.recv(1)
-                client.close()
-            deadline = time.time() + timeout
-            mine = []
-            diag = SockDiag()
-            try:
-                while not mine and time.time() < deadline:
-                    mine = [s for s in diag.dump(state_mask((state,)), [(port, port)], (socket.AF_INET,))
-                            if s["sport"] == port and s["state"] == state]
-                    if not mine:
-                        time.sleep(0.005)
-                if mine:
-                    code = diag.destroy(mine[:1]).get(0)
-                    again = [s for s in diag.dump(state_mask((state,)), [(port, port)], (socket.AF_INET,))
-                             if s["id"][:4] == mine[0]["id"][:4]]
-                    if code == 0 and not again:
-                        out[kind] = True
-                    elif code == 0:
-                        out["errors"][kind] = "acknowledged but kept"
-                        out[kind] = False
-                    else:
-                        out["errors"][kind] = errno_name(code)
-                        out[kind] = False if code == errno.EOPNOTSUPP else None
-            finally:
-                diag.close()
+            conns.append(_leave_behind(listener, port, kind, timeout))
+            out[kind], error = _try_destroy(port, state, timeout)
+            if error:
+                out["errors"][kind] = error
     except (DiagError, OSError, socket.error) as e:
         out["errors"]["probe"] = errno_name(e.errno) if getattr(e, "errno", None) else str(e)
     finally:
