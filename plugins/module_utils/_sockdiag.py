@@ -304,6 +304,40 @@ def listener_owners(inodes, proc="/proc"):
     return owners
 
 
+def _dump(diag, mask, ports, families):
+    """The kernel filters on the ports; one that refuses our bytecode gets it done here only."""
+    try:
+        return diag.dump(mask, ports, families)
+    except DiagError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        return diag.dump(mask, None, families)
+
+
+def _tally(result, targets, outcome, still):
+    """Per destroyed socket: destroyed, refused (by errno and kind), or acknowledged but
+    kept (orphans on some kernels) - and so whether each state is supported here."""
+    kept = {}
+    for i, code in outcome.items():
+        state = targets[i]["state"]
+        if code == 0 and targets[i]["id"][:4] in still:
+            kept[state] = kept.get(state, 0) + 1
+            result["supported"][state] = False
+        elif code == 0 or code == errno.ENOENT:  # ENOENT: it expired meanwhile
+            result["destroyed"] += 1 if code == 0 else 0
+            result["supported"].setdefault(state, True)
+        else:
+            name = errno_name(code)
+            result["refused"][name] = result["refused"].get(name, 0) + 1
+            kind = refusal_kind(code, state)
+            result["refusals"][kind] = result["refusals"].get(kind, 0) + 1
+            if kind == "other" and "other_errno" not in result:
+                result["other_errno"] = name
+            if code in (errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL):
+                result["supported"][state] = False
+    result["kept"] = kept
+
+
 def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=(socket.AF_INET, socket.AF_INET6)):
     """Count, and in kill mode destroy, sockets on the LOCAL ``ports`` in ``states``.
 
@@ -316,47 +350,18 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
     mask = state_mask(states) | (1 << STATES["listen"])
     diag = SockDiag()
     try:
-        try:
-            found = diag.dump(mask, ports, families)
-        except DiagError as e:
-            if e.errno != errno.EINVAL:
-                raise
-            found = diag.dump(mask, None, families)  # kernel refused our bytecode: filter here only
+        found = _dump(diag, mask, ports, families)
         listeners = select(found, ports, ("listen",), local_addr)
         targets = select(found, ports, states, local_addr)
         result = {
-            "before": count_states(targets),
-            "destroyed": 0,
-            "refused": {},
-            "refusals": {},
-            "supported": {},
+            "before": count_states(targets), "destroyed": 0, "refused": {}, "refusals": {}, "supported": {},
             "listeners": [{"port": s["sport"], "address": s["src"], "inode": s["inode"], "family": s["family"]}
                           for s in listeners],
         }
         if mode == "kill" and targets:
             outcome = diag.destroy(targets)
-            after = select(diag.dump(mask, ports, families), ports, states, local_addr)
-            still = {s["id"][:4] for s in after}
-            kept = {}
-            for i, code in outcome.items():
-                state = targets[i]["state"]
-                if code == 0 and targets[i]["id"][:4] in still:
-                    # acknowledged, yet the kernel kept it (orphans on some kernels): not destroyed
-                    kept[state] = kept.get(state, 0) + 1
-                    result["supported"][state] = False
-                elif code == 0 or code == errno.ENOENT:  # ENOENT: it expired meanwhile
-                    result["destroyed"] += 1 if code == 0 else 0
-                    result["supported"].setdefault(state, True)
-                else:
-                    name = errno_name(code)
-                    result["refused"][name] = result["refused"].get(name, 0) + 1
-                    kind = refusal_kind(code, state)
-                    result["refusals"][kind] = result["refusals"].get(kind, 0) + 1
-                    if kind == "other" and "other_errno" not in result:
-                        result["other_errno"] = name
-                    if code in (errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EINVAL):
-                        result["supported"][state] = False
-            result["kept"] = kept
+            after = select(_dump(diag, mask, ports, families), ports, states, local_addr)
+            _tally(result, targets, outcome, {s["id"][:4] for s in after})
             result["after"] = count_states(after)
         else:
             result["after"] = dict(result["before"])
