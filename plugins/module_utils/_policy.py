@@ -1,0 +1,500 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The units concern (netsvc.resilience.service_restart_policy): crash-recovery drop-ins,
+socket activation (native and preload) and supervisord programs - planned, written in one
+transaction, read back.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host). Rendering and parsing are _unit's.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import pwd
+import re
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
+from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
+
+SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval",
+              "KillMode", "TimeoutStopUSec", "LimitNOFILE", "OOMPolicy", "RestartSteps",
+              "RestartMaxDelayUSec", "OnFailure", "DropInPaths", "FragmentPath", "LoadState",
+              "ActiveState", "SubState", "MainPID", "NRestarts", "ExecStartPre", "FileDescriptorStoreMax",
+              "NeedDaemonReload"]
+
+
+def service_show(module, systemctl, name, p):
+    """LoadState and FragmentPath; a service that must exist and does not is refused."""
+    _rc, out, _err = U.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
+    show = U.parse_show(out)
+    if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
+        module.fail_json(msg="service %s does not exist on this host (LoadState=%s); install it first or set "
+                             "must_exist=false" % (name, show.get("LoadState", "unknown")))
+    return show
+
+
+def plan_present(module, p, name, files, paths, version, warnings):
+    """The drop-in, the revive template and the socket unit (native or preload) for state=present.
+    Returns (content, revive, opts, preload)."""
+    mode = p["socket_activation"]
+    preload = None
+    if mode == "preload":
+        preload = plan_preload(module, p, name, paths["socket_name"])
+        p = dict(p, extra_unit=preload["extra_unit"], extra_service=preload["extra_service"])
+    opts = U.normalize_options(p)
+    if mode == "native" and not p["accepts_inherited_fds"]:
+        module.fail_json(msg="socket_activation for %s needs accepts_inherited_fds=true: the service must take "
+                             "its listening socket from systemd (LISTEN_FDS, fd 3), or it will fail to "
+                             "bind a port the socket unit holds" % name)
+    if mode == "native" and not p["ports"]:
+        module.fail_json(msg="socket_activation for %s needs ports" % name)
+    content, more = U.render_dropin(opts, version)
+    warnings.extend(more)
+    files.want(paths["dropin_path"], content)
+    revive = U.render_revive(opts["revive_delay"]) if opts.get("revive") else None
+    if mode == "native":
+        files.want(paths["socket_path"], U.render_socket(name, p["ports"], p["backlog"]))
+    if preload:
+        files.want(paths["socket_path"], preload["socket_text"])
+        files.want(preload["library"], preload["library_content"])
+    return content, revive, opts, preload
+
+
+def plan_absent(p, files, paths):
+    """state=absent: our drop-in and socket unit go; a preload service binds its ports itself
+    again afterwards. Returns the preload undo or None."""
+    files.want(paths["dropin_path"], None)
+    current = read_text(paths["socket_path"]) or ""
+    if "netsvc.resilience" in current:  # only a socket unit we wrote
+        files.want(paths["socket_path"], None)
+    if PL.HEADER in current:
+        return {"undo": True, "library": p["preload_library"] or os.path.join(
+            K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)}
+    return None
+
+
+def native_socket_start(module, p, systemctl, name, socket_name):
+    """Whether the native socket unit must be started; refused while its ports are held."""
+    _rc, sout, _err = U.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
+    if U.parse_show(sout).get("ActiveState") == "active":
+        return False
+    try:
+        held = D.listening_ports(p["ports"])
+    except D.DiagError as e:
+        module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was written"
+                             % (p["ports"], e))
+    if held:
+        module.fail_json(
+            msg="port(s) %s are held by a running process (probably %s itself). To switch %s to "
+                "socket activation: stop it (systemctl stop %s), re-run this task (it starts "
+                "%s), and the first connection starts the service with the inherited socket"
+                % (held, name, name, name, socket_name))
+    return True
+
+
+def systemd_plan(module, p, warnings, systemctl, version):
+    """One service's change, planned and validated: nothing is written here."""
+    name = U.check_unit_name(p["name"])
+    dropin = U.check_dropin_name(p["dropin_name"])
+    show = service_show(module, systemctl, name, p)
+    socket_name = U.socket_name(name)
+    paths = dict(dropin_path=U.dropin_path(name, dropin), socket_name=socket_name,
+                 socket_path=os.path.join(U.SYSTEMD_DIR, socket_name))
+    files = FileSet(module)
+    present = p["state"] == "present"
+    mode = p["socket_activation"]
+    content, revive, opts, preload = "", None, None, None
+    if present:
+        content, revive, opts, preload = plan_present(module, p, name, files, paths, version, warnings)
+    else:
+        preload = plan_absent(p, files, paths)
+    socket_start = present and mode == "native" and native_socket_start(module, p, systemctl, name, socket_name)
+    return dict(name=name, show=show, files=files, content=content, revive=revive, opts=opts,
+                effective_mismatch=p["effective_mismatch"], socket_start=socket_start,
+                socket_stop=not present and paths["socket_path"] in files.paths, present=present,
+                socket_activation=mode != "none", preload=preload, ports=sorted(set(p["ports"])),
+                switch_timeout=p["switch_timeout"], **paths)
+
+
+def plan_preload(module, p, name, socket_name):
+    """socket_activation: preload for one service: checked, mirrored, rendered - nothing written."""
+    def in_unit(pid):
+        return P.in_unit_cgroup(pid, name)
+
+    info = PL.observe(SD.Systemd(module), name, sorted(set(p["ports"])), in_unit)
+    library = p["preload_library"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)
+    V.abs_path(library, "preload_library", plain=True)
+    builds = PS.decode_payload(p["payload"] or {})["native"]
+    arch = K.NATIVE_ARCHES.get(os.uname()[4])
+    if not builds.get(arch):
+        raise U.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
+                          "aarch64 are shipped); nothing was written" % (name, os.uname()[4]))
+    hook = "-%s --unit %%n %s" % (p["cleanup_hook"], " ".join(str(x) for x in sorted(set(p["ports"])))) \
+        if p["cleanup_hook"] else None
+    preload_value = PL.ld_preload(info["environment"], library)
+    extra_unit, extra_service = PL.service_directives(socket_name, preload_value, p["backlog"])
+    merged_unit = dict(p["extra_unit"] or {})
+    merged_unit.update(extra_unit)
+    merged_service = dict(p["extra_service"] or {})
+    merged_service.update(extra_service)
+    return dict(info, library=library, library_content=builds[arch], extra_unit=merged_unit,
+                extra_service=merged_service, socket_text=PL.render_socket(name, info["streams"], info["bind_v6only"],
+                                                                           p["backlog"], hook))
+
+
+def referenced_elsewhere(plans, marker):
+    """Does a drop-in other than the ones these plans write mention ``marker``?"""
+    ours = {pl["dropin_path"] for pl in plans}
+    return any(f not in ours and marker in (read_text(f) or "")
+               for f in glob.glob(os.path.join(U.SYSTEMD_DIR, "*.service.d", "*.conf")))
+
+
+def plan_revive(module, plans):
+    """Files shared by services: the revive template while any drop-in of ours references it,
+    and the preload library, removed with the last service that used it."""
+    revive_path = os.path.join(U.SYSTEMD_DIR, U.REVIVE_TEMPLATE)
+    shared = FileSet(module)
+    wanted = [pl["revive"] for pl in plans if pl["revive"]]
+    if wanted:
+        shared.want(revive_path, wanted[-1])  # one template per host: the last service's delay wins
+    elif not referenced_elsewhere(plans, "netsvc-revive@") and read_text(revive_path) is not None:
+        shared.want(revive_path, None)
+    kept = [pl for pl in plans if (pl["preload"] or {}).get("library") and not pl["preload"].get("undo")]
+    undone = {pl["preload"]["library"] for pl in plans if (pl["preload"] or {}).get("undo")}
+    for library in sorted(undone):
+        if not kept and os.path.exists(library) and not referenced_elsewhere(plans, PL.LIBRARY_NAME):
+            shared.want(library, None)
+    return shared
+
+
+def systemd_execute(module, systemd, plans, shared):
+    """Write every planned file, verify them all, reload once (one transaction), start socket units."""
+    undo = [pl for pl in plans if (pl["preload"] or {}).get("undo")]
+    for pl in plans:
+        if pl["socket_stop"]:
+            if pl in undo:
+                U.run(module, [systemd.systemctl, "stop", pl["name"]], check=False)
+            U.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
+    tx = SD.DropinTransaction(module, systemd)
+    for pl in plans:
+        tx.add(pl["files"], pl["name"], pl["show"].get("FragmentPath") if pl["present"] else None)
+    tx.add(shared)
+    tx.commit()
+    for pl in plans:
+        if pl["socket_start"]:
+            U.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
+    for library in {pl["preload"]["library"] for pl in undo}:
+        directory = os.path.dirname(library)
+        if not os.path.exists(library) and os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)  # created for the library alone
+    for pl in undo:
+        try:
+            took = PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+            pl["preload"]["restarted_after_s"] = took
+        except U.UnitError as e:
+            module.fail_json(msg="socket activation removed, but %s" % e)
+    for pl in plans:
+        if (pl["preload"] or {}).get("switched") is False:
+            switch_preload(module, systemd, tx, pl)
+
+
+def switch_preload(module, systemd, tx, pl):
+    """Move a running service onto its socket unit; on any failure put everything back."""
+    def in_unit(pid):
+        return P.in_unit_cgroup(pid, pl["name"])
+
+    try:
+        pl["preload"]["switch"] = PL.switch_over(module, systemd, pl["name"], pl["socket_name"], pl["switch_timeout"])
+        ok, listeners = PL.served_from_socket_unit(pl["ports"], in_unit)
+        pl["preload"]["listeners_after"] = listeners
+        if not ok:
+            raise U.UnitError("after the switch %s does not serve from the sockets PID 1 holds: %s"
+                              % (pl["name"], listeners))
+    except (U.UnitError, D.DiagError) as e:
+        U.run(module, [systemd.systemctl, "stop", pl["socket_name"], pl["name"]], check=False)
+        tx.rollback()
+        systemd.reload()
+        try:
+            PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+        except U.UnitError as again:
+            e = "%s; and then: %s" % (e, again)
+        module.fail_json(msg="socket_activation: preload for %s failed and was rolled back (every file restored, "
+                             "the service restarted as before): %s" % (pl["name"], e))
+
+
+def systemd_results(module, systemd, plans, shared):
+    shows = systemd.show([pl["name"] for pl in plans], SHOW_PROPS)
+    results = []
+    for i, pl in enumerate(plans):
+        diff = pl["files"].diff() + (shared.diff() if i == 0 else [])
+        show = shows[pl["name"]]
+        mismatches = []
+        # in check mode (the audit) only an unchanged drop-in says what systemd uses now
+        if pl["present"] and show.get("LoadState") == "loaded" and not (module.check_mode and pl["files"].changed):
+            wanted = U.policy_readback(pl["opts"], pl["name"], systemd.version)
+            mismatches = SD.effective_mismatches(pl["name"], wanted, show, pl["dropin_path"])
+        switching = (pl["preload"] or {}).get("switched") is False
+        changed = pl["files"].changed or pl["socket_start"] or switching or (i == 0 and shared.changed)
+        results.append(dict(changed=changed,
+                            path=pl["dropin_path"], content=pl["content"], backend="systemd",
+                            systemd_version=systemd.version,
+                            socket_path=pl["socket_path"] if pl["socket_activation"] else "",
+                            diff=diff, effective=show, effective_mismatches=mismatches,
+                            effective_mismatch=pl["effective_mismatch"],
+                            preload={k: v for k, v in (pl["preload"] or {}).items()
+                                     if k in ("streams", "bind_v6only", "switched", "switch", "listeners_after",
+                                              "library", "restarted_after_s")}))
+    return results
+
+
+def supervisor_dir(p):
+    """(include directory, file extension) of the host's supervisord programs."""
+    if p["supervisor_dir"]:
+        d = p["supervisor_dir"]
+        return d, ".ini" if d.rstrip("/").endswith("supervisord.d") else ".conf"
+    for family in ("RedHat", "Debian"):
+        d, ext = U.supervisor_paths(family)
+        if os.path.isdir(d):
+            return d, ext
+    return U.supervisor_paths(H.read_os_release()["os_family"])
+
+
+def supervisor_options(module, name, p, vendor_user):
+    """The program's options with its command through the hook, and the user it runs as.
+
+    The vendor file's user= is kept when none is given: hardening never turns a program
+    into root. With the hook, the hook drops to that user (numeric ids resolved here, with
+    the host's NSS) after cleaning, since supervisord's own user= would leave it without
+    CAP_NET_ADMIN.
+    """
+    user = p["user"] or vendor_user
+    ports = sorted(set(p["ports"]))
+    wrapped = bool(p["cleanup_hook"] and ports)
+    ids = None
+    if user:
+        U.check_user_name(user)
+        if wrapped:
+            try:
+                pw = pwd.getpwnam(user)
+            except KeyError:
+                module.fail_json(msg="supervisord program %s: user %r does not exist on this host; nothing was "
+                                     "written" % (name, user))
+            ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
+    command = U.supervisor_command(name, p["command"], p["cleanup_hook"] if wrapped else None, ports, ids)
+    return dict(p, command=command, user=user, cleanup_hook=p["cleanup_hook"] if wrapped else None)
+
+
+def supervisord_main(module, p, warnings):
+    name = U.check_program_name(U.program_name(p["name"]))
+    directory, ext = supervisor_dir(p)
+    path = os.path.join(directory, name + ext)
+    ctl = module.get_bin_path("supervisorctl", required=True)
+    files = FileSet(module)
+    content = ""
+    # A program file we did not write (the "vendor" one) is kept next to it, outside the
+    # include pattern, and put back on state=absent: rollback leaves the host as it was.
+    backup = path + ".netsvc-orig"
+    current = read_text(path)
+    original = read_text(backup)
+    if p["state"] == "present":
+        vendor = original if original is not None else (current if "netsvc.resilience" not in (current or "") else None)
+        content = U.render_program(name, supervisor_options(module, name, p, U.program_user(vendor)))
+        if current is not None and "netsvc.resilience" not in current and original is None:
+            files.want(backup, current)
+        files.want(path, content)
+    else:
+        if current is not None and "netsvc.resilience" in current:
+            files.want(path, original)
+        if original is not None:
+            files.want(backup, None)
+    result = dict(changed=files.changed, path=path, content=content, backend="supervisord",
+                  systemd_version=0, socket_path="", diff=files.diff())
+    if files.changed and not module.check_mode:
+        try:
+            files.apply()
+        except (IOError, OSError) as e:
+            files.rollback()
+            module.fail_json(msg="writing %s failed: %s" % (path, str(e)))
+        rc, out, err = U.run(module, [ctl, "reread"], check=False)
+        if rc != 0 or "ERROR" in out:
+            files.rollback()
+            U.run(module, [ctl, "reread"], check=False)
+            module.fail_json(msg="supervisorctl reread rejected %s; previous file restored: %s"
+                                 % (path, (out + err).strip()))
+        U.run(module, [ctl, "update", name], check=False)
+    _rc, out, _err = U.run(module, [ctl, "status", name], check=False)
+    result["effective"] = {"status": out.strip()}
+    return result
+
+
+SPEC = dict(
+    name=dict(type="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    backend=dict(type="str", default="auto", choices=["auto", "systemd", "supervisord"]),
+    dropin_name=dict(type="str", default="50-netsvc-resilience"),
+    apply_defaults=dict(type="bool", default=True),
+    restart=dict(type="str", choices=list(U.RESTART_VALUES)),
+    restart_sec=dict(type="raw"),
+    start_limit_interval=dict(type="raw"),
+    start_limit_burst=dict(type="int"),
+    restart_steps=dict(type="int"),
+    restart_max_delay=dict(type="raw"),
+    restart_mode=dict(type="str", choices=list(U.RESTART_MODES)),
+    restart_prevent_exit_status=dict(type="list", elements="str"),
+    success_exit_status=dict(type="list", elements="str"),
+    kill_mode=dict(type="str", choices=list(U.KILL_MODES)),
+    timeout_stop_sec=dict(type="raw"),
+    limit_nofile=dict(type="str"),
+    oom_policy=dict(type="str", choices=list(U.OOM_POLICIES)),
+    exec_start_pre=dict(type="list", elements="str"),
+    exec_stop_post=dict(type="list", elements="str"),
+    watchdog_sec=dict(type="raw"),
+    extra_unit=dict(type="dict"),
+    extra_service=dict(type="dict"),
+    revive=dict(type="bool"),
+    revive_delay=dict(type="str", default="30s"),
+    socket_activation=dict(type="raw", default=False),
+    accepts_inherited_fds=dict(type="bool", default=False),
+    ports=dict(type="list", elements="int", default=[]),
+    backlog=dict(type="int", default=4096),
+    fd_store_max=dict(type="int"),
+    must_exist=dict(type="bool", default=True),
+    command=dict(type="str"),
+    startsecs=dict(type="int", default=1),
+    startretries=dict(type="int", default=100),
+    stopsignal=dict(type="str", default="TERM"),
+    stopwaitsecs=dict(type="int"),
+    supervisor_dir=dict(type="path"),
+    user=dict(type="str"),
+    cleanup_hook=dict(type="path"),
+    effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
+    preload_library=dict(type="path"),
+    switch_timeout=dict(type="float", default=75),
+    payload=dict(type="dict"),
+)
+
+
+def check_options(p):
+    """What argument_spec cannot check, for one service's options; raises InputError/UnitError.
+
+    Normalizes socket_activation to none | native | preload in place.
+    """
+    p["socket_activation"] = PL.normalize_mode(p["socket_activation"])
+    V.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
+    V.ports(p["ports"], "ports", ranges=False)
+    V.number(p["backlog"], "backlog", 1, 1048576)
+    V.number(p["startsecs"], "startsecs", 0, 3600, " seconds")
+    V.number(p["startretries"], "startretries", 0, 10000)
+    if p["stopwaitsecs"] is not None:
+        V.number(p["stopwaitsecs"], "stopwaitsecs", 0, 86400, " seconds")
+    if p["supervisor_dir"]:
+        V.abs_path(p["supervisor_dir"], "supervisor_dir")
+    if p["cleanup_hook"]:
+        V.abs_path(p["cleanup_hook"], "cleanup_hook", plain=True)
+    if p["user"]:
+        U.check_user_name(p["user"])
+    # the revive unit runs `/bin/sleep DELAY`: what both systemd and sleep(1) understand
+    if not re.match(r"^\d{1,6}(\.\d{1,3})?[smhd]?\Z", str(p["revive_delay"])):
+        raise V.InputError("revive_delay %r must be a number with an optional s, m, h or d suffix (e.g. 30s)"
+                           % (p["revive_delay"],))
+
+
+def service_params(module, p):
+    """[(item or None, params)] - one entry per service, each validated as the module's options."""
+    if p["services"] is None:
+        try:
+            check_options(p)
+        except (V.InputError, U.UnitError) as e:
+            module.fail_json(msg=str(e))
+        return [(None, p)]
+    out = []
+    for i, item in enumerate(p["services"]):
+        label = "services[%d]" % i
+        if not isinstance(item, dict) or not item.get("name"):
+            module.fail_json(msg="%s %r must be a dict with a name" % (label, item))
+        label += " (%s)" % item["name"]
+        unknown = sorted(set(item) - set(SPEC))
+        if unknown:
+            allowed = ", ".join(sorted(SPEC))
+            module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
+        merged = {k: v for k, v in p.items() if k != "services" and v is not None}
+        merged.update(item)
+        checked = ArgumentSpecValidator(SPEC).validate(merged)
+        if checked.error_messages:
+            module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+        try:
+            check_options(checked.validated_parameters)
+        except (V.InputError, U.UnitError) as e:
+            module.fail_json(msg="%s: %s" % (label, e))
+        out.append((item, checked.validated_parameters))
+    return out
+
+
+def split_backends(module, params, service_mgr):
+    """Every entry checked and assigned to systemd or supervisord before anything is written.
+    Returns ([(item, p)] for systemd, [(item, p)] for supervisord)."""
+    systemd, supervisord = [], []
+    for item, p in service_params(module, params):
+        backend = U.resolve_backend(p["backend"], service_mgr)
+        if backend == "supervisord" and p["state"] == "present" and not p["command"]:
+            module.fail_json(msg="backend supervisord needs command (the program's command line): %s" % p["name"])
+        if backend == "supervisord":
+            U.check_program_name(U.program_name(p["name"]))
+            if p["state"] == "present" and p["socket_activation"] != "none":
+                # fcgi-program sockets do not outlive a crash (README: why not supervisord)
+                module.fail_json(msg="socket_activation=%s for %s: supervisord has no socket that outlives the "
+                                     "program (an [fcgi-program:x] socket is closed and bound again when the "
+                                     "program dies); use the cleanup hook there, or systemd"
+                                     % (p["socket_activation"], p["name"]))
+        (systemd if backend == "systemd" else supervisord).append((item, p))
+    return systemd, supervisord
+
+
+def apply_systemd(module, systemd, warnings):
+    """Plan every systemd service, write them in one transaction, read back. [(item, result)]."""
+    sd = SD.Systemd(module)
+    plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
+    shared = plan_revive(module, plans)
+    if not module.check_mode and (shared.changed or any(
+            pl["files"].changed or pl["socket_start"] or (pl["preload"] or {}).get("switched") is False
+            for pl in plans)):
+        systemd_execute(module, sd, plans, shared)
+    return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared)))
+
+
+def run(module):
+    """service_restart_policy: returns (result, the mismatches that fail it)."""
+    warnings = []
+    try:
+        systemd, supervisord = split_backends(module, module.params, U.service_manager())
+        done = apply_systemd(module, systemd, warnings) if systemd else []
+        done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
+    except U.UnitError as e:
+        module.fail_json(msg=str(e))
+    mismatches = [m for _item, r in done for m in r.get("effective_mismatches", [])]
+    failing = [m for _item, r in done if r.get("effective_mismatch") == "fail" and not module.check_mode
+               for m in r["effective_mismatches"]]
+    warnings.extend(m for m in mismatches if m not in failing)
+    if module.params["services"] is None:
+        result = done[0][1]
+    else:
+        results = [dict(r, item=item) for item, r in done]
+        result = dict(changed=any(r["changed"] for r in results), results=results,
+                      diff=[d for r in results for d in r["diff"]])
+    result["warning_messages"] = warnings
+    return result, failing
