@@ -15,6 +15,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
 
 
@@ -27,7 +28,7 @@ class ActionModule(ActionBase):
         if "payload" in args:
             raise AnsibleActionFail("payload is set by this action plugin from the collection; do not pass it")
         if args.get("state", "present") == "present":
-            args["payload"] = {"native": N.native_builds("netsvc-sockclean"), "python": N.read_text(N.PYTHON_HOOK)}
+            args["payload"] = {"native": N.native_builds(C.HOOK_NAME), "python": N.read_text(N.PYTHON_HOOK)}
         result.update(self._execute_module(module_name="netsvc.resilience.prestart_hook", module_args=args,
                                            task_vars=task_vars))
         return result

@@ -14,6 +14,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
 
 
@@ -27,7 +28,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("payload is set by this action plugin from the collection; do not pass it")
         entries = [args] + [s for s in args.get("services") or [] if isinstance(s, dict)]
         if any(str(e.get("socket_activation")) == "preload" for e in entries):
-            args["payload"] = {"native": N.native_builds("libnetsvc-preload.so")}
+            args["payload"] = {"native": N.native_builds(C.PRELOAD_LIBRARY)}
         result.update(self._execute_module(module_name="netsvc.resilience.service_restart_policy",
                                            module_args=args, task_vars=task_vars))
         return result

@@ -31,6 +31,8 @@ HOOK_DIRS = {
 }
 HOOK_DIR_FALLBACK = "/usr/local/libexec/netsvc-resilience"
 HOOK_NAME = "netsvc-sockclean"
+# the preload library (socket_activation: preload), next to the hook
+PRELOAD_LIBRARY = "libnetsvc-preload.so"
 HOOK_STATUS_DIR = "/run/netsvc-resilience/hook"
 
 # systemd accepts the "+" (full privileges) ExecStartPre= prefix since version 231

@@ -20,6 +20,7 @@ import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
 from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
@@ -346,7 +347,7 @@ SPEC = dict(
     name=dict(type="str"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     backend=dict(type="str", default="auto", choices=["auto", "systemd", "supervisord"]),
-    dropin_name=dict(type="str", default="50-netsvc-resilience"),
+    dropin_name=dict(type="str", default=C.POLICY_DROPIN),
     apply_defaults=dict(type="bool", default=True),
     restart=dict(type="str", choices=list(U.RESTART_VALUES)),
     restart_sec=dict(type="raw"),

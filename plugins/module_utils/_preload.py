@@ -21,12 +21,13 @@ import socket
 import stat
 import time
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.module_utils import _elf as E
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
 
-LIBRARY_NAME = "libnetsvc-preload.so"
+LIBRARY_NAME = C.PRELOAD_LIBRARY
 MODES = ("none", "native", "preload")
 HEADER = "Ansible managed: netsvc.resilience.service_restart_policy (socket_activation: preload)"
 
