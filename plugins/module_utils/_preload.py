@@ -28,7 +28,6 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as 
 from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
 
 LIBRARY_NAME = C.PRELOAD_LIBRARY
-MODES = ("none", "native", "preload")
 HEADER = "Ansible managed: netsvc.resilience.service_restart_policy (socket_activation: preload)"
 
 
