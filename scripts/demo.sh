@@ -46,8 +46,15 @@ up() {
   export ANSIBLE_CONFIG="$top/demo/ansible.cfg"
   NETSVC_DEMO_OUT="$out" NETSVC_AUDIT_DIR="$out/audit" \
     "$venv/bin/ansible-playbook" -i "$inv" -e @demo/fleet_vars.yml demo/demo.yml
-  echo "[demo] before/after: $out/before_after.md; report: $out/audit/audit.html"
-  echo "[demo] the fleet is still running (inventory: $inv); remove it with: make demo-clean"
+  echo
+  echo "=== netsvc.resilience demo: the same SIGKILL before and after harden_restart.yml"
+  echo
+  cat "$out/before_after.md"
+  echo
+  echo "Readiness report: $out/audit/audit.html"
+  echo "  open it: xdg-open $out/audit/audit.html   (no desktop here: python3 -m http.server -d $out/audit 8000,"
+  echo "           then http://127.0.0.1:8000/audit.html; JSON: $out/audit/audit.json)"
+  echo "The fleet is still running (inventory: $inv); remove it with: make demo-clean"
 }
 
 case "${1:-up}" in

@@ -61,7 +61,8 @@ RECIPES=(
   "el8-systemd|bookworm|systemd,systemd-sysv,dbus|/lib/systemd/systemd|el_shape_systemd"
   "el8-supervisord|bookworm|supervisor|/usr/bin/supervisord -n -c /etc/supervisord.conf|el_shape_supervisord"
 )
-COMMON_PKGS="python3,iproute2,procps"
+# sudo: the playbooks become root by default (netsvc_become), as on a real host
+COMMON_PKGS="python3,iproute2,procps,sudo"
 RECIPE_VERSION=4   # bump when the build steps below change
 
 image_tag() { echo "localhost/netsvc-$1:latest"; }

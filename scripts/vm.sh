@@ -16,7 +16,7 @@ cache="$top/.cache/vm"
 log() { printf '[vm] %s\n' "$*" >&2; }
 
 SUITE=bullseye
-PKGS="systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,e2fsprogs,iproute2,procps,python3,openssh-server,socat"
+PKGS="systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,e2fsprogs,iproute2,procps,python3,openssh-server,socat,sudo"
 RECIPE_VERSION=1   # bump when the build steps below change
 MEM=${NETSVC_VM_MEM:-1024}
 CPUS=${NETSVC_VM_CPUS:-2}
