@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
-#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule el faults bench
+#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule el faults awx bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
@@ -138,10 +138,14 @@ do_molecule() {
 # run's table): the permanently failing service runs 1 minute here, 10 for the docs.
 do_faults() { "$venv/bin/python" tests/faults/faults.py --failing-minutes "${NETSVC_FAILING_MINUTES:-1}"; }
 
+# AWX / AAP as far as it runs here: the EE build context (ansible-builder) and jobs under
+# ansible-runner against two containers (tests/awx/awx.py)
+do_awx() { "$venv/bin/python" tests/awx/awx.py; }
+
 do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule el faults bench)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule el faults awx bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
@@ -156,6 +160,7 @@ for s in "${steps[@]}"; do
     molecule) step molecule do_molecule ;;
     el) step el-leg scripts/el-leg.sh ;;
     faults) step faults do_faults ;;
+    awx) step awx do_awx ;;
     bench) step bench-smoke do_bench_smoke ;;
     *) echo "unknown step $s"; exit 2 ;;
   esac

@@ -54,6 +54,15 @@ def playbook(inv, path, *extra, check=True, extra_env=None):
     return wall, out.returncode, out.stdout
 
 
+def read(path, missing="?"):
+    """A small file's stripped text, or ``missing``."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return missing
+
+
 def json_results(output):
     """ansible-playbook's output with ANSIBLE_STDOUT_CALLBACK=ansible.builtin.json, as a dict."""
     # callbacks such as profile_tasks print after the JSON document: decode the document only
