@@ -10,6 +10,8 @@ Every part is a side-by-side comparison in ONE run on the same container(s):
   cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), native and Python twin.
   sysctl    8 keys with one sysctl_tcp task vs 8 ansible.posix.sysctl tasks (>= 5 runs).
   rollout   harden_restart.yml on 1, 5, 10 hosts (first run, re-run) vs the naive playbook.
+  fleet     harden_restart.yml on 1, 10, 25, 50 hosts vs the naive playbook, forks = hosts, with the
+            controller's peak memory and a per-task profile at 50 hosts.
   vm        the recovery driver on Linux 5.10 (scripts/vm.sh): tutorial, default hook, native
             socket activation and preload, servers without SO_REUSEADDR.
 Results: DIR/results.json (machine, kernel, systemd, every sample), results.md, *.svg.
@@ -25,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -249,6 +252,109 @@ def sysctl(results, runs=5):
 # ---------------------------------------------------------------------------- rollout
 
 
+def tree_rss_mb(root):
+    """Proportional set size of a process and all its descendants (the controller:
+    ansible-playbook and its forks), MiB."""
+    kids = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(pid))
+            except (IOError, OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(kids.get(pid, []))
+        try:  # PSS: pages shared by the forks are split between them, not counted per fork
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                total += sum(int(x.split()[1]) for x in f if x.startswith("Pss:"))
+        except (IOError, OSError, ValueError):
+            pass
+    return total / 1024.0
+
+
+def measured_playbook(inv, path, extra, forks):
+    """(wall seconds, peak controller RSS MiB, output) of one ansible-playbook run."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(HN.playbook_argv(inv, path, *extra), env=env({"ANSIBLE_FORKS": str(forks)}),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            done.wait(0.25)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    output = proc.communicate()[0]
+    wall = time.monotonic() - t0
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.stderr.write(output[-4000:])
+        raise RuntimeError("%s failed (rc=%d)" % (path, proc.returncode))
+    return wall, round(peak[0], 1), output
+
+
+def task_profile(output, top=12):
+    """profile_tasks' TASKS RECAP lines -> [(task, seconds)], slowest first."""
+    rows = []
+    recap = output.split("TASKS RECAP", 1)[-1]
+    for line in recap.splitlines():
+        name, sep, secs = line.rpartition(" ")
+        if sep and secs.endswith("s") and name.rstrip(" -"):
+            try:
+                rows.append((name.rstrip(" -").strip(), float(secs[:-1])))
+            except ValueError:
+                pass
+    return rows[:top]
+
+
+def fleet_curve(results, sizes=(1, 10, 25, 50)):
+    """Rollout wall time for 1-50 hosts, ours vs naive, same forks for both (= hosts), first run
+    and re-run, the controller's peak memory, and a per-task profile at the largest size."""
+    knob = "/proc/sys/fs/inotify/max_user_instances"
+    with open(knob) as f:
+        if int(f.read()) < 8192:
+            # every systemd container takes inotify instances; at the default 128 about 7 of 30
+            # exit at start (docs/testbed.md). A host-wide knob, raised for this test bed only.
+            log("raising %s to 8192 for %d systemd containers" % (knob, max(sizes)))
+            with open(knob, "w") as w:
+                w.write("8192\n")
+    rows = []
+    variants = (("collection", os.path.join(TOP, "playbooks", "harden_restart.yml"),
+                 lambda n: ["-e", "netsvc_crash_test=none", "-e", "netsvc_canary=%d" % n, "-e", "netsvc_batch=%d" % n]),
+                ("naive", bench_path("naive.yml"), lambda n: []))
+    for n in sizes:
+        row = {"hosts": n, "forks": max(n, 5)}
+        for variant, pb, extra in (variants if n % 2 else variants[::-1]):
+            names = ["netsvc-bench-f%d" % i for i in range(n)]
+            inv = start_hosts(names)
+            try:
+                playbook(inv, bench_path("rollout_prepare.yml"))
+                args = ["-e", "@" + bench_path("rollout_vars.yml")] + extra(n)
+                first, mem1, out1 = measured_playbook(inv, pb, args, row["forks"])
+                again, mem2, _out = measured_playbook(inv, pb, args, row["forks"])
+                row[variant] = {"first_s": round(first, 2), "rerun_s": round(again, 2),
+                                "first_s_per_host": round(first / n, 3), "peak_rss_mb": max(mem1, mem2)}
+                if n == max(sizes):
+                    row[variant]["profile"] = task_profile(out1)
+                log("fleet %s on %d hosts: first %.1f s, re-run %.1f s, controller peak %.0f MiB" % (
+                    variant, n, first, again, max(mem1, mem2)))
+            finally:
+                destroy_hosts(names)
+                os.unlink(inv)
+        row["first_ratio_naive_over_ours"] = round(row["naive"]["first_s"] / row["collection"]["first_s"], 2)
+        row["rerun_over_first"] = round(row["collection"]["rerun_s"] / row["collection"]["first_s"], 2)
+        rows.append(row)
+    results["fleet"] = rows
+
+
 def rollout(results, sizes=(1, 5, 10), rounds=3):
     """Each round: fresh hosts, first run, re-run; the two playbooks alternate which goes first.
 
@@ -377,6 +483,17 @@ def targets(results):
                        lambda v: v <= 0.5,
                        "a converged re-run is one host_check call; it is slower when the host drifted (then "
                        "every concern runs again) or when ansible-playbook's own start-up dominates"))
+    fleet = results.get("fleet", [])
+    for r in fleet:
+        checks.append(("fleet %d host(s): naive first / collection first" % r["hosts"], ">= 2x",
+                       r["first_ratio_naive_over_ours"], lambda v: v >= 2, ""))
+        checks.append(("fleet %d host(s): re-run / first" % r["hosts"], "<= 0.35", r["rerun_over_first"],
+                       lambda v: v <= 0.35, "ansible-playbook's own start-up (~2-3 s) is a floor"))
+    per_host = {r["hosts"]: r["collection"]["first_s_per_host"] for r in fleet}
+    if 10 in per_host and 50 in per_host:
+        checks.append(("fleet: collection first-run s per host, 10 -> 50 hosts", "flat or falling (<= 1.05x)",
+                       round(per_host[50] / per_host[10], 2), lambda v: v <= 1.05,
+                       "2 cores run the controller and all 50 hosts: past ~10 hosts the machine is CPU-bound"))
     for what, target, value, ok, why in checks:
         if value is None:
             continue
@@ -464,6 +581,25 @@ def report(results, out_dir):
                 r["hosts"], r["collection"]["first_s"], r["collection"]["rerun_s"], r["rerun_over_first"],
                 r["naive"]["first_s"], r["naive"]["rerun_s"], r["first_ratio_naive_over_ours"]))
         md.append("")
+    if "fleet" in results:
+        md += ["## Fleet curve: harden_restart.yml vs the naive playbook, forks = hosts (one round each)", "",
+               "| hosts | forks | collection first s | s/host | re-run s | re-run / first | controller PSS MiB | "
+               "naive first s | naive re-run s | naive PSS MiB | naive / collection |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["fleet"]:
+            c, nv = r["collection"], r["naive"]
+            md.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["hosts"], r["forks"], c["first_s"], c["first_s_per_host"], c["rerun_s"], r["rerun_over_first"],
+                c["peak_rss_mb"], nv["first_s"], nv["rerun_s"], nv["peak_rss_mb"], r["first_ratio_naive_over_ours"]))
+        big = results["fleet"][-1]
+        md += ["", "Where the time goes at %d hosts (profile_tasks, first run, slowest tasks):" % big["hosts"], "",
+               "| collection task | s | | naive task | s |", "|---|---|---|---|---|"]
+        cp, np_ = big["collection"].get("profile", []), big["naive"].get("profile", [])
+        for i in range(max(len(cp), len(np_))):
+            a = cp[i] if i < len(cp) else ("", "")
+            b = np_[i] if i < len(np_) else ("", "")
+            md.append("| %s | %s | | %s | %s |" % (a[0], a[1], b[0], b[1]))
+        md.append("")
     tg = targets(results)
     if tg:
         md += ["## Targets", "", "| target | wanted | measured | met | why, if missed |", "|---|---|---|---|---|"]
@@ -484,7 +620,7 @@ def main():
         return 0
     smoke = "--smoke" in sys.argv
     part = args[0] if args else "all"
-    parts = set(part.split(",")) if part != "all" else {"recovery", "vm", "sysctl", "rollout"}
+    parts = set(part.split(",")) if part != "all" else {"recovery", "vm", "sysctl", "rollout", "fleet"}
     date = datetime.date.today().isoformat()
     out_dir = os.path.join(TOP, "docs", "benchmarks", date)
     if "--out" in sys.argv:
@@ -496,7 +632,8 @@ def main():
     errors = []
     try:
         for name, run in (("recovery", lambda: recovery(results, smoke)), ("vm", lambda: vm_recovery(results)),
-                          ("sysctl", lambda: sysctl(results)), ("rollout", lambda: rollout(results))):
+                          ("sysctl", lambda: sysctl(results)), ("rollout", lambda: rollout(results)),
+                          ("fleet", lambda: fleet_curve(results))):
             if name in parts and (name == "recovery" or not smoke):
                 try:
                     run()
