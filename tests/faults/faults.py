@@ -237,7 +237,10 @@ def permanent_failure(inv, minutes):
     recent = sh(A, "journalctl -u netsvc-fail --since @%d -o cat --no-pager" % int(time.time() - 40))
     last = sum(1 for x in recent.splitlines() if x.startswith(started))
     lines = len(journal.splitlines())
-    per_min = lambda n: round(n / minutes, 1)  # noqa: E731
+
+    def per_min(n):
+        return round(n / minutes, 1)
+
     cpu_s = round((sum(c1) - sum(c0)) / 100.0, 2)
     check(name, last > 0, "not revived in the last 40 s:\n%s" % "\n".join(journal.splitlines()[-40:]))
     check(name, revives >= int(minutes * 60 / 35), "%d revives in %s min" % (revives, minutes))

@@ -40,7 +40,7 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
     monkeypatch.setattr(S, "write_live", write_live)
     with pytest.raises(Failed) as e:
         K.apply_changes(FakeModule(), path, "old\n", "new\n", True,
-                                 {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live)
+                        {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live)
     assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
     assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
     with open(path) as f:
