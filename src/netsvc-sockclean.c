@@ -37,6 +37,7 @@
 #define NLM_F_REQUEST 0x1
 #define NLM_F_ACK 0x4
 #define NLM_F_DUMP 0x300
+#define TCPDIAG_GETSOCK 18
 #define SOCK_DIAG_BY_FAMILY 20
 #define SOCK_DESTROY 21
 #define INET_DIAG_REQ_BYTECODE 1
@@ -126,12 +127,92 @@ static void put_err(struct buf *o, int e)
 	}
 }
 
-/* One dump of TCP sockets in ORPHAN_MASK on our ports, both families. Returns the count
- * stored in out[] (at most MAX_SOCKS), or -errno. */
+/* One dump request and its replies: the inet_diag_req_v2 of one family (SOCK_DIAG_BY_FAMILY),
+ * or the legacy inet_diag_req (TCPDIAG_GETSOCK), which the kernel answers for BOTH families
+ * in one walk of its TCP hash table ("req.sdiag_family = AF_UNSPEC; compatibility" in
+ * inet_diag_dump_compat). The walk visits every bucket, full or not - ~2 ms on a host whose
+ * table has 262144 - so one walk instead of two halves the hook's cost when it finds nothing.
+ * Appends to out[] from *n; returns 0 or -errno (a bytecode EINVAL is retried unfiltered). */
+static long dump_one(int fd, int legacy, u8 family, u16 lo, u16 hi, struct sock *out, long *n)
+{
+	int filter = 1;
+again:;
+	struct {
+		struct nlh h;
+		u8 r[60];	/* inet_diag_req_v2 (56 bytes) or the legacy inet_diag_req (60) */
+		u16 alen, atype;
+		u8 bc[16];
+	} m;
+	u32 rlen = legacy ? 60 : sizeof(struct req);
+	memset(&m, 0, sizeof(m));
+	m.h.type = legacy ? TCPDIAG_GETSOCK : SOCK_DIAG_BY_FAMILY;
+	m.h.flags = NLM_F_REQUEST | NLM_F_DUMP;
+	m.h.seq = ++seqno;
+	m.r[0] = family;
+	if (legacy) {
+		u32 states = ORPHAN_MASK;	/* after family, lengths, ext and the 48-byte id */
+		memcpy(m.r + 52, &states, 4);
+	} else {
+		struct req *r = (struct req *)m.r;
+		r->protocol = IPPROTO_TCP;
+		r->states = ORPHAN_MASK;
+	}
+	m.h.len = sizeof(m.h) + rlen;
+	if (filter) {
+		/* S_GE lo (no: reject), S_LE hi (no: reject); exact ranges checked below */
+		u8 bc[16] = {INET_DIAG_BC_S_GE, 8, 20, 0, 0, 0, (u8)lo, (u8)(lo >> 8),
+			     INET_DIAG_BC_S_LE, 8, 12, 0, 0, 0, (u8)hi, (u8)(hi >> 8)};
+		u8 *attr = (u8 *)&m.h + m.h.len;	/* right after the request */
+		u16 alen = 4 + 16, atype = INET_DIAG_REQ_BYTECODE;
+		memcpy(attr, &alen, 2);
+		memcpy(attr + 2, &atype, 2);
+		memcpy(attr + 4, bc, 16);
+		m.h.len += 4 + 16;
+	}
+	if (sys6(SYS_sendto, fd, (long)&m, m.h.len, 0, 0, 0) < 0)
+		return -EINVAL;
+	for (;;) {
+		long got = sys6(SYS_recvfrom, fd, (long)rbuf, sizeof(rbuf), 0, 0, 0);
+		if (got <= 0)
+			return got < 0 ? got : -EINVAL;
+		for (long off = 0; off + (long)sizeof(struct nlh) <= got;) {
+			struct nlh *h = (struct nlh *)(rbuf + off);
+			if (h->len < sizeof(struct nlh) || off + h->len > (u32)got)
+				break;
+			if (h->seq == seqno) {
+				if (h->type == NLMSG_DONE)
+					return 0;
+				if (h->type == NLMSG_ERROR) {
+					int e = -*(int *)(rbuf + off + sizeof(struct nlh));
+					if (e == EINVAL && filter) {
+						filter = 0; /* bytecode refused: filter here only */
+						goto again;
+					}
+					return e ? -e : 0;
+				}
+				if (h->type == m.h.type && h->len >= sizeof(struct nlh) + 72) {
+					u8 *msg = rbuf + off + sizeof(struct nlh);
+					if (((ORPHAN_MASK >> msg[1]) & 1) && wanted(port_of(msg + 4)) && *n < MAX_SOCKS) {
+						out[*n].family = msg[0];
+						out[*n].state = msg[1];
+						memcpy(out[*n].id, msg + 4, 48);
+						(*n)++;
+					}
+				}
+			}
+			off += (h->len + 3) & ~3u;
+		}
+	}
+}
+
+/* One dump of TCP sockets in ORPHAN_MASK on our ports, both families: the legacy request
+ * (one table walk), else - a kernel that refuses it - one request per family. Returns the
+ * count stored in out[] (at most MAX_SOCKS), or -errno. */
+static int legacy_refused;
+
 static long dump(int fd, struct sock *out)
 {
-	long n = 0;
-	static const int fams[2] = {AF_INET, AF_INET6};
+	long n = 0, rc;
 	u16 lo = 65535, hi = 0;
 	for (int i = 0; i < nranges; i++) {
 		if (ranges[i][0] < lo)
@@ -139,68 +220,17 @@ static long dump(int fd, struct sock *out)
 		if (ranges[i][1] > hi)
 			hi = ranges[i][1];
 	}
-	for (int f = 0; f < 2; f++) {
-		int filter = 1;
-	again:;
-		struct {
-			struct nlh h;
-			struct req r;
-			u16 alen, atype;
-			u8 bc[16];
-		} m;
-		memset(&m, 0, sizeof(m));
-		m.h.type = SOCK_DIAG_BY_FAMILY;
-		m.h.flags = NLM_F_REQUEST | NLM_F_DUMP;
-		m.h.seq = ++seqno;
-		m.r.family = (u8)fams[f];
-		m.r.protocol = IPPROTO_TCP;
-		m.r.states = ORPHAN_MASK;
-		m.h.len = sizeof(m.h) + sizeof(m.r);
-		if (filter) {
-			/* S_GE lo (no: reject), S_LE hi (no: reject); exact ranges checked below */
-			u8 bc[16] = {INET_DIAG_BC_S_GE, 8, 20, 0, 0, 0, (u8)lo, (u8)(lo >> 8),
-				     INET_DIAG_BC_S_LE, 8, 12, 0, 0, 0, (u8)hi, (u8)(hi >> 8)};
-			m.alen = 4 + 16;
-			m.atype = INET_DIAG_REQ_BYTECODE;
-			memcpy(m.bc, bc, 16);
-			m.h.len = sizeof(m);
-		}
-		if (sys6(SYS_sendto, fd, (long)&m, m.h.len, 0, 0, 0) < 0)
-			return -EINVAL;
-		for (int done = 0; !done;) {
-			long got = sys6(SYS_recvfrom, fd, (long)rbuf, sizeof(rbuf), 0, 0, 0);
-			if (got <= 0)
-				return got < 0 ? got : -EINVAL;
-			for (long off = 0; off + (long)sizeof(struct nlh) <= got;) {
-				struct nlh *h = (struct nlh *)(rbuf + off);
-				if (h->len < sizeof(struct nlh) || off + h->len > (u32)got)
-					break;
-				if (h->seq == seqno) {
-					if (h->type == NLMSG_DONE) {
-						done = 1;
-					} else if (h->type == NLMSG_ERROR) {
-						int e = -*(int *)(rbuf + off + sizeof(struct nlh));
-						if (e == EINVAL && filter) {
-							filter = 0; /* bytecode refused: filter here only */
-							goto again;
-						}
-						if (e)
-							return -e;
-						done = 1;
-					} else if (h->type == SOCK_DIAG_BY_FAMILY && h->len >= sizeof(struct nlh) + 72) {
-						u8 *msg = rbuf + off + sizeof(struct nlh);
-						if (((ORPHAN_MASK >> msg[1]) & 1) && wanted(port_of(msg + 4)) && n < MAX_SOCKS) {
-							out[n].family = msg[0];
-							out[n].state = msg[1];
-							memcpy(out[n].id, msg + 4, 48);
-							n++;
-						}
-					}
-				}
-				off += (h->len + 3) & ~3u;
-			}
-		}
+	if (!legacy_refused) {
+		rc = dump_one(fd, 1, AF_INET, lo, hi, out, &n);
+		if (rc == 0)
+			return n;
+		legacy_refused = 1;
+		n = 0;
 	}
+	if ((rc = dump_one(fd, 0, AF_INET, lo, hi, out, &n)) < 0)
+		return rc;
+	if ((rc = dump_one(fd, 0, AF_INET6, lo, hi, out, &n)) < 0)
+		return rc;
 	return n;
 }
 

@@ -287,3 +287,50 @@ def test_native_hook_and_python_twin_print_and_record_the_same(tmp_path):
     assert outputs[0] == outputs[1]
     assert "found 20, destroyed 20, left 0 (time-wait 20)" in outputs[0][0]
     assert outputs[0][0].startswith("netsvc-sockclean: ignoring bad port(s) bad\n")
+
+
+def test_legacy_request_layout_one_request_for_both_families():
+    bc = D.port_filter([(7000, 7001)])
+    req = D.encode_legacy_request(9, D.state_mask(["time-wait"]), bc)
+    length, msg_type, flags, seq, _pid = struct.unpack_from("=IHHII", req, 0)
+    assert (length, msg_type, flags, seq) == (len(req), D.TCPDIAG_GETSOCK, D.NLM_F_REQUEST | D.NLM_F_DUMP, 9)
+    assert req[16] == socket.AF_INET and struct.unpack_from("=II", req, 16 + 52) == (1 << 6, 0)
+    assert struct.unpack_from("=HH", req, 16 + 60) == (4 + len(bc), D.INET_DIAG_REQ_BYTECODE)
+
+
+class ReplayDiag(D.SockDiag):
+    """SockDiag over canned replies: the legacy request refused or answered."""
+
+    def __init__(self, legacy_error):
+        self.seq = 0
+        self.legacy_refused = False
+        self.sent = []
+        self.legacy_error = legacy_error
+        outer = self
+
+        class Sock(object):
+            def send(self, data):
+                outer.sent.append(struct.unpack_from("=H", data, 4)[0])
+
+        self.sock = Sock()
+
+    def _recv(self):
+        msg_type = self.sent[-1]
+        if msg_type == D.TCPDIAG_GETSOCK and self.legacy_error:
+            return struct.pack("=IHHIIi", 20, D.NLMSG_ERROR, 0, self.seq, 0, -22)
+        # one captured socket (AF_INET TIME_WAIT) in the reply type of the request, then DONE
+        payload = D.parse_messages(CAPTURED)[1][2]
+        msg = struct.pack("=IHHII", 16 + len(payload), msg_type, 2, self.seq, 0) + payload
+        return msg + struct.pack("=IHHIIi", 20, D.NLMSG_DONE, 2, self.seq, 0, 0)
+
+
+def test_dump_uses_one_legacy_request_else_one_per_family():
+    legacy = ReplayDiag(legacy_error=False)
+    assert [s["state"] for s in legacy.dump(D.state_mask(["time-wait"]))] == ["time-wait"]
+    assert legacy.sent == [D.TCPDIAG_GETSOCK]
+    assert legacy.dump(D.state_mask(["time-wait"]), families=(socket.AF_INET6,)) == []  # filtered by family
+    refused = ReplayDiag(legacy_error=True)
+    assert len(refused.dump(D.state_mask(["time-wait"]))) == 2  # the canned socket once per family request
+    assert refused.sent == [D.TCPDIAG_GETSOCK, D.SOCK_DIAG_BY_FAMILY, D.SOCK_DIAG_BY_FAMILY]
+    refused.dump(D.state_mask(["time-wait"]))
+    assert refused.sent[3:] == [D.SOCK_DIAG_BY_FAMILY, D.SOCK_DIAG_BY_FAMILY]  # not asked again
