@@ -11,24 +11,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(N.PayloadAction):
+    MODULE = "netsvc.resilience.service_restart_policy"
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        args = dict(self._task.args)
-        if "payload" in args:
-            raise AnsibleActionFail("payload is set by this action plugin from the collection; do not pass it")
+    def payload(self, args):
         entries = [args] + [s for s in args.get("services") or [] if isinstance(s, dict)]
         if any(str(e.get("socket_activation")) == "preload" for e in entries):
-            args["payload"] = {"native": N.native_builds(C.PRELOAD_LIBRARY)}
-        result.update(self._execute_module(module_name="netsvc.resilience.service_restart_policy",
-                                           module_args=args, task_vars=task_vars))
-        return result
+            return {"native": N.native_builds(C.PRELOAD_LIBRARY)}
+        return None

@@ -15,6 +15,7 @@ import base64
 import os
 
 from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NATIVE_DIR = os.path.join(COLLECTION_ROOT, "files", "native")
@@ -39,3 +40,27 @@ def read_text(path):
             return f.read()
     except (IOError, OSError) as e:
         raise AnsibleActionFail("cannot read %s from the collection: %s" % (path, e)) from e
+
+
+class PayloadAction(ActionBase):
+    """Runs MODULE with the ``payload`` argument that payload(args) builds (None: no payload).
+
+    The payload comes from the collection only: a task that passes one itself is refused.
+    """
+
+    TRANSFERS_FILES = False
+    MODULE = None
+
+    def payload(self, args):
+        raise NotImplementedError
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(PayloadAction, self).run(tmp, task_vars)
+        args = dict(self._task.args)
+        if "payload" in args:
+            raise AnsibleActionFail("payload is set by this action plugin from the collection; do not pass it")
+        payload = self.payload(args)
+        if payload is not None:
+            args["payload"] = payload
+        result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
+        return result

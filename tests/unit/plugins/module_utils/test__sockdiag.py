@@ -260,6 +260,17 @@ def _timewait_sockets(port, count):
     srv.close()
 
 
+def _quiet_port(offset):
+    """A loopback port with no socket on it, below the ephemeral range: a port inside that range
+    can be any other connection's source port, and its TIME_WAIT would be counted too."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    port = max(low, 2048) - 1000 - offset
+    D.cleanup([(port, port)])  # TIME_WAIT left by an earlier run of this test
+    assert not D.cleanup([(port, port)], mode="count")["after"], "port %d is busy" % port
+    return port
+
+
 NATIVE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "files", "native", "x86_64",
                       "netsvc-sockclean")
 
@@ -277,7 +288,7 @@ def test_native_hook_and_python_twin_print_and_record_the_same(tmp_path):
     twin = [sys.executable, "-I", "-S", D.__file__.replace(".pyc", ".py")]
     outputs = []
     for argv in ([native], twin):
-        port = 39000 + len(outputs)
+        port = _quiet_port(len(outputs))
         _timewait_sockets(port, 20)
         out = subprocess.check_output(argv + ["--unit", "t.service", "--status-dir", str(tmp_path), str(port), "bad"],
                                       universal_newlines=True)

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The action plugins send the collection's payload, and only the collection's."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from unittest.mock import MagicMock
+
+import pytest
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.netsvc.resilience.plugins.action import prestart_hook, service_restart_policy
+
+
+def make(cls, args):
+    task = MagicMock()
+    task.args = args
+    task.async_val = 0
+    action = cls(task, MagicMock(), MagicMock(), MagicMock(), MagicMock(), MagicMock())
+    sent = {}
+
+    def execute(module_name, module_args, task_vars):
+        sent.update(module=module_name, args=module_args)
+        return {"changed": False}
+
+    action._execute_module = execute
+    return action, sent
+
+
+@pytest.mark.parametrize("cls", [prestart_hook.ActionModule, service_restart_policy.ActionModule])
+def test_a_payload_passed_by_the_task_is_refused(cls):
+    action, sent = make(cls, {"services": [], "payload": {"native": {"x86_64": "AAAA"}}})
+    with pytest.raises(AnsibleActionFail, match="payload is set by this action plugin"):
+        action.run(task_vars={})
+    assert sent == {}
+
+
+def test_prestart_hook_sends_native_builds_and_the_python_twin():
+    action, sent = make(prestart_hook.ActionModule, {"services": [{"name": "a.service", "ports": [80]}]})
+    action.run(task_vars={})
+    assert sent["module"] == "netsvc.resilience.prestart_hook"
+    payload = sent["args"]["payload"]
+    assert set(payload["native"]) == {"x86_64", "aarch64"}
+    assert "def " in payload["python"]
+
+
+def test_prestart_hook_absent_sends_nothing():
+    action, sent = make(prestart_hook.ActionModule, {"services": [], "state": "absent"})
+    action.run(task_vars={})
+    assert "payload" not in sent["args"]
+
+
+@pytest.mark.parametrize("args,sends", [
+    ({"name": "a.service"}, False),
+    ({"name": "a.service", "socket_activation": "native"}, False),
+    ({"name": "a.service", "socket_activation": "preload"}, True),
+    ({"services": [{"name": "a.service"}, {"name": "b.service", "socket_activation": "preload"}]}, True),
+    ({"services": ["not-a-dict", {"name": "b.service"}]}, False),
+])
+def test_restart_policy_sends_the_library_only_for_preload(args, sends):
+    action, sent = make(service_restart_policy.ActionModule, dict(args))
+    action.run(task_vars={})
+    assert sent["module"] == "netsvc.resilience.service_restart_policy"
+    assert ("payload" in sent["args"]) is sends
+    if sends:
+        assert set(sent["args"]["payload"]["native"]) == {"x86_64", "aarch64"}
