@@ -328,7 +328,9 @@ def fleet_curve(results, sizes=(1, 10, 25, 50)):
                 w.write("8192\n")
     rows = []
     variants = (("collection", os.path.join(TOP, "playbooks", "harden_restart.yml"),
-                 lambda n: ["-e", "netsvc_crash_test=none", "-e", "netsvc_canary=%d" % n, "-e", "netsvc_batch=%d" % n]),
+                 # as the naive playbook: no become (the docker connection is root already)
+                 lambda n: ["-e", "netsvc_crash_test=none", "-e", "netsvc_become=false", "-e", "netsvc_canary=%d" % n,
+                            "-e", "netsvc_batch=%d" % n]),
                 ("naive", bench_path("naive.yml"), lambda n: []))
     for n in sizes:
         row = {"hosts": n, "forks": max(n, 5)}
@@ -363,8 +365,8 @@ def rollout(results, sizes=(1, 5, 10), rounds=3):
     rows = []
     variants = {
         "collection": (os.path.join(TOP, "playbooks", "harden_restart.yml"),
-                       lambda n: ["-e", "netsvc_crash_test=none", "-e", "netsvc_canary=%d" % n,
-                                  "-e", "netsvc_batch=%d" % n]),
+                       lambda n: ["-e", "netsvc_crash_test=none", "-e", "netsvc_become=false",
+                                  "-e", "netsvc_canary=%d" % n, "-e", "netsvc_batch=%d" % n]),
         "naive": (bench_path("naive.yml"), lambda n: []),
     }
     for n in sizes:
