@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # What a pre-start command costs a restart (issue 16), measured with the recovery driver:
 # the same Python server WITH SO_REUSEADDR under six units - no ExecStartPre, /bin/true, the
 # hook as ExecStartPre=+-, the hook with RestartMode=direct, RestartMode=direct alone, the hook
