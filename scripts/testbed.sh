@@ -191,7 +191,8 @@ images() {
 }
 
 # The container flags that work here (docs/testbed.md): no --privileged (it fails: the sandbox
-# lacks CAP_SYS_RESOURCE); SYS_ADMIN + NET_ADMIN, seccomp unconfined, host cgroup namespace.
+# lacks CAP_SYS_RESOURCE); SYS_ADMIN + NET_ADMIN, seccomp unconfined, host cgroup namespace;
+# SYS_PTRACE as root has on a real host (cleanup: auto reads listeners with pidfd_getfd).
 # run NAME IMAGE LABEL NETWORK [COMMAND...]; NETSVC_RUN_OPTS adds docker run options (the
 # reboot fault: systempaths=unconfined, so systemd-sysctl can write /proc/sys at boot)
 run_host() {
@@ -199,7 +200,7 @@ run_host() {
   shift 4
   read -r -a extra <<<"${NETSVC_RUN_OPTS:-}"
   docker run -d --name "$name" --hostname "$name" --network "$network" --label "$label" \
-    --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
+    --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined \
     --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "${extra[@]}" "$image" "$@" >/dev/null
 }

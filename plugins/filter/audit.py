@@ -67,7 +67,15 @@ def rebind_check(svc, facts=None):
         return ("rebind", "pass", "socket activation: the listening socket outlives the crash, no rebind")
     hook = svc.get("hook") or {}
     if not hook.get("installed"):
-        return ("rebind", "warn", "no cleanup hook: EADDRINUSE after a crash unless the server sets SO_REUSEADDR")
+        reuse = hook.get("reuse") or {}
+        if reuse.get("flag") is True:
+            return ("rebind", "pass", "no cleanup hook needed: %s" % reuse["reason"])
+        if reuse.get("flag") is False:
+            return ("rebind", "warn", "no cleanup hook and %s: EADDRINUSE after a crash until its leftovers expire "
+                    "(~60 s); remedy: cleanup: auto or true" % reuse["reason"])
+        why = " (%s)" % reuse["reason"] if reuse.get("reason") else ""
+        return ("rebind", "warn", "no cleanup hook: EADDRINUSE after a crash unless the server sets SO_REUSEADDR%s"
+                % why)
     ran = hook.get("exec") or {}
     if ran and (ran.get("code") != "exited" or ran.get("status") not in ("0", None)):
         return ("rebind", "fail", "the hook could not run at the last start (code=%s, status=%s): nothing was cleaned"

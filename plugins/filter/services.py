@@ -10,7 +10,7 @@ __metaclass__ = type
 # Defaults of the shared netsvc_services data model: a key a service does not set has this value.
 SERVICE_DEFAULTS = {
     "backend": "auto",
-    "cleanup": True,
+    "cleanup": "auto",
     "reserve_ports": True,
     "socket_activation": False,
 }

@@ -92,7 +92,7 @@ def check_services(services, service_mgr):
     """Validate the keys we use of each netsvc_services entry (others are ignored).
 
     Returns [{name, backend (resolved), ports (single ports; ranges are checked, then left
-    out), socket_activation}].
+    out), socket_activation, cleanup (true, false or auto)}].
     Raises ValueError naming the entry and the rule (names follow _unit's unit/program rules).
     """
     out = []
@@ -120,7 +120,11 @@ def check_services(services, service_mgr):
                 U.check_program_name(U.program_name(svc["name"]))
         except U.UnitError as e:
             raise ValueError("services[%d]: %s" % (i, e))
-        out.append({"name": svc["name"], "backend": backend, "ports": ports, "socket_activation": sa})
+        cleanup = svc.get("cleanup", "auto")
+        if cleanup not in (True, False, "auto"):
+            raise ValueError("service %s: cleanup %r must be true, false or auto" % (svc["name"], cleanup))
+        out.append({"name": svc["name"], "backend": backend, "ports": ports, "socket_activation": sa,
+                    "cleanup": cleanup})
     return out
 
 

@@ -20,6 +20,7 @@ import time
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
@@ -86,6 +87,11 @@ def observe(module, services, units, supervisorctl, ports, journal=False):
         show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
         lines = hook_journal(module, row["unit"]) if journal and row["backend"] == "systemd" else None
         row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
+    if journal:  # the audit: why a running systemd service without the hook can do without it
+        bare = {row["unit"]: row["ports"] for row in health if row["backend"] == "systemd" and row["ports"]
+                and not row["socket_activation"] and not row["hook"]["installed"] and row["active"]}
+        for unit, (flag, reason) in R.listener_reuse(bare).items():
+            next(r for r in health if r["unit"] == unit)["hook"]["reuse"] = {"flag": flag, "reason": reason}
     return shows, supervisor, health
 
 

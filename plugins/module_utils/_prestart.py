@@ -19,6 +19,7 @@ import sys
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
 from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
@@ -53,6 +54,24 @@ def decode_payload(payload):
     return {"native": native, "python": payload.get("python")}
 
 
+def hook_decision(present, cleanup, reuse):
+    """('hook', reason) or ('none', reason) for one systemd service.
+
+    ``cleanup``: true, false or auto; ``reuse``: _reuse's (flag, reason) for an auto service.
+    auto keeps the hook unless the live listener's SO_REUSEADDR was read and set.
+    """
+    if not present:
+        return "none", "state=absent"
+    if cleanup is False:
+        return "none", "cleanup: false"
+    if cleanup == "auto":
+        flag, why = reuse or (None, "not read")
+        if flag is True:
+            return "none", "cleanup: auto, no hook needed: %s" % why
+        return "hook", "cleanup: auto, hook kept: %s" % why
+    return "hook", "cleanup: true"
+
+
 def plan(module, p, systemd):
     """Everything the call would do, validated; nothing is written here."""
     path = V.abs_path(p["path"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), C.HOOK_NAME),
@@ -63,29 +82,32 @@ def plan(module, p, systemd):
     for svc in H.check_services(p["services"], U.service_manager()):
         ports = sorted(set(svc["ports"]))
         if svc["backend"] == "systemd" and ports:  # a supervisord program's command goes through the hook
-            targets.append((U.unit_name(svc["name"]), ports))
+            targets.append((U.unit_name(svc["name"]), ports, svc["cleanup"]))
     hook = kind = None
     if present:
         hook, kind = K.pick_payload(decode_payload(p["payload"]), os.uname()[4],
                                     K.host_python(sys.executable))
-    units = [u for u, _ports in targets]
+    units = [u for u, _ports, _c in targets]
+    # cleanup: auto - no hook where the live listener rebinds over its own leftovers anyway
+    reuse = R.listener_reuse({u: ports for u, ports, c in targets if c == "auto"}) if present else {}
     version = systemd.version if targets else 0
     shows = systemd.show(units, K.SANDBOX_PROPS + ("LoadState", "FragmentPath")) if targets else {}
     services = []
-    for unit, ports in targets:
+    for unit, ports, cleanup in targets:
         show = shows[unit]
-        if present and show.get("LoadState") != "loaded":
+        decision, reason = hook_decision(present, cleanup, reuse.get(unit))
+        if decision == "hook" and show.get("LoadState") != "loaded":
             raise U.UnitError("service %s does not exist on this host (LoadState=%s); nothing was written"
                               % (unit, show.get("LoadState", "unknown")))
         blockers = K.sandbox_blockers(show)
-        how = K.plan_exec(path, unit, ports, version, p["privilege"], blockers) if present else None
+        how = K.plan_exec(path, unit, ports, version, p["privilege"], blockers) if decision == "hook" else None
         text = None
-        if present:
+        if how:
             opts = U.normalize_options({"apply_defaults": False, "exec_start_pre": [how["line"]],
                                         "extra_service": how["extra_service"]})
             text = U.render_dropin(opts, version, header=HEADER)[0]
         services.append(dict(unit=unit, ports=ports, show=show, blockers=blockers, how=how,
-                             dropin=U.dropin_path(unit, dropin), text=text))
+                             dropin=U.dropin_path(unit, dropin), text=text, decision=decision, reason=reason))
     return dict(path=path, hook=hook, kind=kind, present=present, services=services)
 
 
@@ -111,6 +133,8 @@ def run(module):
                   dropins={s["unit"]: s["dropin"] for s in pl["services"]},
                   privilege={s["unit"]: (s["how"] or {}).get("mode", "") for s in pl["services"]},
                   sandbox={s["unit"]: s["blockers"] for s in pl["services"]},
+                  cleanup={s["unit"]: {"hook": s["decision"] == "hook", "reason": s["reason"]}
+                           for s in pl["services"]},
                   diff=[d for f, _u, _fr in tx.entries for d in f.diff()], warning_messages=warnings)
     if module.check_mode:
         return result
@@ -120,8 +144,9 @@ def run(module):
         os.chmod(hook_dir, 0o755)
     elif os.path.isdir(hook_dir) and not os.listdir(hook_dir):
         os.rmdir(hook_dir)
-    if present and pl["services"]:
-        mismatches = readback(systemd, path, pl["services"], systemd.version)
+    hooked = [s for s in pl["services"] if s["how"]]
+    if hooked:
+        mismatches = readback(systemd, path, hooked, systemd.version)
         result["effective_mismatches"] = mismatches
         if mismatches and p["effective_mismatch"] == "fail":
             module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)

@@ -302,7 +302,8 @@ class SockDiag(object):
 
 
 def listener_owners(inodes, proc="/proc"):
-    """Map socket inodes to [{"pid", "command"}] by scanning /proc/*/fd (only when needed)."""
+    """Map socket inodes to [{"pid", "command", "fd"}] by scanning /proc/*/fd (only when
+    needed); ``fd`` is the first descriptor of that process holding the socket."""
     want = {"socket:[%d]" % i: i for i in inodes}
     owners = {i: [] for i in inodes}
     if not want:
@@ -315,7 +316,7 @@ def listener_owners(inodes, proc="/proc"):
             fds = os.listdir(fd_dir)
         except OSError:
             continue
-        for fd in fds:
+        for fd in sorted(fds, key=lambda x: int(x) if x.isdigit() else -1):
             try:
                 target = os.readlink(os.path.join(fd_dir, fd))
             except OSError:
@@ -326,9 +327,8 @@ def listener_owners(inodes, proc="/proc"):
                         cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
                 except (IOError, OSError):
                     cmd = ""
-                entry = {"pid": int(pid), "command": cmd}
-                if entry not in owners[want[target]]:
-                    owners[want[target]].append(entry)
+                if all(o["pid"] != int(pid) for o in owners[want[target]]):
+                    owners[want[target]].append({"pid": int(pid), "command": cmd, "fd": int(fd)})
     return owners
 
 

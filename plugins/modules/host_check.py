@@ -134,6 +134,9 @@ options:
       - Also read each systemd service's last hook line from the journal (one C(journalctl) per
         service). A hook inside a read-only sandbox (C(ProtectSystem=strict)) cannot write its
         status file but still logs; the newer of the two is reported. The audit turns it on.
+      - With it, each running systemd service without the hook also gets C(hook.reuse) - whether
+        every listener on its ports sets SO_REUSEADDR (read from the live socket, see the
+        prestart_hook module's C(cleanup=auto)); the audit's rebind row then says if it needs none.
     type: bool
     default: false
 """

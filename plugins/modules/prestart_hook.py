@@ -69,6 +69,14 @@ options:
         or C(supervisord). A supervisord program gets no drop-in.
       - C(ports) - TCP ports the hook cleans before the service starts (integers 1-65535). A
         service without ports gets no drop-in.
+      - C(cleanup) - C(auto) (the default), C(true) or C(false). C(true) always installs the
+        hook; C(false) removes the service's drop-in. C(auto) reads the running service's
+        listening sockets on its ports; when every one has C(SO_REUSEADDR), the server rebinds
+        over its own leftovers anyway (accepted sockets inherit the flag), so the unit gets no
+        hook and each restart saves the cost of a pre-start command (5-14 ms). The flag is read
+        from the live socket (C(pidfd_getfd), Linux >= 5.6, root); where it cannot be read
+        (older kernel, the service not running, a listener of another process) the hook is
+        installed, and RV(cleanup) says why.
     type: list
     elements: dict
     default: []
@@ -146,6 +154,16 @@ sandbox:
   description: Per service, what in its sandbox would block a hook run without privileges.
   returned: always
   type: dict
+cleanup:
+  description:
+    - Per systemd service, C(hook) (true when its drop-in runs the hook) and C(reason) (for
+      C(cleanup=auto), what was read from its listeners).
+  returned: always
+  type: dict
+  sample:
+    nginx.service:
+      hook: false
+      reason: "cleanup: auto, no hook needed: every listener on 80 sets SO_REUSEADDR (read from pid 612)"
 effective_mismatches:
   description: Differences between the hook line written and what systemd runs, each naming the file that wins.
   returned: when services were read back

@@ -48,9 +48,13 @@ def test_select_services_uses_model_defaults():
         {"name": "c", "ports": [3], "socket_activation": True},
         {"name": "d"},
         {"name": "e", "ports": [5], "backend": "supervisord"},
+        {"name": "f", "ports": [6], "cleanup": True},
     ]
-    assert names(select_services(services, has_ports=True, cleanup=True, socket_activation=False)) == ["a", "e"]
-    assert names(select_services(services, backend=["auto", "systemd"])) == ["a", "b", "c", "d"]
+    # cleanup defaults to auto: not off, but not an explicit true either
+    assert names(select_services(services, has_ports=True, cleanup=[True, "auto"],
+                                 socket_activation=False)) == ["a", "e", "f"]
+    assert names(select_services(services, cleanup=True)) == ["f"]
+    assert names(select_services(services, backend=["auto", "systemd"])) == ["a", "b", "c", "d", "f"]
     assert names(select_services(services, backend="supervisord")) == ["e"]
     with pytest.raises(AnsibleFilterError):
         select_services([{"ports": [1]}])

@@ -44,9 +44,11 @@ def test_hook_dir_per_family():
 
 def test_check_services_resolves_backend_and_keeps_integer_ports():
     out = H.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
-                            {"name": "job", "backend": "supervisord"}], "systemd")
-    assert out == [{"name": "web", "backend": "systemd", "ports": [80], "socket_activation": False},
-                   {"name": "job", "backend": "supervisord", "ports": [], "socket_activation": False}]
+                            {"name": "job", "backend": "supervisord", "cleanup": False}], "systemd")
+    assert out == [{"name": "web", "backend": "systemd", "ports": [80], "socket_activation": False,
+                    "cleanup": "auto"},
+                   {"name": "job", "backend": "supervisord", "ports": [], "socket_activation": False,
+                    "cleanup": False}]
     assert H.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
 
 
@@ -57,6 +59,7 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
     ([{"name": "web", "ports": 80}], "must be a list"),
     ([{"name": "web", "ports": [0, 70000]}], "ports entry 0 is not a TCP port: use an integer 1-65535"),
     ([{"name": "web", "socket_activation": "maybe"}], "socket_activation 'maybe'"),
+    ([{"name": "web", "cleanup": "sometimes"}], "cleanup 'sometimes' must be true, false or auto"),
     ([{"name": "-H.service"}], "services[0]: unit name '-H.service' must not start with '-'"),
     ([{"name": "web"}, {"name": "../x"}], "services[1]: unit name '../x' must not contain '/' or '..'"),
     ([{"name": "job:1", "backend": "supervisord"}], "supervisord program name 'job:1'"),

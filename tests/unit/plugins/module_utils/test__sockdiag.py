@@ -173,10 +173,11 @@ def test_listener_owners_from_proc(tmp_path):
     fd.mkdir(parents=True)
     (fd / "3").symlink_to("socket:[777]")
     (fd / "4").symlink_to("/dev/null")
+    (fd / "12").symlink_to("socket:[777]")  # a dup of the same socket: one entry, the lowest fd
     (tmp_path / "42" / "cmdline").write_bytes(b"python3\0/usr/local/bin/netsvc-echo\0007070\0")
     (tmp_path / "self").mkdir()
     assert D.listener_owners({777, 778}, str(tmp_path)) == {
-        777: [{"pid": 42, "command": "python3 /usr/local/bin/netsvc-echo 7070"}], 778: []}
+        777: [{"pid": 42, "command": "python3 /usr/local/bin/netsvc-echo 7070", "fd": 3}], 778: []}
 
 
 # ------------------------------------------------------------------ the hook's words

@@ -111,6 +111,8 @@ CASES = [
     ("hook-port-high", prestart_hook, hook(services=[{"name": SVC, "ports": [65536]}]), ["65536", "1-65535"]),
     ("hook-port-shell", prestart_hook, hook(services=[{"name": SVC, "ports": ["80;rm"]}]), ["80;rm", "1-65535"]),
     ("hook-port-negative", prestart_hook, hook(services=[{"name": SVC, "ports": [-1]}]), ["-1", "1-65535"]),
+    ("hook-cleanup-word", prestart_hook, hook(services=[{"name": SVC, "ports": [80], "cleanup": "sometimes"}]),
+     ["'sometimes'", "true, false or auto"]),
     ("hook-dropin-traversal", prestart_hook, hook(dropin_name="../../passwd"), ["../../passwd", "no path"]),
     ("hook-dropin-option", prestart_hook, hook(dropin_name="-x"), ["'-x'", "letters, digits"]),
     ("hook-privilege", prestart_hook, hook(privilege="root"), ["privilege", "root"]),

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""cleanup: auto - reading SO_REUSEADDR from a live listener, and what the hook decision makes of it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import socket
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
+from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
+
+LIS = [{"port": 80, "address": "0.0.0.0", "inode": 10}, {"port": 80, "address": "::", "inode": 11},
+       {"port": 443, "address": "0.0.0.0", "inode": 12}]
+OWNERS = {10: [{"pid": 5, "fd": 6}], 11: [{"pid": 5, "fd": 7}], 12: [{"pid": 5, "fd": 8}]}
+
+
+def flags(table):
+    def read(pid, fd):
+        value = table[fd]
+        if isinstance(value, Exception):
+            raise value
+        return value
+    return read
+
+
+def mine(pid):
+    return pid == 5
+
+
+def test_every_listener_with_the_flag_needs_no_hook():
+    flag, why = R.verdict("web.service", [80, 443], LIS, OWNERS, flags({6: True, 7: True, 8: True}), mine)
+    assert flag is True
+    assert why == "every listener on 80, 443 sets SO_REUSEADDR (read from pid 5)"
+
+
+def test_one_listener_without_the_flag_keeps_the_hook():
+    flag, why = R.verdict("web.service", [80, 443], LIS, OWNERS, flags({6: True, 7: False, 8: True}), mine)
+    assert flag is False
+    assert why == "the listener on :::80 (pid 5) does not set SO_REUSEADDR"
+
+
+@pytest.mark.parametrize("ports, owners, table, words", [
+    ([80, 443, 8080], OWNERS, {6: True, 7: True, 8: True}, "nothing listens on 8080 (is web.service running?)"),
+    ([80], {10: [{"pid": 99, "fd": 3}], 11: [{"pid": 5, "fd": 7}]}, {7: True},
+     "the listener on 0.0.0.0:80 belongs to no process of web.service"),
+    ([443], OWNERS, {8: OSError(errno.ENOSYS, "no")}, "this kernel has no pidfd_getfd (Linux >= 5.6)"),
+    ([443], OWNERS, {8: OSError(errno.EPERM, "no")},
+     "pid 5): no ptrace rights over it (needs root with CAP_SYS_PTRACE)"),
+    ([], OWNERS, {}, "no ports"),
+])
+def test_what_cannot_be_read_is_unknown_never_a_guess(ports, owners, table, words):
+    flag, why = R.verdict("web.service", ports, [x for x in LIS if x["port"] in ports], owners, flags(table), mine)
+    assert flag is None
+    assert words in why
+
+
+def test_the_flag_is_read_from_a_live_socket_of_a_process():
+    """The real syscalls on our own sockets (pidfd_getfd needs Linux >= 5.6)."""
+    with_flag, without = socket.socket(), socket.socket()
+    with_flag.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        try:
+            assert R.socket_reuseaddr(os.getpid(), with_flag.fileno()) is True
+        except OSError as e:
+            if e.errno == errno.ENOSYS:
+                pytest.skip("no pidfd_getfd on this kernel")
+            raise
+        assert R.socket_reuseaddr(os.getpid(), without.fileno()) is False
+        with pytest.raises(OSError) as e:
+            R.socket_reuseaddr(os.getpid(), 65000)  # no such descriptor
+        assert e.value.errno == errno.EBADF
+        assert R.why(e.value) == "it closed the socket meanwhile"
+        with open(os.devnull) as f, pytest.raises(OSError) as e:
+            R.socket_reuseaddr(os.getpid(), f.fileno())
+        assert e.value.errno == errno.ENOTSOCK
+        assert R.why(e.value) == "the descriptor is no longer a socket (reused meanwhile)"
+    finally:
+        with_flag.close()
+        without.close()
+
+
+def test_syscall_failures_carry_their_errno_and_close_the_pidfd():
+    closed = []
+    calls = iter([41, -1])  # pidfd_open gives 41, pidfd_getfd fails
+
+    def call(*args):
+        return next(calls)
+
+    real_close = os.close
+    try:
+        os.close = closed.append
+        with pytest.raises(OSError) as e:
+            R.socket_reuseaddr(5, 6, syscall=(call, lambda: errno.EPERM))
+    finally:
+        os.close = real_close
+    assert e.value.errno == errno.EPERM and closed == [41]
+
+
+@pytest.mark.parametrize("present, cleanup, reuse, decision, words", [
+    (True, True, None, "hook", "cleanup: true"),
+    (True, False, None, "none", "cleanup: false"),
+    (True, "auto", (True, "every listener on 80 sets SO_REUSEADDR"), "none", "no hook needed: every listener"),
+    (True, "auto", (False, "the listener on 0.0.0.0:80 (pid 5) does not set SO_REUSEADDR"), "hook", "hook kept: the"),
+    (True, "auto", (None, "nothing listens on 80"), "hook", "hook kept: nothing listens on 80"),
+    (True, "auto", None, "hook", "hook kept: not read"),
+    (False, True, None, "none", "state=absent"),
+])
+def test_hook_decision(present, cleanup, reuse, decision, words):
+    got, why = PS.hook_decision(present, cleanup, reuse)
+    assert got == decision and words in why
