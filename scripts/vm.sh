@@ -5,14 +5,19 @@
 #   scripts/vm.sh stop NAME          stop that VM (the PID this script started) and remove its files
 #   scripts/vm.sh stop-all           stop every VM this checkout started (CI clean-up)
 #   scripts/vm.sh ssh NAME CMD...    run a command in it
-# The image is cached under .cache/vm by a hash of its recipe: rebuilt only when the recipe
-# changes. A VM boots from a copy-on-write overlay of it, with a key generated per run (passed
+# The image is cached by a hash of its recipe, per machine (/var/cache/netsvc-resilience/vm as
+# root, else the checkout's .cache/vm; NETSVC_VM_IMAGES overrides): rebuilt only when the recipe
+# changes, so a clean clone on a kept machine does not rebuild it. It is built aside and renamed
+# into place when complete, under a lock (two checkouts may share it). A VM boots from a copy-on-write overlay of it, with a key generated per run (passed
 # on the kernel command line and installed by a first-boot unit), SSH forwarded on 127.0.0.1.
 # Acceleration: NETSVC_VM_ACCEL=kvm|tcg forces it; otherwise a bounded KVM probe boot decides
 # once per machine (on these hosts a KVM guest hangs after "Probing EDD": nested virtualisation).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cache="$top/.cache/vm"
+cache="$top/.cache/vm"   # this checkout's VMs (run dirs, logs)
+if [ -n "${NETSVC_VM_IMAGES:-}" ]; then images=$NETSVC_VM_IMAGES
+elif [ "$(id -u)" = 0 ]; then images=/var/cache/netsvc-resilience/vm
+else images=$cache; fi
 log() { printf '[vm] %s\n' "$*" >&2; }
 
 SUITE=bullseye
@@ -23,7 +28,7 @@ CPUS=${NETSVC_VM_CPUS:-2}
 BOOT_TIMEOUT=${NETSVC_VM_BOOT_TIMEOUT:-300}
 
 recipe_hash() { printf '%s|%s|%s' "$RECIPE_VERSION" "$SUITE" "$PKGS" | sha256sum | cut -c1-12; }
-image_dir() { echo "$cache/image-$SUITE-$(recipe_hash)"; }
+image_dir() { echo "$images/image-$SUITE-$(recipe_hash)"; }
 
 need_tools() {
   local missing=()
@@ -41,13 +46,20 @@ need_tools() {
 }
 
 build_image() {
-  local dir root
-  dir=$(image_dir)
-  if [ -f "$dir/disk.raw" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ]; then
-    log "image $dir is up to date"; return 0
+  local final dir root
+  final=$(image_dir)
+  if [ -f "$final/disk.raw" ] && [ -f "$final/vmlinuz" ] && [ -f "$final/initrd.img" ]; then
+    log "image $final is up to date"; return 0
   fi
   [ "$(id -u)" = 0 ] || { log "must run as root to build the VM image"; exit 1; }
+  mkdir -p "$images"
+  exec 9>"$images/.build.lock"
+  flock 9   # another checkout may be building the same image: wait for it
+  if [ -f "$final/disk.raw" ] && [ -f "$final/vmlinuz" ] && [ -f "$final/initrd.img" ]; then
+    log "image $final was built meanwhile"; exec 9>&-; return 0
+  fi
   need_tools
+  dir="$final.partial"
   rm -rf "$dir"; mkdir -p "$dir"
   root=$(mktemp -d /var/tmp/netsvc-vmroot.XXXXXX)
   # shellcheck disable=SC2064
@@ -94,7 +106,9 @@ UNIT
   cp "$root"/boot/initrd.img-* "$dir/initrd.img"
   truncate -s 2G "$dir/disk.raw"
   mkfs.ext4 -q -F -L netsvc -d "$root" "$dir/disk.raw"
-  log "built $dir (kernel $(basename "$root"/boot/vmlinuz-* | sed 's/vmlinuz-//'))"
+  rm -rf "$final"; mv "$dir" "$final"
+  exec 9>&-
+  log "built $final (kernel $(basename "$root"/boot/vmlinuz-* | sed 's/vmlinuz-//'))"
 }
 
 # KVM only when a bounded probe boot gets past early boot; cached per machine.

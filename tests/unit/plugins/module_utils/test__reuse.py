@@ -115,3 +115,45 @@ def test_syscall_failures_carry_their_errno_and_close_the_pidfd():
 def test_hook_decision(present, cleanup, reuse, decision, words):
     got, why = PS.hook_decision(present, cleanup, reuse)
     assert got == decision and words in why
+
+
+def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
+    """Real sock_diag dump and real pidfd reads of our own listeners; only the /proc view that
+    says which unit holds them is made up (this test does not run in a systemd unit)."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+
+    socks, ports = [], []
+    try:
+        for reuse in (True, False):
+            s = socket.socket()
+            if reuse:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+        me = tmp_path / str(os.getpid())
+        (me / "fd").mkdir(parents=True)
+        for s in socks:
+            (me / "fd" / str(s.fileno())).symlink_to("socket:[%d]" % os.fstat(s.fileno()).st_ino)
+        (me / "cmdline").write_bytes(b"web\0")
+        (me / "cgroup").write_text(u"0::/system.slice/web.service\n")
+        try:
+            got = R.listener_reuse({"web.service": [ports[0]], "other.service": [ports[1]], "idle.service": [1]},
+                                   proc=str(tmp_path))
+        except D.DiagError:
+            pytest.skip("no sock_diag here")
+        if got["web.service"][0] is None and "pidfd_getfd" in got["web.service"][1]:
+            pytest.skip("no pidfd_getfd on this kernel")
+        assert got["web.service"] == (True, "every listener on %d sets SO_REUSEADDR (read from pid %d)"
+                                      % (ports[0], os.getpid()))
+        assert got["other.service"][0] is None  # ours, but not other.service's process
+        assert "belongs to no process of other.service" in got["other.service"][1]
+        assert got["idle.service"][0] is None and "nothing listens on 1" in got["idle.service"][1]
+        (me / "cgroup").write_text(u"0::/system.slice/other.service\n")
+        got = R.listener_reuse({"other.service": [ports[1]]}, proc=str(tmp_path))
+        assert got["other.service"] == (False, "the listener on 127.0.0.1:%d (pid %d) does not set SO_REUSEADDR"
+                                        % (ports[1], os.getpid()))
+    finally:
+        for s in socks:
+            s.close()
