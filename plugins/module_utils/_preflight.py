@@ -88,11 +88,24 @@ def observe(module, services, units, supervisorctl, ports, journal=False):
         lines = hook_journal(module, row["unit"]) if journal and row["backend"] == "systemd" else None
         row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
     if journal:  # the audit: why a running systemd service without the hook can do without it
-        bare = {row["unit"]: row["ports"] for row in health if row["backend"] == "systemd" and row["ports"]
-                and not row["socket_activation"] and not row["hook"]["installed"] and row["active"]}
-        for unit, (flag, reason) in R.listener_reuse(bare).items():
+        for unit, (flag, reason) in R.listener_reuse(without_hook(health)).items():
             next(r for r in health if r["unit"] == unit)["hook"]["reuse"] = {"flag": flag, "reason": reason}
     return shows, supervisor, health
+
+
+def without_hook(health, names=None):
+    """{unit: ports} of the running systemd services with ports and no hook in their unit
+    (``names``: only these services)."""
+    return {row["unit"]: row["ports"] for row in health if row["backend"] == "systemd" and row["ports"]
+            and not row["socket_activation"] and not row["hook"]["installed"] and row["active"]
+            and (names is None or row["name"] in names)}
+
+
+def lost_reuse(reuse):
+    """Drift reasons from _reuse's {unit: (flag, reason)}: cleanup auto left a unit without the
+    hook because its listeners had SO_REUSEADDR, and now one does not (a new server version)."""
+    return ["%s: cleanup auto left out the hook, but now %s" % (unit, why)
+            for unit, (flag, why) in sorted(reuse.items()) if flag is False]
 
 
 SPEC = dict(
@@ -174,6 +187,9 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     except ValueError:
         record = None
     reasons = H.drift(record, p["inputs_digest"], snapshot)
+    if not reasons and not p["record"]:  # would be converged: is each auto decision still true?
+        auto = {s["name"] for s in services if s["cleanup"] == "auto"}
+        reasons = lost_reuse(R.listener_reuse(without_hook(health, auto)))
     if os.path.exists(p["state_file"] + ".unverified"):
         reasons.insert(0, "the last run stopped before its post-check (killed or failed): every concern runs again")
     if not result["healthy"]:

@@ -157,3 +157,23 @@ def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
     finally:
         for s in socks:
             s.close()
+
+
+def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
+    """The fast re-run path: a unit cleanup auto left without the hook is read again, and a
+    listener that lost SO_REUSEADDR (a new server version) makes the run a full one."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _preflight as PF
+
+    row = {"name": "web.service", "unit": "web.service", "backend": "systemd", "ports": [80],
+           "socket_activation": False, "active": True, "hook": {"installed": False}}
+    hooked = dict(row, name="api.service", unit="api.service", hook={"installed": True})
+    down = dict(row, name="db.service", unit="db.service", active=False)
+    sup = dict(row, name="job", unit="job", backend="supervisord")
+    health = [row, hooked, down, sup]
+    assert PF.without_hook(health) == {"web.service": [80]}
+    assert PF.without_hook(health, {"api.service", "db.service"}) == {}
+    assert PF.lost_reuse({"web.service": (True, "every listener on 80 sets SO_REUSEADDR (read from pid 5)"),
+                          "db.service": (None, "nothing listens on 5432 (is db.service running?)")}) == []
+    assert PF.lost_reuse({"web.service": (False, "the listener on 0.0.0.0:80 (pid 5) does not set SO_REUSEADDR")}) == [
+        "web.service: cleanup auto left out the hook, but now the listener on 0.0.0.0:80 (pid 5) does not set "
+        "SO_REUSEADDR"]
