@@ -156,12 +156,12 @@ def recovery(results, smoke=False):
         results["systemd"] = subprocess.run(["docker", "exec", host, "systemctl", "--version"], stdout=subprocess.PIPE,
                                             universal_newlines=True, check=False).stdout.splitlines()[0]
         # what systemd really runs before each start of the hardened units (cleanup: auto decided it)
-        hardened = ["bench-hard-noreuse", "bench-hard-reuse", "bench-hook-reuse", "bench-nohook"]
-        shown = subprocess.run(["docker", "exec", host, "systemctl", "show", "-p", "Id", "-p", "ExecStartPre"]
-                               + ["%s.service" % u for u in hardened], stdout=subprocess.PIPE,
-                               universal_newlines=True, check=True).stdout
-        results["prestart"] = {b.split("Id=", 1)[1].split("\n", 1)[0]: ("netsvc-sockclean" in b)
-                               for b in shown.split("\n\n") if "Id=" in b}
+        results["prestart"] = {
+            unit: "netsvc-sockclean" in subprocess.run(
+                ["docker", "exec", host, "systemctl", "show", "-p", "ExecStartPre", "--value", unit],
+                stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+            for unit in ("bench-hard-noreuse.service", "bench-hard-reuse.service", "bench-hook-reuse.service",
+                         "bench-nohook.service")}
         if not smoke:
             sh(["docker", "cp", bench_path("cleanup_driver.py"), host + ":/root/cleanup_driver.py"])
             sh(["docker", "cp", bench_path("..", "plugins", "module_utils", "_sockdiag.py"),

@@ -8,8 +8,9 @@
 # The image is cached by a hash of its recipe, per machine (/var/cache/netsvc-resilience/vm as
 # root, else the checkout's .cache/vm; NETSVC_VM_IMAGES overrides): rebuilt only when the recipe
 # changes, so a clean clone on a kept machine does not rebuild it. It is built aside and renamed
-# into place when complete, under a lock (two checkouts may share it). A VM boots from a copy-on-write overlay of it, with a key generated per run (passed
-# on the kernel command line and installed by a first-boot unit), SSH forwarded on 127.0.0.1.
+# into place when complete, under a lock (two checkouts may share it). A VM boots from a
+# copy-on-write overlay of it, with a key generated per run (passed on the kernel command line
+# and installed by a first-boot unit), SSH forwarded on 127.0.0.1.
 # Acceleration: NETSVC_VM_ACCEL=kvm|tcg forces it; otherwise a bounded KVM probe boot decides
 # once per machine (on these hosts a KVM guest hangs after "Probing EDD": nested virtualisation).
 set -euo pipefail
@@ -29,6 +30,7 @@ BOOT_TIMEOUT=${NETSVC_VM_BOOT_TIMEOUT:-300}
 
 recipe_hash() { printf '%s|%s|%s' "$RECIPE_VERSION" "$SUITE" "$PKGS" | sha256sum | cut -c1-12; }
 image_dir() { echo "$images/image-$SUITE-$(recipe_hash)"; }
+image_ready() { [ -f "$1/disk.raw" ] && [ -f "$1/vmlinuz" ] && [ -f "$1/initrd.img" ]; }
 
 need_tools() {
   local missing=()
@@ -48,14 +50,14 @@ need_tools() {
 build_image() {
   local final dir root
   final=$(image_dir)
-  if [ -f "$final/disk.raw" ] && [ -f "$final/vmlinuz" ] && [ -f "$final/initrd.img" ]; then
+  if image_ready "$final"; then
     log "image $final is up to date"; return 0
   fi
   [ "$(id -u)" = 0 ] || { log "must run as root to build the VM image"; exit 1; }
   mkdir -p "$images"
   exec 9>"$images/.build.lock"
   flock 9   # another checkout may be building the same image: wait for it
-  if [ -f "$final/disk.raw" ] && [ -f "$final/vmlinuz" ] && [ -f "$final/initrd.img" ]; then
+  if image_ready "$final"; then
     log "image $final was built meanwhile"; exec 9>&-; return 0
   fi
   need_tools

@@ -88,8 +88,9 @@ def observe(module, services, units, supervisorctl, ports, journal=False):
         lines = hook_journal(module, row["unit"]) if journal and row["backend"] == "systemd" else None
         row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
     if journal:  # the audit: why a running systemd service without the hook can do without it
+        rows = {row["unit"]: row for row in health}
         for unit, (flag, reason) in R.listener_reuse(without_hook(health)).items():
-            next(r for r in health if r["unit"] == unit)["hook"]["reuse"] = {"flag": flag, "reason": reason}
+            rows[unit]["hook"]["reuse"] = {"flag": flag, "reason": reason}
     return shows, supervisor, health
 
 

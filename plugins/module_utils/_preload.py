@@ -191,7 +191,7 @@ def observe(systemd, unit, ports, in_unit):
     if not ports:
         raise UnitError("socket_activation: preload for %s needs ports" % unit)
     try:
-        listeners = D.cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+        listeners = D.listeners(ports)
     except D.DiagError as e:
         raise UnitError("cannot read the listening sockets of %s (sock_diag): %s" % (unit, e))
     owners = D.listener_owners([x["inode"] for x in listeners])
@@ -248,7 +248,7 @@ def served_from_socket_unit(ports, in_unit, wait=10.0):
     """Every listener on ``ports`` is PID 1's socket and held by the service too (same inode)."""
     deadline = time.time() + wait
     while True:
-        listeners = D.cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+        listeners = D.listeners(ports)
         owners = D.listener_owners([x["inode"] for x in listeners])
         ok = bool(listeners) and set(ports) <= {x["port"] for x in listeners} and all(
             1 in {o["pid"] for o in owners.get(x["inode"], [])}

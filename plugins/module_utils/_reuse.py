@@ -114,7 +114,7 @@ def listener_reuse(units, proc="/proc"):
     if not wanted:
         return dict.fromkeys(units, (None, "no ports"))
     try:
-        listeners = D.cleanup([(p, p) for p in wanted], states=(), mode="report")["listeners"]
+        listeners = D.listeners(wanted)
     except D.DiagError as e:
         return dict.fromkeys(units, (None, "cannot list listening sockets (sock_diag): %s" % e))
     owners = D.listener_owners({x["inode"] for x in listeners}, proc)

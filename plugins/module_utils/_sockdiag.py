@@ -316,19 +316,23 @@ def listener_owners(inodes, proc="/proc"):
             fds = os.listdir(fd_dir)
         except OSError:
             continue
-        for fd in sorted(fds, key=lambda x: int(x) if x.isdigit() else -1):
+        for fd in fds:
             try:
                 target = os.readlink(os.path.join(fd_dir, fd))
             except OSError:
                 continue
-            if target in want:
-                try:
-                    with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-                except (IOError, OSError):
-                    cmd = ""
-                if all(o["pid"] != int(pid) for o in owners[want[target]]):
-                    owners[want[target]].append({"pid": int(pid), "command": cmd, "fd": int(fd)})
+            if target not in want:
+                continue
+            mine = [o for o in owners[want[target]] if o["pid"] == int(pid)]
+            if mine:  # the same socket under another descriptor: keep the lowest
+                mine[0]["fd"] = min(mine[0]["fd"], int(fd))
+                continue
+            try:
+                with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            except (IOError, OSError):
+                cmd = ""
+            owners[want[target]].append({"pid": int(pid), "command": cmd, "fd": int(fd)})
     return owners
 
 
@@ -398,10 +402,14 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
         diag.close()
 
 
+def listeners(ports):
+    """The LISTEN sockets on ``ports``: [{port, address, inode, family}] (one dump; raises DiagError)."""
+    return cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
+
+
 def listening_ports(ports):
     """Ports of ``ports`` that have a LISTEN socket (one dump; raises DiagError)."""
-    listeners = cleanup([(x, x) for x in ports], states=(), mode="report")["listeners"]
-    return sorted({x["port"] for x in listeners})
+    return sorted({x["port"] for x in listeners(ports)})
 
 
 def _leave_behind(listener, port, kind, timeout):
