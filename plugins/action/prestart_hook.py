@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
 
 
@@ -20,6 +19,4 @@ class ActionModule(N.PayloadAction):
     MODULE = "netsvc.resilience.prestart_hook"
 
     def payload(self, args):
-        if args.get("state", "present") != "present":
-            return None
-        return {"native": N.native_builds(C.HOOK_NAME), "python": N.read_text(N.PYTHON_HOOK)}
+        return N.hook_payload(args)

@@ -183,15 +183,15 @@ def plan_revive(module, plans):
     return shared
 
 
-def systemd_execute(module, systemd, plans, shared):
-    """Write every planned file, verify them all, reload once (one transaction), start socket units."""
+def systemd_execute(module, systemd, plans, shared, tx):
+    """Write every planned file (and what ``tx`` holds already: the prestart hook's), verify
+    them all, reload once (one transaction), start socket units."""
     undo = [pl for pl in plans if (pl["preload"] or {}).get("undo")]
     for pl in plans:
         if pl["socket_stop"]:
             if pl in undo:
                 U.run(module, [systemd.systemctl, "stop", pl["name"]], check=False)
             U.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
-    tx = SD.DropinTransaction(module, systemd)
     for pl in plans:
         tx.add(pl["files"], pl["name"], pl["show"].get("FragmentPath") if pl["present"] else None)
     tx.add(shared)
@@ -433,7 +433,7 @@ def service_params(module, p):
         if unknown:
             allowed = ", ".join(sorted(SPEC))
             module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
-        merged = {k: v for k, v in p.items() if k != "services" and v is not None}
+        merged = {k: v for k, v in p.items() if k not in ("services", "prestart") and v is not None}
         merged.update(item)
         checked = ArgumentSpecValidator(SPEC).validate(merged)
         if checked.error_messages:
@@ -466,24 +466,73 @@ def split_backends(module, params, service_mgr):
     return systemd, supervisord
 
 
-def apply_systemd(module, systemd, warnings):
-    """Plan every systemd service, write them in one transaction, read back. [(item, result)]."""
+def prestart_params(module):
+    """The ``prestart`` option checked as prestart_hook's own options, before anything is done;
+    None without it."""
+    raw = module.params.get("prestart")
+    if raw is None:
+        return None
+    unknown = sorted(set(raw) - set(PS.SPEC))
+    if unknown:
+        allowed = ", ".join(sorted(PS.SPEC))
+        module.fail_json(msg="prestart: unknown option(s) %s; allowed: %s" % (", ".join(unknown), allowed))
+    checked = ArgumentSpecValidator(PS.SPEC).validate(dict(raw))
+    if checked.error_messages:
+        module.fail_json(msg="prestart: %s" % "; ".join(checked.error_messages))
+    p = checked.validated_parameters
+    if p["state"] == "present" and not p["payload"]:
+        module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
+    return p
+
+
+def apply_systemd(module, systemd, warnings, prestart=None):
+    """Plan every systemd service (and, with ``prestart``, the restart hook's drop-ins), write
+    them in one transaction with one reload, read back. ([(item, result)], prestart result)."""
     sd = SD.Systemd(module)
     plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
-    shared = plan_revive(module, plans)
-    if not module.check_mode and (shared.changed or any(
+    pre_plan = pre = None
+    if prestart is not None:
+        try:
+            pre_plan = PS.plan(module, prestart, sd)
+        except (U.UnitError, ValueError) as e:
+            module.fail_json(msg="prestart: %s" % e)
+    shared = plan_revive(module, plans) if plans else FileSet(module)
+    tx = SD.DropinTransaction(module, sd)
+    if pre_plan is not None:
+        pre = PS.stage(module, pre_plan, tx)
+    if not module.check_mode and (tx.changed or shared.changed or any(
             pl["files"].changed or pl["socket_start"] or (pl["preload"] or {}).get("switched") is False
             for pl in plans)):
-        systemd_execute(module, sd, plans, shared)
-    return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared)))
+        systemd_execute(module, sd, plans, shared, tx)
+    if pre is not None and not module.check_mode:
+        PS.finish(sd, pre_plan, pre)
+    return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))), pre
+
+
+def with_prestart(module, result, pre, warnings, failing):
+    """The prestart hook's result under ``prestart``; its changes count, its mismatches fail
+    or warn as its own effective_mismatch says."""
+    result["prestart"] = pre
+    result["changed"] = result.get("changed", False) or pre["changed"]
+    result["diff"] = result.get("diff", []) + pre["diff"]
+    mismatches = pre.get("effective_mismatches", [])
+    if module.params["prestart"].get("effective_mismatch", "fail") == "fail" and not module.check_mode:
+        failing.extend(mismatches)
+    else:
+        pre["warning_messages"].extend(mismatches)  # as prestart_hook reports them
+    warnings.extend(pre["warning_messages"])
 
 
 def run(module):
     """service_restart_policy: returns (result, the mismatches that fail it)."""
     warnings = []
+    prestart = prestart_params(module)
+    pre = None
     try:
         systemd, supervisord = split_backends(module, module.params, U.service_manager())
-        done = apply_systemd(module, systemd, warnings) if systemd else []
+        done = []
+        if systemd or prestart is not None:
+            done, pre = apply_systemd(module, systemd, warnings, prestart)
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except U.UnitError as e:
         module.fail_json(msg=str(e))
@@ -497,5 +546,7 @@ def run(module):
         results = [dict(r, item=item) for item, r in done]
         result = dict(changed=any(r["changed"] for r in results), results=results,
                       diff=[d for r in results for d in r["diff"]])
+    if pre is not None:
+        with_prestart(module, result, pre, warnings, failing)
     result["warning_messages"] = warnings
     return result, failing

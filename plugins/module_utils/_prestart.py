@@ -112,46 +112,65 @@ def plan(module, p, systemd):
 
 
 def run(module):
+    """prestart_hook on its own: plan, one transaction, the read-back."""
     p = module.params
     systemd = SD.Systemd(module)
     try:
         pl = plan(module, p, systemd)
     except (U.UnitError, ValueError) as e:
         module.fail_json(msg=str(e))
-    path, present = pl["path"], pl["present"]
     tx = SD.DropinTransaction(module, systemd)
+    result = stage(module, pl, tx)
+    if module.check_mode:
+        return result
+    tx.commit(verify=pl["present"])
+    mismatches = finish(systemd, pl, result)
+    if mismatches and p["effective_mismatch"] == "fail":
+        module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)
+    result["warning_messages"].extend(mismatches)
+    return result
+
+
+def stage(module, pl, tx):
+    """Add the hook and every drop-in of plan ``pl`` to transaction ``tx`` (another module's
+    too: service_restart_policy writes both concerns with one reload); the result so far."""
+    path = pl["path"]
     shared = FileSet(module)
     shared.want(path, pl["hook"], 0o755)
     shared.want(os.path.join(os.path.dirname(path), LEGACY_FALLBACK), None)
-    tx.add(shared)
+    mine = [(shared, None, None)]
     for svc in pl["services"]:
         files = FileSet(module)
         files.want(svc["dropin"], svc["text"])
-        tx.add(files, svc["unit"], svc["show"].get("FragmentPath"))
+        mine.append((files, svc["unit"], svc["show"].get("FragmentPath")))
+    for entry in mine:
+        tx.add(*entry)
     warnings = [w for svc in pl["services"] for w in (svc["how"] or {}).get("warnings", [])]
-    result = dict(changed=tx.changed, path=path, hook_kind=pl["kind"] or "", written=tx.paths,
-                  dropins={s["unit"]: s["dropin"] for s in pl["services"]},
-                  privilege={s["unit"]: (s["how"] or {}).get("mode", "") for s in pl["services"]},
-                  sandbox={s["unit"]: s["blockers"] for s in pl["services"]},
-                  cleanup={s["unit"]: {"hook": s["decision"] == "hook", "reason": s["reason"]}
-                           for s in pl["services"]},
-                  diff=[d for f, _u, _fr in tx.entries for d in f.diff()], warning_messages=warnings)
-    if module.check_mode:
-        return result
-    tx.commit(verify=present)
+    return dict(changed=any(f.changed for f, _u, _fr in mine), path=path, hook_kind=pl["kind"] or "",
+                written=[p for f, _u, _fr in mine for p in f.paths],
+                dropins={s["unit"]: s["dropin"] for s in pl["services"]},
+                privilege={s["unit"]: (s["how"] or {}).get("mode", "") for s in pl["services"]},
+                sandbox={s["unit"]: s["blockers"] for s in pl["services"]},
+                cleanup={s["unit"]: {"hook": s["decision"] == "hook", "reason": s["reason"]}
+                         for s in pl["services"]},
+                diff=[d for f, _u, _fr in mine for d in f.diff()], warning_messages=warnings)
+
+
+def finish(systemd, pl, result):
+    """After the transaction's commit: the hook directory, and what systemd will really run
+    read back into ``result``. Returns the mismatches."""
+    path = pl["path"]
     hook_dir = os.path.dirname(path)
-    if present:
+    if pl["present"]:
         os.chmod(hook_dir, 0o755)
     elif os.path.isdir(hook_dir) and not os.listdir(hook_dir):
         os.rmdir(hook_dir)
     hooked = [s for s in pl["services"] if s["how"]]
-    if hooked:
-        mismatches = readback(systemd, path, hooked, systemd.version)
-        result["effective_mismatches"] = mismatches
-        if mismatches and p["effective_mismatch"] == "fail":
-            module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)
-        warnings.extend(mismatches)
-    return result
+    if not hooked:
+        return []
+    mismatches = readback(systemd, path, hooked, systemd.version)
+    result["effective_mismatches"] = mismatches
+    return mismatches
 
 
 def readback(systemd, path, services, version):

@@ -70,6 +70,18 @@ options:
         results (C(item), C(changed) and the keys below).
     type: list
     elements: dict
+  prestart:
+    description:
+      - The options of M(netsvc.resilience.prestart_hook) (the restart hook and its
+        C(ExecStartPre=) drop-ins), applied in this same call. Its files join this call's
+        transaction - one C(systemd-analyze verify), one C(daemon-reload), every file put back
+        on a failure - and what systemd will run before each start is read back as that module
+        does. The result has RV(prestart).
+      - The action plugin sends the hook (its O(netsvc.resilience.prestart_hook#module:payload)).
+        The C(prestart_cleanup) role prepares this dict as C(prestart_cleanup_request) when
+        C(prestart_cleanup_with_units) is set; C(harden_restart) uses it so that a host makes
+        one call and one reload for both drop-ins.
+    type: dict
   state:
     description: C(absent) removes exactly what this module wrote for the service and reloads.
     type: str
@@ -357,6 +369,14 @@ results:
   returned: when O(services) is given
   type: list
   elements: dict
+prestart:
+  description:
+    - With O(prestart), the result M(netsvc.resilience.prestart_hook) would return (C(path),
+      C(hook_kind), C(dropins), C(privilege), C(sandbox), C(cleanup), C(effective_mismatches),
+      C(warning_messages)). Its mismatches fail this call when its C(effective_mismatch) is
+      C(fail).
+  returned: when O(prestart) is given
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -366,7 +386,8 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(PO.SPEC, services=dict(type="list", elements="dict")),
+    spec = dict(PO.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"))
+    module = AnsibleModule(argument_spec=spec,
                            required_one_of=[("name", "services")], mutually_exclusive=[("name", "services")],
                            supports_check_mode=True)
     V.require_python(module)  # before any Python 3 code: a clean message on an old host
@@ -374,7 +395,8 @@ def main():
     for warning in result["warning_messages"]:
         module.warn(warning)
     if failing:
-        module.fail_json(msg="systemd does not use the restart policy as written: %s" % "; ".join(failing), **result)
+        what = "the restart policy and hook" if module.params["prestart"] else "the restart policy"
+        module.fail_json(msg="systemd does not use %s as written: %s" % (what, "; ".join(failing)), **result)
     module.exit_json(**result)
 
 

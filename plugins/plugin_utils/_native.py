@@ -17,6 +17,8 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NATIVE_DIR = os.path.join(COLLECTION_ROOT, "files", "native")
 PYTHON_HOOK = os.path.join(COLLECTION_ROOT, "plugins", "module_utils", "_sockdiag.py")
@@ -40,6 +42,14 @@ def read_text(path):
             return f.read()
     except (IOError, OSError) as e:
         raise AnsibleActionFail("cannot read %s from the collection: %s" % (path, e)) from e
+
+
+def hook_payload(args):
+    """The restart hook for prestart_hook's options ``args`` (its native builds and its Python
+    twin), or None when they remove it (state=absent)."""
+    if args.get("state", "present") != "present":
+        return None
+    return {"native": native_builds(C.HOOK_NAME), "python": read_text(PYTHON_HOOK)}
 
 
 class PayloadAction(ActionBase):

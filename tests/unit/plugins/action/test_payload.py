@@ -65,3 +65,27 @@ def test_restart_policy_sends_the_library_only_for_preload(args, sends):
     assert ("payload" in sent["args"]) is sends
     if sends:
         assert set(sent["args"]["payload"]["native"]) == {"x86_64", "aarch64"}
+
+
+def test_restart_policy_sends_the_hook_with_prestart_and_only_there():
+    prestart = {"services": [{"name": "a.service", "ports": [80]}], "privilege": "auto"}
+    action, sent = make(service_restart_policy.ActionModule, {"name": "a.service", "prestart": dict(prestart)})
+    action.run(task_vars={})
+    hook = sent["args"]["prestart"].pop("payload")
+    assert sent["args"]["prestart"] == prestart  # the task's options travel as given
+    assert set(hook["native"]) == {"x86_64", "aarch64"} and "def " in hook["python"]
+    assert "payload" not in sent["args"]  # no preload library asked for
+
+
+def test_restart_policy_prestart_absent_sends_no_hook():
+    action, sent = make(service_restart_policy.ActionModule, {"name": "a.service", "prestart": {"state": "absent"}})
+    action.run(task_vars={})
+    assert sent["args"]["prestart"] == {"state": "absent"}
+
+
+def test_a_prestart_payload_passed_by_the_task_is_refused():
+    action, sent = make(service_restart_policy.ActionModule,
+                        {"name": "a.service", "prestart": {"payload": {"native": {"x86_64": "AAAA"}}}})
+    with pytest.raises(AnsibleActionFail, match="prestart.payload is set by this action plugin"):
+        action.run(task_vars={})
+    assert sent == {}

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
 from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
@@ -124,3 +125,40 @@ def test_transaction_reloads_once_and_only_for_unit_files(tmp_path):
 def test_parse_show_many_keeps_order_and_empty_values():
     text = "LoadState=loaded\nUser=\n\nLoadState=not-found\n"
     assert SD.parse_show_many(text) == [{"LoadState": "loaded", "User": ""}, {"LoadState": "not-found"}]
+
+
+def _hook_plan(tmp_path):
+    """A prestart_hook plan (what _prestart.plan returns) for one hooked service."""
+    hook = str(tmp_path / "usr" / "lib" / "netsvc-resilience" / "netsvc-sockclean")
+    line = "+-%s --unit %%n 80" % hook
+    dropin = str(tmp_path / "etc" / "systemd" / "web.service.d" / "40-netsvc-cleanup.conf")
+    svc = dict(unit="web.service", ports=[80], show={"FragmentPath": "/lib/systemd/system/web.service"},
+               blockers=[], how={"mode": "prefix", "line": line, "warnings": []}, dropin=dropin,
+               text="[Service]\nExecStartPre=%s\n" % line, decision="hook", reason="cleanup: true")
+    return dict(path=hook, hook=b"\x7fELF-hook", kind="native-x86_64", present=True, services=[svc])
+
+
+def test_hook_and_policy_drop_ins_share_one_transaction_and_one_reload(tmp_path):
+    """service_restart_policy with prestart: the hook's files join the policy's transaction."""
+    systemd = FakeSystemd()
+    tx, policy = _tx(tmp_path, systemd)
+    plan = _hook_plan(tmp_path)
+    result = PS.stage(FakeModule(), plan, tx)
+    assert result["changed"] and result["cleanup"] == {"web.service": {"hook": True, "reason": "cleanup: true"}}
+    assert result["dropins"] == {"web.service": plan["services"][0]["dropin"]}
+    assert tx.commit() and systemd.reloads == 1
+    assert read_text(policy) == "new\n"
+    assert read_text(plan["services"][0]["dropin"]).startswith("[Service]\nExecStartPre=+-")
+    assert os.stat(plan["path"]).st_mode & 0o777 == 0o755
+
+
+def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
+    plan = _hook_plan(tmp_path)
+    dropin = plan["services"][0]["dropin"]
+    systemd = FakeSystemd(verify="%s:2: Executable path is not absolute\n" % dropin)
+    tx, policy = _tx(tmp_path, systemd)
+    PS.stage(FakeModule(), plan, tx)
+    with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
+        tx.commit()
+    assert read_text(policy) == "old\n"  # the policy's drop-in as it was
+    assert read_text(dropin) is None and read_text(plan["path"]) is None and systemd.reloads == 0

@@ -168,6 +168,20 @@ CASES = [
      ["socket_activation=preload for web", "supervisord has no socket"]),
     ("policy-socket-no-fds", service_restart_policy, policy(socket_activation=True, ports=[8080]),
      ["accepts_inherited_fds"]),
+    # service_restart_policy with prestart (the hook's drop-ins in the same call): checked as
+    # prestart_hook checks them, before the policy's files are written
+    ("policy-prestart-privilege", service_restart_policy, policy(prestart=hook(privilege="root")),
+     ["prestart", "privilege", "root"]),
+    ("policy-prestart-path-shell", service_restart_policy, policy(prestart=hook(path="/usr/lib/x/hook;rm")),
+     ["prestart", "hook;rm", "shell characters"]),
+    ("policy-prestart-cleanup-word", service_restart_policy,
+     policy(prestart=hook(services=[{"name": SVC, "ports": [80], "cleanup": "sometimes"}])), ["prestart", "sometimes"]),
+    ("policy-prestart-port-shell", service_restart_policy,
+     policy(prestart=hook(services=[{"name": SVC, "ports": ["80;rm"]}])), ["prestart", "80;rm", "1-65535"]),
+    ("policy-prestart-unknown", service_restart_policy, policy(prestart=hook(ports=[80])),
+     ["prestart", "ports", "unknown option"]),
+    ("policy-prestart-no-payload", service_restart_policy, policy(prestart={"services": []}),
+     ["prestart", "payload"]),
     # socket_cleanup
     ("clean-port-word", socket_cleanup, {"ports": ["abc"]}, ["abc"]),
     ("clean-ports-empty", socket_cleanup, {"ports": []}, ["empty"]),
