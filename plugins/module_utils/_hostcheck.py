@@ -184,6 +184,37 @@ def service_health(services, shows, supervisor, listening):
     return out
 
 
+def refusals(facts, supported, services, health, has_command):
+    """Why the pre-flight refuses this host, one sentence per reason ([]: it can be hardened).
+
+    ``supported``: os_family -> minimum major version (any Ubuntu of a supported family);
+    ``services``: check_services' entries; ``health``: service_health's rows; ``has_command``:
+    the names of the entries that give a command (a supervisord program needs one).
+    """
+    out = []
+    family, major = facts.get("os_family"), facts.get("distribution_major_version")
+    try:
+        new_enough = int(major) >= int(supported[family])
+    except (KeyError, TypeError, ValueError):
+        new_enough = False
+    if family not in supported or not (new_enough or facts.get("distribution") == "Ubuntu"):
+        out.append("%s %s (%s) is not supported; supported: %s" % (
+            facts.get("distribution"), facts.get("distribution_version"), family,
+            ", ".join("%s >= %s" % (k, supported[k]) for k in sorted(supported))))
+    version = facts["python"]["version"]
+    if (version["major"], version["minor"]) < (3, 6):
+        out.append("Python %s is too old; the modules need 3.6+" % facts["python_version"])
+    out.extend(problem for row in health if row["backend"] == "systemd" and not row["exists"]
+               for problem in row["problems"])
+    programs = [s["name"] for s in services if s["backend"] == "supervisord"]
+    if programs and not facts.get("supervisorctl"):
+        out.append("supervisord programs need supervisorctl, and this host has none")
+    without = [name for name in programs if name not in has_command]
+    if without:
+        out.append("supervisord programs need a command: %s" % ", ".join(without))
+    return out
+
+
 def watch_paths(services, sysctl_files, hook_directory, state_file):
     """Files and directories whose content is part of the applied state (sorted, unique)."""
     paths = set()

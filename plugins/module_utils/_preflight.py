@@ -125,6 +125,7 @@ SPEC = dict(
     lock_wait=dict(type="float", default=900),
     lock_lease=dict(type="float", default=600),
     lock_file=dict(type="path", default=C.RUN_LOCK),
+    supported=dict(type="dict"),
 )
 
 
@@ -145,6 +146,9 @@ def check_input(module, p, service_mgr):
                 V.single_line(p[key], key, 256)
         if p["lock"] != "none" and not p["run_id"]:
             raise V.InputError("lock=%s needs run_id (this run's id)" % p["lock"])
+        for family, minimum in sorted((p["supported"] or {}).items()):
+            V.number(int(minimum) if isinstance(minimum, str) and minimum.isdigit() else minimum,
+                     "supported[%s]" % family, 1, 1000)
         return H.check_services(p["services"], service_mgr)
     except ValueError as e:
         module.fail_json(msg=str(e))
@@ -262,6 +266,13 @@ def run(module):
     shows, health, healthy = look_until_healthy(module, p, services, units, facts)
     result = dict(changed=False, services=health, healthy=healthy, converged=False, drift=[], recorded=False,
                   ansible_facts={"netsvc_host": facts})
+    if p["supported"] is not None:
+        refused = H.refusals(facts, p["supported"], services, health,
+                             {s["name"] for s in p["services"] if isinstance(s, dict) and s.get("command")})
+        if refused:
+            if lock is not None:
+                H.release_lock(p["lock_file"], p["run_id"])
+            module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
     if p["inputs_digest"]:
         applied_state(module, p, services, units, shows, health, facts, result)
     lock_after(module, p, result, lock)

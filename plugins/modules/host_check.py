@@ -129,6 +129,15 @@ options:
     description: The run lock.
     type: path
     default: /run/netsvc-resilience/run.lock
+  supported:
+    description:
+      - The pre-flight's refusal - os_family to the minimum major version it accepts (any Ubuntu
+        of a listed family); the role passes C(harden_restart_supported), RedHat 7 and Debian 11.
+      - When set, the call fails with every reason the host cannot be hardened, one sentence
+        each - an unsupported distribution, Python older than 3.6, a systemd service that does
+        not exist, supervisord programs without C(supervisorctl) or without a command - and
+        releases the run lock it took.
+    type: dict
   hook_journal:
     description:
       - Also read each systemd service's last hook line from the journal (one C(journalctl) per

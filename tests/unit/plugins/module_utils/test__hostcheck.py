@@ -115,6 +115,45 @@ def test_service_health_reasons():
     assert rows["prog"]["healthy"]
 
 
+def _facts(distribution="Debian", version="12", family="Debian", python=(3, 11, 2), supervisorctl=""):
+    return {"distribution": distribution, "distribution_version": version, "os_family": family,
+            "distribution_major_version": version.split(".")[0], "supervisorctl": supervisorctl,
+            "python_version": "%d.%d.%d" % python,
+            "python": {"version": dict(zip(("major", "minor", "micro"), python))}}
+
+
+SUPPORTED = {"RedHat": 7, "Debian": 11}
+
+
+@pytest.mark.parametrize("facts,reason", [
+    (_facts(), None),
+    (_facts("CentOS", "7.9.2009", "RedHat", (3, 6, 8)), None),
+    (_facts("Ubuntu", "22.04"), None),  # any Ubuntu of a supported family
+    (_facts(version="10"), "Debian 10 (Debian) is not supported; supported: Debian >= 11, RedHat >= 7"),
+    (_facts("CentOS", "6.10", "RedHat"), "CentOS 6.10 (RedHat) is not supported"),
+    (_facts("Alpine", "3.20.1", "Alpine"), "Alpine 3.20.1 (Alpine) is not supported"),
+    (_facts(version="n/a"), "Debian n/a (Debian) is not supported"),
+    (_facts(python=(3, 5, 2)), "Python 3.5.2 is too old; the modules need 3.6+"),
+])
+def test_refusals_name_the_distribution_and_python(facts, reason):
+    out = H.refusals(facts, SUPPORTED, [], [], set())
+    assert out == [] if reason is None else out[0].startswith(reason), out
+
+
+def test_refusals_name_every_missing_service_and_supervisord_need():
+    services = [_svc("ok", ports=[80]), _svc("gone", ports=[81]), _svc("web", backend="supervisord"),
+                _svc("api", backend="supervisord")]
+    shows = {"ok.service": {"LoadState": "loaded", "ActiveState": "active"},
+             "gone.service": {"LoadState": "not-found", "ActiveState": "inactive"}}
+    health = H.service_health(services, shows, {}, {80})
+    out = H.refusals(_facts(), SUPPORTED, services, health, {"web"})
+    assert out == ["gone.service does not exist (LoadState=not-found)", "nothing listens on port(s) 81",
+                   "supervisord programs need supervisorctl, and this host has none",
+                   "supervisord programs need a command: api"]
+    assert H.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], [],
+                      {"web", "api"}) == []
+
+
 def test_watch_paths_cover_what_can_override_us():
     paths = H.watch_paths([_svc("web", ports=[80], sa=True), _svc("job", backend="supervisord")],
                           ["/etc/sysctl.d/90-x.conf"], "/usr/lib/netsvc-resilience", "/var/lib/x/state.json")

@@ -77,6 +77,8 @@ CASES = [
     ("probe-signal", restart_probe, probe(signal="STOP"), ["signal", "STOP"]),
     ("probe-kill-interval", restart_probe, probe(kills=10, kill_interval_ms=-50), ["kill_interval_ms -50", "between"]),
     # host_check: a port it cannot check is refused, never dropped (issue 11: ports ["http"])
+    ("hc-supported-word", host_check, hc(supported={"Debian": "eleven"}), ["supported[Debian]", "'eleven'"]),
+    ("hc-supported-zero", host_check, hc(supported={"RedHat": 0}), ["supported[RedHat] 0", "between 1"]),
     ("hc-port-word", host_check, hc(services=[{"name": SVC, "ports": ["http"]}]), ["'http'", "1-65535"]),
     ("hc-port-zero", host_check, hc(services=[{"name": SVC, "ports": [0]}]), ["0", "1-65535"]),
     ("hc-port-bool", host_check, hc(services=[{"name": SVC, "ports": [True]}]), ["True", "1-65535"]),
