@@ -509,14 +509,14 @@ def apply_systemd(module, systemd, warnings, prestart=None):
     return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))), pre
 
 
-def with_prestart(module, result, pre, warnings, failing):
+def with_prestart(module, prestart, result, pre, warnings, failing):
     """The prestart hook's result under ``prestart``; its changes count, its mismatches fail
-    or warn as its own effective_mismatch says."""
+    or warn as its own effective_mismatch (of the checked ``prestart`` options) says."""
     result["prestart"] = pre
     result["changed"] = result.get("changed", False) or pre["changed"]
     result["diff"] = result.get("diff", []) + pre["diff"]
     mismatches = pre.get("effective_mismatches", [])
-    if module.params["prestart"].get("effective_mismatch", "fail") == "fail" and not module.check_mode:
+    if prestart["effective_mismatch"] == "fail" and not module.check_mode:
         failing.extend(mismatches)
     else:
         pre["warning_messages"].extend(mismatches)  # as prestart_hook reports them
@@ -547,6 +547,6 @@ def run(module):
         result = dict(changed=any(r["changed"] for r in results), results=results,
                       diff=[d for r in results for d in r["diff"]])
     if pre is not None:
-        with_prestart(module, result, pre, warnings, failing)
+        with_prestart(module, prestart, result, pre, warnings, failing)
     result["warning_messages"] = warnings
     return result, failing
