@@ -429,21 +429,29 @@ def service_params(module, p):
         if not isinstance(item, dict) or not item.get("name"):
             module.fail_json(msg="%s %r must be a dict with a name" % (label, item))
         label += " (%s)" % item["name"]
-        unknown = sorted(set(item) - set(SPEC))
-        if unknown:
-            allowed = ", ".join(sorted(SPEC))
-            module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
-        merged = {k: v for k, v in p.items() if k not in ("services", "prestart") and v is not None}
-        merged.update(item)
-        checked = ArgumentSpecValidator(SPEC).validate(merged)
-        if checked.error_messages:
-            module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+        top = {k: v for k, v in p.items() if k not in ("services", "prestart") and v is not None}
+        params = validated(module, label, item, SPEC, top)
         try:
-            check_options(checked.validated_parameters)
+            check_options(params)
         except (V.InputError, U.UnitError) as e:
             module.fail_json(msg="%s: %s" % (label, e))
-        out.append((item, checked.validated_parameters))
+        out.append((item, params))
     return out
+
+
+def validated(module, label, given, spec, base=None):
+    """``given`` (over ``base``'s values) checked against ``spec``: an unknown key of ``given``
+    or an invalid value fails the module, the message starting with ``label``. The parameters."""
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        allowed = ", ".join(sorted(spec))
+        module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
+    merged = dict(base or {})
+    merged.update(given)
+    checked = ArgumentSpecValidator(spec).validate(merged)
+    if checked.error_messages:
+        module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+    return checked.validated_parameters
 
 
 def split_backends(module, params, service_mgr):
@@ -472,14 +480,7 @@ def prestart_params(module):
     raw = module.params.get("prestart")
     if raw is None:
         return None
-    unknown = sorted(set(raw) - set(PS.SPEC))
-    if unknown:
-        allowed = ", ".join(sorted(PS.SPEC))
-        module.fail_json(msg="prestart: unknown option(s) %s; allowed: %s" % (", ".join(unknown), allowed))
-    checked = ArgumentSpecValidator(PS.SPEC).validate(dict(raw))
-    if checked.error_messages:
-        module.fail_json(msg="prestart: %s" % "; ".join(checked.error_messages))
-    p = checked.validated_parameters
+    p = validated(module, "prestart", raw, PS.SPEC)
     if p["state"] == "present" and not p["payload"]:
         module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
     return p

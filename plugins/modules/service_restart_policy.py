@@ -78,8 +78,8 @@ options:
         on a failure - and what systemd will run before each start is read back as that module
         does. The result has RV(prestart).
       - The action plugin sends the hook (its O(netsvc.resilience.prestart_hook#module:payload)).
-        The C(prestart_cleanup) role prepares this dict as C(prestart_cleanup_request) when
-        C(prestart_cleanup_with_units) is set; C(harden_restart) uses it so that a host makes
+        The C(prestart_cleanup) role's entry point C(request) (C(tasks_from=request)) prepares
+        this dict as C(prestart_cleanup_request); C(harden_restart) uses it so that a host makes
         one call and one reload for both drop-ins.
     type: dict
   state:
