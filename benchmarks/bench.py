@@ -10,8 +10,9 @@ Every part is a side-by-side comparison in ONE run on the same container(s):
   cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), native and Python twin.
   sysctl    8 keys with one sysctl_tcp task vs 8 ansible.posix.sysctl tasks (>= 5 runs).
   rollout   harden_restart.yml on 1, 5, 10 hosts (first run, re-run) vs the naive playbook.
-  fleet     harden_restart.yml on 1, 10, 25, 50 hosts vs the naive playbook, forks = hosts, with the
-            controller's peak memory and a per-task profile at 50 hosts.
+  fleet     harden_restart.yml on 1, 10, 25, 50 hosts vs the naive playbook, forks = hosts (medians
+            of 3 rounds at 1 and 10 hosts), with the controller's peak memory, a one-ping floor
+            and a per-task profile at 50 hosts.
   vm        the recovery driver on Linux 5.10 (scripts/vm.sh): tutorial, default hook, native
             socket activation and preload, servers without SO_REUSEADDR.
 Results: DIR/results.json (machine, kernel, systemd, every sample), results.md, *.svg.
@@ -327,9 +328,14 @@ def task_profile(output, top=12):
     return rows[:top]
 
 
-def fleet_curve(results, sizes=(1, 10, 25, 50)):
+def fleet_curve(results, sizes=(1, 10, 25, 50), rounds=None):
     """Rollout wall time for 1-50 hosts, ours vs naive, same forks for both (= hosts), first run
-    and re-run, the controller's peak memory, and a per-task profile at the largest size."""
+    and re-run, the controller's peak memory, and a per-task profile at the largest size.
+
+    Medians of 3 rounds at 1 and 10 hosts (a 4-20 s run on 2 shared cores moves 20-30 % between
+    runs), one round at 25 and 50 hosts (their runs are long enough to be steadier, and a round
+    there takes 4-8 minutes). Every round starts fresh hosts for each playbook."""
+    rounds = rounds or {1: 3, 10: 3}
     knob = "/proc/sys/fs/inotify/max_user_instances"
     with open(knob) as f:
         if int(f.read()) < 8192:
@@ -345,28 +351,43 @@ def fleet_curve(results, sizes=(1, 10, 25, 50)):
                             "-e", "netsvc_batch=%d" % n]),
                 ("naive", bench_path("naive.yml"), lambda n: []))
     for n in sizes:
-        row = {"hosts": n, "forks": max(n, 5)}
-        for variant, pb, extra in (variants if n % 2 else variants[::-1]):
-            names = ["netsvc-bench-f%d" % i for i in range(n)]
-            inv = start_hosts(names)
-            try:
-                playbook(inv, bench_path("rollout_prepare.yml"))
-                args = ["-e", "@" + bench_path("rollout_vars.yml")] + extra(n)
-                first, mem1, out1 = measured_playbook(inv, pb, args, row["forks"])
-                again, mem2, out2 = measured_playbook(inv, pb, args, row["forks"])
-                row[variant] = {"first_s": round(first, 2), "rerun_s": round(again, 2),
-                                "first_s_per_host": round(first / n, 3), "peak_rss_mb": max(mem1, mem2)}
-                if n == max(sizes):
-                    row[variant]["profile"] = task_profile(out1)
-                    row[variant]["rerun_profile"] = task_profile(out2)
-                if variant == "collection":
-                    # the floor of any playbook here: ansible-playbook's start-up and one module call per host
-                    row["noop_s"] = round(measured_playbook(inv, bench_path("noop.yml"), [], row["forks"])[0], 2)
-                log("fleet %s on %d hosts: first %.1f s, re-run %.1f s, controller peak %.0f MiB" % (
-                    variant, n, first, again, max(mem1, mem2)))
-            finally:
-                destroy_hosts(names)
-                os.unlink(inv)
+        row = {"hosts": n, "forks": max(n, 5), "rounds": rounds.get(n, 1)}
+        samples = {v: {"first": [], "rerun": [], "mem": []} for v, _pb, _x in variants}
+        noop = []
+        for rnd in range(row["rounds"]):
+            # the two playbooks alternate which goes first, by size and by round
+            for variant, pb, extra in (variants if (n + rnd) % 2 else variants[::-1]):
+                names = ["netsvc-bench-f%d" % i for i in range(n)]
+                inv = start_hosts(names)
+                try:
+                    playbook(inv, bench_path("rollout_prepare.yml"))
+                    args = ["-e", "@" + bench_path("rollout_vars.yml")] + extra(n)
+                    first, mem1, out1 = measured_playbook(inv, pb, args, row["forks"])
+                    again, mem2, out2 = measured_playbook(inv, pb, args, row["forks"])
+                    got = samples[variant]
+                    got["first"].append(round(first, 2))
+                    got["rerun"].append(round(again, 2))
+                    got["mem"].append(max(mem1, mem2))
+                    if n == max(sizes) and rnd == 0:
+                        got["profile"] = task_profile(out1)
+                        got["rerun_profile"] = task_profile(out2)
+                    if variant == "collection":
+                        # the floor of any playbook here: ansible-playbook's start-up and one module call per host
+                        noop.append(round(measured_playbook(inv, bench_path("noop.yml"), [], row["forks"])[0], 2))
+                    log("fleet %s on %d hosts, round %d: first %.1f s, re-run %.1f s, controller peak %.0f MiB" % (
+                        variant, n, rnd + 1, first, again, max(mem1, mem2)))
+                finally:
+                    destroy_hosts(names)
+                    os.unlink(inv)
+        for variant, got in samples.items():
+            first = statistics.median(got["first"])
+            row[variant] = {"first_s": round(first, 2), "rerun_s": round(statistics.median(got["rerun"]), 2),
+                            "first_s_per_host": round(first / n, 3), "peak_rss_mb": max(got["mem"]),
+                            "first_samples": got["first"], "rerun_samples": got["rerun"]}
+            for key in ("profile", "rerun_profile"):
+                if key in got:
+                    row[variant][key] = got[key]
+        row["noop_s"] = round(statistics.median(noop), 2)
         row["first_ratio_naive_over_ours"] = round(row["naive"]["first_s"] / row["collection"]["first_s"], 2)
         row["rerun_over_first"] = round(row["collection"]["rerun_s"] / row["collection"]["first_s"], 2)
         rows.append(row)
@@ -502,9 +523,9 @@ def targets(results):
     for r in results.get("rollout", []):
         checks.append(("rollout %d host(s): naive first / collection first" % r["hosts"], ">= 2x",
                        r["first_ratio_naive_over_ours"], lambda v: v >= 2,
-                       "per-host round trips dominate: the collection makes 5 module calls on a first run "
-                       "(pre-flight, kernel, cleanup, units, post-check), the naive playbook 10 tasks of which "
-                       "5 are copies of 3 round trips each; on this host the ratio is at its margin"))
+                       "per-host round trips dominate: the collection makes 3 module calls on a first run "
+                       "(pre-flight; kernel, cleanup and units in one; post-check), the naive playbook 10 tasks "
+                       "of which 5 are copies of 3 round trips each; on this host the ratio is at its margin"))
         checks.append(("rollout %d host(s): re-run / first" % r["hosts"], "<= 0.5", r["rerun_over_first"],
                        lambda v: v <= 0.5,
                        "a converged re-run is one host_check call; it is slower when the host drifted (then "
@@ -518,6 +539,11 @@ def targets(results):
             floor = ("a one-ping playbook on these hosts takes %s s, %d %% of the first run: ansible-playbook's "
                      "start-up and one module call per host are a floor" % (
                          r["noop_s"], round(100 * r["noop_s"] / r["collection"]["first_s"])))
+            # both targets at once: re-run <= 0.35 x first <= 0.35 x naive / 2
+            both = round(0.35 * r["naive"]["first_s"] / 2, 2)
+            if both <= r["noop_s"] * 1.1:
+                floor += ("; with the 2x target, a re-run would have to take <= %s s (0.175x the naive first run), "
+                          "within 10 %% of that floor or below it" % both)
         checks.append(("fleet %d host(s): re-run / first" % r["hosts"], "<= 0.35", r["rerun_over_first"],
                        lambda v: v <= 0.35, floor))
     per_host = {r["hosts"]: r["collection"]["first_s_per_host"] for r in fleet}
@@ -622,18 +648,22 @@ def report(results, out_dir):
                 r["naive"]["first_s"], r["naive"]["rerun_s"], r["first_ratio_naive_over_ours"]))
         md.append("")
     if "fleet" in results:
-        md += ["## Fleet curve: harden_restart.yml vs the naive playbook, forks = hosts (one round each)", "",
-               "| hosts | forks | collection first s | s/host | re-run s | re-run / first | controller PSS MiB | "
-               "naive first s | naive re-run s | naive PSS MiB | naive / collection | one ping s |",
-               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        md += ["## Fleet curve: harden_restart.yml vs the naive playbook, forks = hosts (medians of the rounds)", "",
+               "| hosts | forks | rounds | collection first s | s/host | re-run s | re-run / first | "
+               "controller PSS MiB | naive first s | naive re-run s | naive PSS MiB | naive / collection | one ping s |",
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["fleet"]:
             c, nv = r["collection"], r["naive"]
-            md.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                r["hosts"], r["forks"], c["first_s"], c["first_s_per_host"], c["rerun_s"], r["rerun_over_first"],
-                c["peak_rss_mb"], nv["first_s"], nv["rerun_s"], nv["peak_rss_mb"], r["first_ratio_naive_over_ours"],
-                r.get("noop_s", "")))
+            md.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["hosts"], r["forks"], r.get("rounds", 1), c["first_s"], c["first_s_per_host"], c["rerun_s"],
+                r["rerun_over_first"], c["peak_rss_mb"], nv["first_s"], nv["rerun_s"], nv["peak_rss_mb"],
+                r["first_ratio_naive_over_ours"], r.get("noop_s", "")))
         md += ["", "One ping: a playbook with one `ping` task on the same hosts and forks - ansible-playbook's "
-               "start-up and one module call per host, the floor of any run."]
+               "start-up and one module call per host, the floor of any run.", "",
+               "Every round (first runs, s): " + "; ".join(
+                   "%d hosts: collection %s, naive %s" % (
+                       r["hosts"], r["collection"].get("first_samples", [r["collection"]["first_s"]]),
+                       r["naive"].get("first_samples", [r["naive"]["first_s"]])) for r in results["fleet"]) + "."]
         big = results["fleet"][-1]
         for title, key, other in (("first run", "profile", "naive task"), ("re-run", "rerun_profile", "")):
             cp = big["collection"].get(key, [])

@@ -84,48 +84,79 @@ def diff(path, current_text, new_text, file_changed, live, to_write):
     return out
 
 
-def _put_back(module, path, old_text):
-    try:
-        if old_text is None:
-            if os.path.exists(path):
-                os.unlink(path)
+class Change(object):
+    """The planned sysctl file and live values as one entry of a _systemd.DropinTransaction
+    (shaped like a _files.FileSet): ``apply()`` writes the file (atomic), then each live value,
+    and raises on the first failure; ``rollback()`` puts back what it wrote. In
+    service_restart_policy's one call (its ``kernel`` option) a later drop-in, verify or reload
+    failure therefore puts the kernel settings back too."""
+
+    def __init__(self, module, path, old_text, new_text, file_changed, to_write, live):
+        self.module, self.path, self.old_text, self.new_text = module, path, old_text, new_text
+        self.file_changed, self.to_write, self.live = file_changed, to_write, live
+        self.file_written = False
+        self.written = []
+        self.failed_key = None
+
+    @property
+    def changed(self):
+        return bool(self.file_changed or self.to_write)
+
+    @property
+    def paths(self):
+        """What apply() writes: the file, then /proc/sys/... (named in a failed transaction's message)."""
+        return ([self.path] if self.file_changed else []) + [S.key_to_proc_path(k) for k in sorted(self.to_write)]
+
+    def _write_file(self, text):
+        if text is None:
+            if os.path.exists(self.path):
+                os.unlink(self.path)
         else:
-            atomic_write(module, path, old_text)
-    except (IOError, OSError):
-        pass
+            atomic_write(self.module, self.path, text)
+
+    def apply(self):
+        if self.file_changed:
+            self._write_file(self.new_text)
+            self.file_written = True
+        for key in sorted(self.to_write):
+            self.failed_key = key
+            S.write_live(key, self.to_write[key])
+            self.written.append(key)
+        self.failed_key = None
+
+    def rollback(self):
+        for key in reversed(self.written):
+            try:
+                S.write_live(key, self.live[key])
+            except (IOError, OSError):
+                pass
+        self.written = []
+        if self.file_written:
+            try:
+                self._write_file(self.old_text)
+            except (IOError, OSError):
+                pass
+            self.file_written = False
 
 
 def apply_changes(module, path, old_text, new_text, file_changed, to_write, live):
     """The file first (atomic), then the live values; any failure puts both back as they were."""
-    if file_changed:
-        try:
-            if new_text is None:
-                os.unlink(path)
-            else:
-                atomic_write(module, path, new_text)
-        except (IOError, OSError) as e:
-            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were" % (path, e))
-    written = []
-    key = None
+    change = Change(module, path, old_text, new_text, file_changed, to_write, live)
     try:
-        for key in sorted(to_write):
-            S.write_live(key, to_write[key])
-            written.append(key)
+        change.apply()
     except (IOError, OSError) as e:
-        for done in written:  # put back what we changed before failing
-            try:
-                S.write_live(done, live[done])
-            except (IOError, OSError):
-                pass
-        if file_changed:
-            _put_back(module, path, old_text)
+        change.rollback()
+        key = change.failed_key
+        if key is None:
+            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were" % (path, e))
         module.fail_json(msg="writing live value %s = %s failed: %s; live values and %s restored"
                              % (key, to_write[key], e, path))
 
 
-def run(module):
-    """sysctl_tcp: every key checked, the file and the live values planned, then written."""
-    p = module.params
+def plan(module, p, label=""):
+    """sysctl_tcp's parameters ``p`` checked and planned; nothing written. Bad input, a boot-time
+    conflict with on_conflict=fail or a read-only /proc/sys fail the module here, their message
+    starting with ``label``. The plan: the result without the read-back, and the Change."""
     path = p["path"]
     try:
         # systemd-sysctl reads only *.conf files directly in its directories
@@ -133,23 +164,38 @@ def run(module):
         V.single_line(p["header"], "header", 200)
         persist = p["apply"] in ("both", "persist")
         current_text, live = read_state(p, persist)
-        plan = S.plan(p, live, current_text)
+        planned = S.plan(p, live, current_text)
     except (V.InputError, S.SysctlError) as e:
-        module.fail_json(msg=str(e))
-    values, warnings = plan["values"], plan["warnings"]
+        module.fail_json(msg=label + str(e))
+    values, warnings = planned["values"], planned["warnings"]
     new_text = None
-    if values or plan["previous"] or plan["added"]:
-        new_text = S.render_conf(values, plan["previous"], plan["added"], p["header"])
+    if values or planned["previous"] or planned["added"]:
+        new_text = S.render_conf(values, planned["previous"], planned["added"], p["header"])
     file_changed = persist and new_text != current_text
     overridden = boot_overrides(module, p, values, warnings) if persist and values else {}
-    targets = plan["live_targets"] if p["apply"] in ("both", "live") else {}
+    targets = planned["live_targets"] if p["apply"] in ("both", "live") else {}
     to_write, live_skipped = live_writes(module, p, live, targets, warnings)
     live_before = {k: live.get(k) for k in sorted(set(values) | set(targets))}
-    live_after = dict(live_before, **to_write)
-    changed = bool(file_changed or to_write)
-    if changed and not module.check_mode:
-        apply_changes(module, path, current_text, new_text, file_changed, to_write, live)
-        live_after.update(S.read_live(sorted(to_write)))
-    return dict(changed=changed, file=path, persisted=values, live_before=live_before, live_after=live_after,
-                live_skipped=live_skipped, overridden_by=overridden, warning_messages=warnings,
-                netns=S.netns_info(), diff=diff(path, current_text, new_text, file_changed, live, to_write))
+    change = Change(module, path, current_text, new_text, file_changed, to_write, live)
+    result = dict(changed=change.changed, file=path, persisted=values, live_before=live_before,
+                  live_after=dict(live_before, **to_write), live_skipped=live_skipped, overridden_by=overridden,
+                  warning_messages=warnings, netns=S.netns_info(),
+                  diff=diff(path, current_text, new_text, file_changed, live, to_write))
+    return dict(result=result, change=change)
+
+
+def finish(module, pl):
+    """The result, with the live values read back when they were written."""
+    result = pl["result"]
+    if result["changed"] and not module.check_mode:
+        result["live_after"].update(S.read_live(sorted(pl["change"].to_write)))
+    return result
+
+
+def run(module):
+    """sysctl_tcp: every key checked, the file and the live values planned, then written."""
+    pl = plan(module, module.params)
+    ch = pl["change"]
+    if ch.changed and not module.check_mode:
+        apply_changes(module, ch.path, ch.old_text, ch.new_text, ch.file_changed, ch.to_write, ch.live)
+    return finish(module, pl)

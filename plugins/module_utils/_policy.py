@@ -23,6 +23,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as KN
 from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
 from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
 from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
@@ -429,7 +430,7 @@ def service_params(module, p):
         if not isinstance(item, dict) or not item.get("name"):
             module.fail_json(msg="%s %r must be a dict with a name" % (label, item))
         label += " (%s)" % item["name"]
-        top = {k: v for k, v in p.items() if k not in ("services", "prestart") and v is not None}
+        top = {k: v for k, v in p.items() if k not in ("services", "prestart", "kernel") and v is not None}
         params = validated(module, label, item, SPEC, top)
         try:
             check_options(params)
@@ -486,9 +487,17 @@ def prestart_params(module):
     return p
 
 
-def apply_systemd(module, systemd, warnings, prestart=None):
-    """Plan every systemd service (and, with ``prestart``, the restart hook's drop-ins), write
-    them in one transaction with one reload, read back. ([(item, result)], prestart result)."""
+def kernel_params(module):
+    """The ``kernel`` option checked as sysctl_tcp's own options, before anything is done; None
+    without it."""
+    raw = module.params.get("kernel")
+    return None if raw is None else validated(module, "kernel", raw, KN.SPEC)
+
+
+def apply_systemd(module, systemd, warnings, prestart=None, kernel=None):
+    """Plan every systemd service (and, with ``prestart``, the restart hook's drop-ins; with
+    ``kernel``, a _kernel plan, the sysctl file and live values), write them in one transaction
+    with one reload, read back. ([(item, result)], prestart result)."""
     sd = SD.Systemd(module)
     plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
     pre_plan = pre = None
@@ -499,6 +508,8 @@ def apply_systemd(module, systemd, warnings, prestart=None):
             module.fail_json(msg="prestart: %s" % e)
     shared = plan_revive(module, plans) if plans else FileSet(module)
     tx = SD.DropinTransaction(module, sd)
+    if kernel is not None:
+        tx.add(kernel["change"])  # first: a later write, verify or reload failure puts it back
     if pre_plan is not None:
         pre = PS.stage(module, pre_plan, tx)
     if not module.check_mode and (tx.changed or shared.changed or any(
@@ -524,16 +535,30 @@ def with_prestart(module, prestart, result, pre, warnings, failing):
     warnings.extend(pre["warning_messages"])
 
 
+def with_kernel(module, kernel, result, warnings):
+    """The kernel settings' result (sysctl_tcp's, read back) under ``kernel``; its changes count."""
+    result["kernel"] = kres = KN.finish(module, kernel)
+    result["changed"] = result.get("changed", False) or kres["changed"]
+    result["diff"] = result.get("diff", []) + kres["diff"]
+    warnings.extend(kres["warning_messages"])
+
+
 def run(module):
     """service_restart_policy: returns (result, the mismatches that fail it)."""
     warnings = []
     prestart = prestart_params(module)
-    pre = None
+    kernel_p = kernel_params(module)
+    pre = kernel = None
     try:
         systemd, supervisord = split_backends(module, module.params, U.service_manager())
+        if kernel_p is not None:
+            kernel = KN.plan(module, kernel_p, label="kernel: ")
         done = []
         if systemd or prestart is not None:
-            done, pre = apply_systemd(module, systemd, warnings, prestart)
+            done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
+        elif kernel is not None and kernel["change"].changed and not module.check_mode:
+            ch = kernel["change"]  # no unit to write (supervisord programs): as sysctl_tcp does
+            KN.apply_changes(module, ch.path, ch.old_text, ch.new_text, ch.file_changed, ch.to_write, ch.live)
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except U.UnitError as e:
         module.fail_json(msg=str(e))
@@ -549,5 +574,7 @@ def run(module):
                       diff=[d for r in results for d in r["diff"]])
     if pre is not None:
         with_prestart(module, prestart, result, pre, warnings, failing)
+    if kernel is not None:
+        with_kernel(module, kernel, result, warnings)
     result["warning_messages"] = warnings
     return result, failing

@@ -82,6 +82,18 @@ options:
         this dict as C(prestart_cleanup_request); C(harden_restart) uses it so that a host makes
         one call and one reload for both drop-ins.
     type: dict
+  kernel:
+    description:
+      - The options of M(netsvc.resilience.sysctl_tcp) (kernel TCP settings and reserved
+        ports), applied in this same call. They are checked and planned with the rest, before
+        anything is written, and written first in this call's transaction - the sysctl file,
+        then the live values - so a later drop-in write, C(systemd-analyze verify) or
+        C(daemon-reload) failure puts them back too. The values written are read back from
+        C(/proc/sys). The result has RV(kernel).
+      - The C(kernel_tuning) role's entry point C(request) (C(tasks_from=request)) prepares this
+        dict as C(kernel_tuning_request); C(harden_restart) uses it so that a host makes one call
+        for the kernel, the hook and the policy.
+    type: dict
   state:
     description: C(absent) removes exactly what this module wrote for the service and reloads.
     type: str
@@ -377,6 +389,13 @@ prestart:
       C(fail).
   returned: when O(prestart) is given
   type: dict
+kernel:
+  description:
+    - With O(kernel), the result M(netsvc.resilience.sysctl_tcp) would return (C(file),
+      C(persisted), C(live_before), C(live_after) read back, C(live_skipped), C(overridden_by),
+      C(netns), C(warning_messages)).
+  returned: when O(kernel) is given
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -386,7 +405,8 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _validate
 
 
 def main():
-    spec = dict(PO.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"))
+    spec = dict(PO.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"),
+                kernel=dict(type="dict"))
     module = AnsibleModule(argument_spec=spec,
                            required_one_of=[("name", "services")], mutually_exclusive=[("name", "services")],
                            supports_check_mode=True)

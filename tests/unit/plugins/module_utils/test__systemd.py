@@ -162,3 +162,62 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
         tx.commit()
     assert read_text(policy) == "old\n"  # the policy's drop-in as it was
     assert read_text(dropin) is None and read_text(plan["path"]) is None and systemd.reloads == 0
+
+
+def _kernel_change(tmp_path, monkeypatch, fail_key=None):
+    """A _kernel.Change (service_restart_policy's ``kernel``): a sysctl file and two live values,
+    written to a dict instead of /proc/sys."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as KN
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+    live = {"net.core.somaxconn": "4096", "net.ipv4.tcp_max_syn_backlog": "128"}
+    proc = dict(live)
+
+    def write_live(key, value):
+        if key == fail_key and value != live[key]:
+            raise OSError(30, "Read-only file system")
+        proc[key] = value
+
+    monkeypatch.setattr(S, "write_live", write_live)
+    path = str(tmp_path / "sysctl.d" / "90-netsvc-resilience.conf")
+    atomic_write(FakeModule(), path, "old\n")
+    change = KN.Change(FakeModule(), path, "old\n", "new\n", True,
+                       {"net.core.somaxconn": "8192", "net.ipv4.tcp_max_syn_backlog": "8192"}, live)
+    return change, path, proc, live
+
+
+def test_kernel_settings_join_the_transaction_and_need_no_reload(tmp_path, monkeypatch):
+    change, path, proc, _live = _kernel_change(tmp_path, monkeypatch)
+    systemd = FakeSystemd()
+    kernel_only = SD.DropinTransaction(FakeModule(), systemd)
+    kernel_only.add(change)
+    assert kernel_only.changed and kernel_only.commit() and systemd.reloads == 0  # no unit file: no reload
+    assert read_text(path) == "new\n" and proc["net.core.somaxconn"] == "8192"
+
+
+@pytest.mark.parametrize("systemd, expect", [
+    (FakeSystemd(reload_rc=1), "daemon-reload failed"),
+    (None, "verify rejected web.service"),
+])
+def test_a_failed_drop_in_puts_the_kernel_settings_back_too(tmp_path, monkeypatch, systemd, expect):
+    change, path, proc, live = _kernel_change(tmp_path, monkeypatch)
+    if systemd is None:
+        dropin = tmp_path / "etc" / "systemd" / "web.service.d" / "40-x.conf"
+        systemd = FakeSystemd(verify="%s:3: Unknown key name 'Nope'\n" % dropin)
+    tx, policy = _tx(tmp_path, systemd)
+    tx.entries.insert(0, (change, None, None))  # as _policy.apply_systemd adds it: first
+    with pytest.raises(Failed, match=expect):
+        tx.commit()
+    assert read_text(path) == "old\n" and read_text(policy) == "old\n"
+    assert proc == live  # every live value as it was
+
+
+def test_a_live_value_that_fails_puts_the_file_and_the_drop_ins_back(tmp_path, monkeypatch):
+    change, path, proc, live = _kernel_change(tmp_path, monkeypatch, fail_key="net.ipv4.tcp_max_syn_backlog")
+    systemd = FakeSystemd()
+    tx, policy = _tx(tmp_path, systemd)
+    tx.entries.insert(0, (change, None, None))
+    with pytest.raises(Failed, match="Read-only file system; every file was restored") as e:
+        tx.commit()
+    assert "/proc/sys/net/ipv4/tcp_max_syn_backlog" in str(e.value) and path in str(e.value)
+    assert read_text(path) == "old\n" and read_text(policy) == "old\n" and proc == live
+    assert systemd.reloads == 0

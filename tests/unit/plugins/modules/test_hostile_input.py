@@ -184,6 +184,20 @@ CASES = [
      ["prestart", "ports", "unknown option"]),
     ("policy-prestart-no-payload", service_restart_policy, policy(prestart={"services": []}),
      ["prestart", "payload"]),
+    # service_restart_policy with kernel (sysctl_tcp's settings in the same call): checked and
+    # planned as sysctl_tcp does, before any drop-in or sysctl file is written
+    ("policy-kernel-path-passwd", service_restart_policy, policy(kernel={"path": "/etc/passwd"}),
+     ["kernel: ", "/etc/passwd", "directly in one of"]),
+    ("policy-kernel-recycle", service_restart_policy, policy(kernel={"settings": {"net.ipv4.tcp_tw_recycle": 1}}),
+     ["kernel: ", "tcp_tw_recycle", "4.12"]),
+    ("policy-kernel-value-shell", service_restart_policy,
+     policy(kernel={"settings": {"net.ipv4.tcp_fin_timeout": "15; reboot"}}), ["kernel: ", "15; reboot"]),
+    ("policy-kernel-reserved-high", service_restart_policy, policy(kernel={"reserved_ports": [70000]}),
+     ["kernel: ", "70000"]),
+    ("policy-kernel-unknown", service_restart_policy, policy(kernel={"ports": [80]}),
+     ["kernel", "ports", "unknown option"]),
+    ("policy-kernel-profile", service_restart_policy, policy(kernel={"profile": "fastest"}),
+     ["kernel", "profile", "fastest"]),
     # socket_cleanup
     ("clean-port-word", socket_cleanup, {"ports": ["abc"]}, ["abc"]),
     ("clean-ports-empty", socket_cleanup, {"ports": []}, ["empty"]),
