@@ -192,10 +192,15 @@ def finish(module, pl):
     return result
 
 
-def run(module):
-    """sysctl_tcp: every key checked, the file and the live values planned, then written."""
-    pl = plan(module, module.params)
+def apply(module, pl):
+    """Write a plan on its own (no transaction around it); a failure puts it back and fails."""
     ch = pl["change"]
     if ch.changed and not module.check_mode:
         apply_changes(module, ch.path, ch.old_text, ch.new_text, ch.file_changed, ch.to_write, ch.live)
+
+
+def run(module):
+    """sysctl_tcp: every key checked, the file and the live values planned, then written."""
+    pl = plan(module, module.params)
+    apply(module, pl)
     return finish(module, pl)

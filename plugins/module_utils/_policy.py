@@ -556,9 +556,8 @@ def run(module):
         done = []
         if systemd or prestart is not None:
             done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
-        elif kernel is not None and kernel["change"].changed and not module.check_mode:
-            ch = kernel["change"]  # no unit to write (supervisord programs): as sysctl_tcp does
-            KN.apply_changes(module, ch.path, ch.old_text, ch.new_text, ch.file_changed, ch.to_write, ch.live)
+        elif kernel is not None:
+            KN.apply(module, kernel)  # no unit to write (supervisord programs): as sysctl_tcp does
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except U.UnitError as e:
         module.fail_json(msg=str(e))
