@@ -649,8 +649,9 @@ def report(results, out_dir):
         md.append("")
     if "fleet" in results:
         md += ["## Fleet curve: harden_restart.yml vs the naive playbook, forks = hosts (medians of the rounds)", "",
-               "| hosts | forks | rounds | collection first s | s/host | re-run s | re-run / first | "
-               "controller PSS MiB | naive first s | naive re-run s | naive PSS MiB | naive / collection | one ping s |",
+               "| hosts | forks | rounds | collection first s | s/host | re-run s | re-run / first "
+               "| controller PSS MiB | naive first s | naive re-run s | naive PSS MiB | naive / collection "
+               "| one ping s |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["fleet"]:
             c, nv = r["collection"], r["naive"]
