@@ -139,18 +139,21 @@ class Change(object):
             self.file_written = False
 
 
-def apply_changes(module, path, old_text, new_text, file_changed, to_write, live):
-    """The file first (atomic), then the live values; any failure puts both back as they were."""
-    change = Change(module, path, old_text, new_text, file_changed, to_write, live)
+def apply(module, change):
+    """Write a Change on its own (sysctl_tcp: no transaction around it): the file first (atomic),
+    then the live values; any failure puts both back as they were and fails the module."""
+    if not change.changed or module.check_mode:
+        return
     try:
         change.apply()
     except (IOError, OSError) as e:
         change.rollback()
         key = change.failed_key
         if key is None:
-            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were" % (path, e))
+            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were"
+                                 % (change.path, e))
         module.fail_json(msg="writing live value %s = %s failed: %s; live values and %s restored"
-                             % (key, to_write[key], e, path))
+                             % (key, change.to_write[key], e, change.path))
 
 
 def plan(module, p, label=""):
@@ -192,15 +195,8 @@ def finish(module, pl):
     return result
 
 
-def apply(module, pl):
-    """Write a plan on its own (no transaction around it); a failure puts it back and fails."""
-    ch = pl["change"]
-    if ch.changed and not module.check_mode:
-        apply_changes(module, ch.path, ch.old_text, ch.new_text, ch.file_changed, ch.to_write, ch.live)
-
-
 def run(module):
     """sysctl_tcp: every key checked, the file and the live values planned, then written."""
     pl = plan(module, module.params)
-    apply(module, pl)
+    apply(module, pl["change"])
     return finish(module, pl)

@@ -557,7 +557,7 @@ def run(module):
         if systemd or prestart is not None:
             done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
         elif kernel is not None:
-            KN.apply(module, kernel)  # no unit to write (supervisord programs): as sysctl_tcp does
+            KN.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except U.UnitError as e:
         module.fail_json(msg=str(e))

@@ -18,6 +18,8 @@ class Failed(Exception):
 
 
 class FakeModule(object):
+    check_mode = False
+
     def atomic_move(self, src, dest):
         os.rename(src, dest)
 
@@ -39,8 +41,8 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
 
     monkeypatch.setattr(S, "write_live", write_live)
     with pytest.raises(Failed) as e:
-        K.apply_changes(FakeModule(), path, "old\n", "new\n", True,
-                        {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live)
+        K.apply(FakeModule(), K.Change(FakeModule(), path, "old\n", "new\n", True,
+                                       {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live))
     assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
     assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
     with open(path) as f:
@@ -57,6 +59,6 @@ def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, mo
             raise OSError(28, "No space left on device")
 
     with pytest.raises(Failed) as e:
-        K.apply_changes(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {})
+        K.apply(FullDisk(), K.Change(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {}))
     assert "No space left on device" in str(e.value) and "as they were" in str(e.value)
     assert os.listdir(os.path.dirname(path)) == []
