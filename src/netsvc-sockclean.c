@@ -1,18 +1,27 @@
 /* netsvc-sockclean: the restart hook of netsvc.resilience (x86_64 and aarch64 build).
  *
- *   netsvc-sockclean [--unit NAME] [--user UID:GID[:G,G...]] [--status-dir DIR]
- *                    PORT|LOW-HIGH... [-- COMMAND ARGS...]
+ *   netsvc-sockclean [--unit NAME] [--user UID:GID[:G,G...]] [--status-dir DIR] [--drain-ms MS]
+ *                    LISTEN... [-- COMMAND ARGS...]
  *
- * Before a service starts, destroys the sockets a dead server left on its LOCAL ports
- * (TIME_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK) over sock_diag netlink, so the
- * restart can bind. LISTEN and ESTABLISHED sockets are never touched. Counts again
- * afterwards, and when sockets are left it says why, from the errno the kernel gave for
- * each socket: no CAP_NET_ADMIN (EPERM), netlink refused (socket() failed), a kernel
- * without SOCK_DESTROY, or TIME_WAIT not destroyable before Linux 6.0 (EOPNOTSUPP).
+ * LISTEN is what the service listens on: ADDR:PORT or [ADDR6]:PORT (0.0.0.0 and [::] mean
+ * every address of that family), or PORT / LOW-HIGH for every address of both families.
+ * Before a service starts, destroys the sockets a dead server left on those LOCAL addresses
+ * and ports, so the restart can bind - and only those: another service on the same port at
+ * another address keeps every socket. LISTEN and ESTABLISHED sockets are never touched.
+ * TIME_WAIT and FIN_WAIT_2 sockets hold no data and go at once, and so does any other
+ * orphan whose send queue holds nothing but its FIN. A FIN_WAIT_1, CLOSING or LAST_ACK
+ * socket still holding data is still delivering a response (the kernel keeps sending after
+ * close()): it gets up to --drain-ms (default 2000) to deliver it, and only then is destroyed;
+ * the line and the status file say how many were destroyed with how many bytes unsent.
+ * Counts again afterwards, and when sockets are left it says why, from the errno the kernel
+ * gave for each socket: no CAP_NET_ADMIN (EPERM), netlink refused (socket() failed), a
+ * kernel without SOCK_DESTROY, or TIME_WAIT not destroyable before Linux 6.0 (EOPNOTSUPP).
  * Logs one line on stdout (the journal) and, with --unit, writes
- * /run/netsvc-resilience/hook/NAME.status for the audit. It never blocks a start: it
- * exits 0 (systemd runs it as ExecStartPre=+-...). With "-- COMMAND" it then drops to
- * --user (numeric ids, resolved by the module) and exec's COMMAND: the supervisord wrapper.
+ * /run/netsvc-resilience/hook/NAME.status for the audit - only into a directory that root
+ * owns and nobody else may write (every directory up to /), never through a symlink
+ * (O_NOFOLLOW). It never blocks a start: it exits 0 (systemd runs it as
+ * ExecStartPre=+-...). With "-- COMMAND" it then drops to --user (numeric ids, resolved by
+ * the module) and exec's COMMAND: the supervisord wrapper.
  *
  * The Python twin (plugins/module_utils/_sockdiag.py, run as a script) does the same on
  * other architectures; both print the same line and the same status file.
@@ -56,6 +65,9 @@
 #define MAX_SOCKS 131072
 #define BATCH 512
 #define STATUS_DIR "/run/netsvc-resilience/hook"
+#define DRAIN_DEFAULT_MS 2000
+#define DRAIN_MAX_MS 600000
+#define DRAIN_STEP_MS 10
 
 struct nlh {
 	u32 len;
@@ -74,18 +86,33 @@ struct req {		/* inet_diag_req_v2 */
 struct sock {
 	u8 family, state;
 	u8 id[48];
+	u32 wq;		/* idiag_wqueue: write_seq - snd_una, the FIN included */
 };
 
-static struct sock socks[MAX_SOCKS];
-static struct sock after[MAX_SOCKS];
-static int errs[MAX_SOCKS];
+/* What the service listens on: a family (0: both) and an address (any: every address) on
+ * a range of ports. */
+struct target {
+	u8 family, any;
+	u8 addr[16];
+	u16 lo, hi;
+};
+
+static struct sock socks[MAX_SOCKS];	/* found first */
+static struct sock after[MAX_SOCKS];	/* a later look */
+static struct sock work[MAX_SOCKS];	/* one destroy batch */
+static int werr[MAX_SOCKS];
+static int res[MAX_SOCKS];		/* per socks[i]: errno of its destroy (0: done) */
+static u8 fate[MAX_SOCKS];		/* per socks[i]: see FATE_* */
+#define FATE_WAIT 0
+#define FATE_DESTROYED 1
+#define FATE_GONE 2			/* delivered its data and closed while we waited */
 #define HASH_SIZE (1 << 18)
 static int hash_tab[HASH_SIZE];	/* index + 1 into after[], 0 = empty */
 static u8 rbuf[65536];
 static u8 sbuf[BATCH * (sizeof(struct nlh) + sizeof(struct req))];
 
-static u16 ranges[MAX_PORTS][2];
-static int nranges;
+static struct target targets[MAX_PORTS];
+static int ntargets;
 static u32 seqno;
 
 static const char *const state_names[12] = {
@@ -95,12 +122,34 @@ static const char *const state_names[12] = {
 
 static u16 port_of(const u8 *id) { return (u16)(id[0] << 8 | id[1]); }
 
-static int wanted(u16 port)
+/* a socket of ours: local port and (where the target names one) local address */
+static int wanted(u8 family, const u8 *id)
 {
-	for (int i = 0; i < nranges; i++)
-		if (port >= ranges[i][0] && port <= ranges[i][1])
+	u16 port = port_of(id);
+	for (int i = 0; i < ntargets; i++) {
+		const struct target *t = &targets[i];
+		if (port < t->lo || port > t->hi || (t->family && t->family != family))
+			continue;
+		if (!t->family || t->any)
 			return 1;
+		int n = family == AF_INET ? 4 : 16, same = 1;
+		for (int k = 0; k < n; k++)
+			if (id[4 + k] != t->addr[k])
+				same = 0;
+		if (same)
+			return 1;
+	}
 	return 0;
+}
+
+/* bytes the socket still has to deliver: its send queue without the FIN's sequence number */
+static u32 unsent(const struct sock *s)
+{
+	if (s->state == ST_TIME_WAIT || s->state == ST_FIN_WAIT2)
+		return 0;
+	if (s->state == ST_FIN_WAIT1 || s->state == ST_CLOSING || s->state == ST_LAST_ACK)
+		return s->wq ? s->wq - 1 : 0;
+	return s->wq;
 }
 
 static const char *errname(int e)
@@ -112,6 +161,11 @@ static const char *errname(int e)
 	case EINVAL: return "EINVAL";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EAFNOSUPPORT: return "EAFNOSUPPORT";
+	case EEXIST: return "EEXIST";
+	case ENOTDIR: return "ENOTDIR";
+	case ENOSPC: return "ENOSPC";
+	case EROFS: return "EROFS";
+	case ELOOP: return "ELOOP";
 	default: return 0;
 	}
 }
@@ -159,7 +213,7 @@ again:;
 	}
 	m.h.len = sizeof(m.h) + rlen;
 	if (filter) {
-		/* S_GE lo (no: reject), S_LE hi (no: reject); exact ranges checked below */
+		/* S_GE lo (no: reject), S_LE hi (no: reject); exact targets checked below */
 		u8 bc[16] = {INET_DIAG_BC_S_GE, 8, 20, 0, 0, 0, (u8)lo, (u8)(lo >> 8),
 			     INET_DIAG_BC_S_LE, 8, 12, 0, 0, 0, (u8)hi, (u8)(hi >> 8)};
 		u8 *attr = (u8 *)&m.h + m.h.len;	/* right after the request */
@@ -192,10 +246,11 @@ again:;
 				}
 				if (h->type == m.h.type && h->len >= sizeof(struct nlh) + 72) {
 					u8 *msg = rbuf + off + sizeof(struct nlh);
-					if (((ORPHAN_MASK >> msg[1]) & 1) && wanted(port_of(msg + 4)) && *n < MAX_SOCKS) {
+					if (((ORPHAN_MASK >> msg[1]) & 1) && wanted(msg[0], msg + 4) && *n < MAX_SOCKS) {
 						out[*n].family = msg[0];
 						out[*n].state = msg[1];
 						memcpy(out[*n].id, msg + 4, 48);
+						memcpy(&out[*n].wq, msg + 60, 4);
 						(*n)++;
 					}
 				}
@@ -205,7 +260,7 @@ again:;
 	}
 }
 
-/* One dump of TCP sockets in ORPHAN_MASK on our ports, both families: the legacy request
+/* One dump of TCP sockets in ORPHAN_MASK on our targets, both families: the legacy request
  * (one table walk), else - a kernel that refuses it - one request per family. Returns the
  * count stored in out[] (at most MAX_SOCKS), or -errno. */
 static int legacy_refused;
@@ -214,11 +269,11 @@ static long dump(int fd, struct sock *out)
 {
 	long n = 0, rc;
 	u16 lo = 65535, hi = 0;
-	for (int i = 0; i < nranges; i++) {
-		if (ranges[i][0] < lo)
-			lo = ranges[i][0];
-		if (ranges[i][1] > hi)
-			hi = ranges[i][1];
+	for (int i = 0; i < ntargets; i++) {
+		if (targets[i].lo < lo)
+			lo = targets[i].lo;
+		if (targets[i].hi > hi)
+			hi = targets[i].hi;
 	}
 	if (!legacy_refused) {
 		rc = dump_one(fd, 1, AF_INET, lo, hi, out, &n);
@@ -234,7 +289,7 @@ static long dump(int fd, struct sock *out)
 	return n;
 }
 
-/* SOCK_DESTROY each socket; errs[i] = 0 or errno. */
+/* SOCK_DESTROY each socket of work[0..n); werr[i] = 0 or errno. */
 static void destroy(int fd, long n)
 {
 	for (long start = 0; start < n; start += BATCH) {
@@ -244,7 +299,7 @@ static void destroy(int fd, long n)
 		for (long i = 0; i < cnt; i++) {
 			struct nlh *h = (struct nlh *)(sbuf + len);
 			struct req *r = (struct req *)(sbuf + len + sizeof(*h));
-			struct sock *s = &socks[start + i];
+			struct sock *s = &work[start + i];
 			h->len = sizeof(*h) + sizeof(*r);
 			h->type = SOCK_DESTROY;
 			h->flags = NLM_F_REQUEST | NLM_F_ACK;
@@ -255,12 +310,12 @@ static void destroy(int fd, long n)
 			r->ext = r->pad = 0;
 			r->states = 1u << s->state;
 			memcpy(r->id, s->id, 48);
-			errs[start + i] = -1;
+			werr[start + i] = -1;
 			len += h->len;
 		}
 		if (sys6(SYS_sendto, fd, (long)sbuf, len, 0, 0, 0) < 0) {
 			for (long i = 0; i < cnt; i++)
-				errs[start + i] = EINVAL;
+				werr[start + i] = EINVAL;
 			continue;
 		}
 		for (long pending = cnt; pending > 0;) {
@@ -273,14 +328,26 @@ static void destroy(int fd, long n)
 					break;
 				if (h->type == NLMSG_ERROR && h->seq >= first && h->seq <= seqno) {
 					long i = start + (h->seq - first);
-					if (errs[i] < 0) {
-						errs[i] = -*(int *)(rbuf + off + sizeof(struct nlh));
+					if (werr[i] < 0) {
+						werr[i] = -*(int *)(rbuf + off + sizeof(struct nlh));
 						pending--;
 					}
 				}
 				off += (h->len + 3) & ~3u;
 			}
 		}
+	}
+}
+
+/* Destroy socks[i] for every i of idx[0..n) (each as it looks now: ``now``, or socks[i]) */
+static void destroy_these(int fd, const long *idx, const struct sock *const *now, long n)
+{
+	for (long k = 0; k < n; k++)
+		work[k] = now && now[k] ? *now[k] : socks[idx[k]];
+	destroy(fd, n);
+	for (long k = 0; k < n; k++) {
+		res[idx[k]] = werr[k];
+		fate[idx[k]] = FATE_DESTROYED;
 	}
 }
 
@@ -312,12 +379,12 @@ static void index_after(long n)
 	}
 }
 
-static int still_there(const struct sock *s)
+static const struct sock *find_after(const struct sock *s)
 {
 	u32 h = tuple_hash(s->id) & (HASH_SIZE - 1);
 	while (hash_tab[h]) {
 		if (same_tuple(after[hash_tab[h] - 1].id, s->id))
-			return 1;
+			return &after[hash_tab[h] - 1];
 		h = (h + 1) & (HASH_SIZE - 1);
 	}
 	return 0;
@@ -339,28 +406,170 @@ static int parse_u(const char *s, unsigned long max, unsigned long *out)
 	return 1;
 }
 
-static int parse_range(const char *a)
+/* "LOW" or "LOW-HIGH" (1-65535) into t->lo, t->hi */
+static int parse_ports(const char *a, size_t len, struct target *t)
 {
-	char lo[8], *p = lo;
+	char lo[8], hi[8];
+	size_t dash = 0, i;
 	unsigned long l, h;
-	const char *dash = a;
-	while (*dash && *dash != '-')
+	while (dash < len && a[dash] != '-')
 		dash++;
-	if (dash - a == 0 || dash - a > 5)
+	if (!dash || dash > 5 || (dash < len && (len - dash - 1 == 0 || len - dash - 1 > 5)))
 		return 0;
-	for (const char *q = a; q < dash; q++)
-		*p++ = *q;
-	*p = 0;
+	for (i = 0; i < dash; i++)
+		lo[i] = a[i];
+	lo[dash] = 0;
 	if (!parse_u(lo, 65535, &l) || l == 0)
 		return 0;
 	h = l;
-	if (*dash && (!parse_u(dash + 1, 65535, &h) || h < l))
+	if (dash < len) {
+		for (i = dash + 1; i < len; i++)
+			hi[i - dash - 1] = a[i];
+		hi[len - dash - 1] = 0;
+		if (!parse_u(hi, 65535, &h) || h < l)
+			return 0;
+	}
+	t->lo = (u16)l;
+	t->hi = (u16)h;
+	return 1;
+}
+
+static int parse_v4(const char *a, size_t len, u8 *out)
+{
+	unsigned long part = 0;
+	int dots = 0, digits = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || a[i] == '.') {
+			if (!digits || part > 255 || (i < len && dots == 3))
+				return 0;
+			out[dots++] = (u8)part;
+			part = 0;
+			digits = 0;
+		} else if (a[i] >= '0' && a[i] <= '9' && digits < 3) {
+			part = part * 10 + (unsigned long)(a[i] - '0');
+			digits++;
+		} else {
+			return 0;
+		}
+	}
+	return dots == 4;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* IPv6 text (with '::' and an IPv4 tail) -> 16 bytes */
+static int parse_v6(const char *a, size_t len, u8 *out)
+{
+	u16 words[8];
+	int n = 0, gap = -1;
+	size_t i = 0;
+	if (len >= 2 && a[0] == ':' && a[1] == ':') {
+		gap = 0;
+		i = 2;
+	} else if (len && a[0] == ':') {
 		return 0;
-	if (nranges >= MAX_PORTS)
+	}
+	while (i < len) {
+		size_t j = i;
+		unsigned v = 0;
+		int digits = 0, dot = 0;
+		while (j < len && a[j] != ':') {
+			if (a[j] == '.')
+				dot = 1;
+			j++;
+		}
+		if (dot) {
+			u8 v4[4];
+			if (n > 6 || !parse_v4(a + i, len - i, v4))
+				return 0;
+			words[n++] = (u16)(v4[0] << 8 | v4[1]);
+			words[n++] = (u16)(v4[2] << 8 | v4[3]);
+			i = len;
+			break;
+		}
+		for (size_t k = i; k < j; k++) {
+			int h = hexval(a[k]);
+			if (h < 0 || ++digits > 4)
+				return 0;
+			v = v << 4 | (unsigned)h;
+		}
+		if (!digits || n >= 8)
+			return 0;
+		words[n++] = (u16)v;
+		if (j == len) {
+			i = j;
+			break;
+		}
+		if (j + 1 < len && a[j + 1] == ':') {
+			if (gap >= 0)
+				return 0;
+			gap = n;
+			i = j + 2;
+		} else {
+			if (j + 1 == len)
+				return 0;
+			i = j + 1;
+		}
+	}
+	if (gap < 0 ? n != 8 : n > 7)
 		return 0;
-	ranges[nranges][0] = (u16)l;
-	ranges[nranges][1] = (u16)h;
-	nranges++;
+	int fill = 8 - n, w = 0;
+	for (int k = 0; k < 8; k++) {
+		u16 v;
+		if (gap >= 0 && k >= gap && k < gap + fill)
+			v = 0;
+		else
+			v = words[w++];
+		out[2 * k] = (u8)(v >> 8);
+		out[2 * k + 1] = (u8)v;
+	}
+	return 1;
+}
+
+/* PORT | LOW-HIGH | A.B.C.D:PORT | [V6]:PORT */
+static int parse_target(const char *a)
+{
+	struct target t;
+	size_t n = slen(a), colon;
+	memset(&t, 0, sizeof(t));
+	if (ntargets >= MAX_PORTS || !n)
+		return 0;
+	if (a[0] == '[') {
+		size_t close = 1;
+		while (close < n && a[close] != ']')
+			close++;
+		if (close >= n || close + 1 >= n || a[close + 1] != ':' ||
+		    !parse_v6(a + 1, close - 1, t.addr) || !parse_ports(a + close + 2, n - close - 2, &t))
+			return 0;
+		t.family = AF_INET6;
+	} else {
+		for (colon = n; colon > 0 && a[colon - 1] != ':'; colon--)
+			;
+		if (colon) {
+			if (!parse_v4(a, colon - 1, t.addr) || !parse_ports(a + colon, n - colon, &t))
+				return 0;
+			t.family = AF_INET;
+		} else if (!parse_ports(a, n, &t)) {
+			return 0;
+		}
+	}
+	if (t.family) {
+		int k, len = t.family == AF_INET ? 4 : 16;
+		t.any = 1;
+		for (k = 0; k < len; k++)
+			if (t.addr[k])
+				t.any = 0;
+	}
+	targets[ntargets++] = t;
 	return 1;
 }
 
@@ -399,7 +608,65 @@ static int kernel_version(char *release, size_t cap)
 	return major * 100 + minor;
 }
 
-static void write_status(const char *dir, const char *unit, const char *text, size_t n)
+static long now_ms(void)
+{
+	long ts[2] = {0, 0};
+	sys2(SYS_clock_gettime, CLOCK_MONOTONIC, ts);
+	return ts[0] * 1000 + ts[1] / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	long ts[2] = {ms / 1000, (ms % 1000) * 1000000};
+	sys2(SYS_nanosleep, ts, 0);
+}
+
+/* Why root may not write into ``dir`` (a directory: itself and every parent up to /),
+ * or 0. Checked without following a symlink at any step. */
+static const char *unsafe_dir(const char *dir, struct buf *why)
+{
+	char path[512];
+	size_t n = slen(dir);
+	if (!n || n >= sizeof(path) || dir[0] != '/') {
+		put(why, "not an absolute path");
+		return why->b;
+	}
+	memcpy(path, dir, n + 1);
+	for (;;) {
+		u8 st[256];
+		memset(st, 0, sizeof(st));
+		if (sys4(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW) < 0) {
+			put(why, path);
+			put(why, " cannot be read");
+			return why->b;
+		}
+		u32 mode = *(u32 *)(st + STAT_MODE_OFF), uid = *(u32 *)(st + STAT_UID_OFF);
+		if ((mode & S_IFMT) != S_IFDIR) {
+			put(why, path);
+			put(why, " is not a directory");
+			return why->b;
+		}
+		if (uid != 0) {
+			put(why, path);
+			put(why, " is owned by uid ");
+			putu(why, uid);
+			return why->b;
+		}
+		if (mode & 022) {
+			put(why, path);
+			put(why, " is writable by group or others");
+			return why->b;
+		}
+		if (n <= 1)
+			return 0;
+		while (n > 1 && path[n - 1] != '/')
+			n--;
+		path[n > 1 ? n - 1 : 1] = 0;
+		n = n > 1 ? n - 1 : 1;
+	}
+}
+
+static void write_status(const char *dir, const char *unit, const char *text, size_t len, struct buf *why)
 {
 	char path[512], tmp[540];
 	struct buf b;
@@ -420,10 +687,16 @@ static void write_status(const char *dir, const char *unit, const char *text, si
 		sys3(SYS_mkdirat, AT_FDCWD, "/run/netsvc-resilience", 0755);
 		sys3(SYS_mkdirat, AT_FDCWD, STATUS_DIR, 0755);
 	}
-	long fd = sys4(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (unsafe_dir(dir, why))
 		return;
-	write_all((int)fd, text, n);
+	long fd = sys4(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		put(why, tmp);
+		put(why, ": ");
+		put_err(why, (int)-fd);
+		return;
+	}
+	write_all((int)fd, text, len);
 	sys1(SYS_close, fd);
 	sys4(SYS_renameat, AT_FDCWD, tmp, AT_FDCWD, path);
 }
@@ -518,15 +791,140 @@ bad:
 	return 0;
 }
 
+static long idx[MAX_SOCKS];
+static const struct sock *cur[MAX_SOCKS];
+
+/* The cleanup: what is done and counted (see the line below). */
+struct outcome {
+	long found, left, destroyed, kept, drained, unsent_socks, drain_ms;
+	unsigned long unsent_bytes;
+	int n_eperm, n_full_unsup, n_tw_unsup, other, inspect_err;
+	struct buf cause, states, kept_states;
+};
+
+static void tally(struct outcome *o, int kver, const char *release)
+{
+	long kept_per[12] = {0};
+	for (long i = 0; i < o->found; i++) {
+		if (fate[i] != FATE_DESTROYED)
+			continue;
+		int e = res[i], tw = socks[i].state == ST_TIME_WAIT || socks[i].state == ST_FIN_WAIT2;
+		if (e == 0 && o->left >= 0 && find_after(&socks[i])) {
+			o->kept++;	/* acknowledged, yet the kernel kept it */
+			kept_per[socks[i].state < 12 ? socks[i].state : 0]++;
+		} else if (e == 0)
+			o->destroyed++;
+		else if (e == ENOENT)
+			;	/* expired meanwhile */
+		else if (e == EPERM || e == EACCES)
+			o->n_eperm++;
+		else if (e == EOPNOTSUPP)
+			tw ? o->n_tw_unsup++ : o->n_full_unsup++;
+		else if (!o->other)
+			o->other = e < 0 ? EINVAL : e;
+	}
+	for (int st = 0; st < 12; st++) {
+		if (!kept_per[st])
+			continue;
+		put(&o->kept_states, o->kept_states.n ? ", " : "");
+		put(&o->kept_states, state_names[st]);
+		put(&o->kept_states, " ");
+		putu(&o->kept_states, (unsigned long)kept_per[st]);
+	}
+	if (o->n_eperm) {
+		put(&o->cause, "no CAP_NET_ADMIN (uid ");
+		putu(&o->cause, (unsigned long)sys1(SYS_getuid, 0));
+		put(&o->cause, ": the unit's User= or CapabilityBoundingSet= drops it)");
+	}
+	if (o->n_full_unsup || (o->n_tw_unsup && kver >= 600)) {
+		put(&o->cause, o->cause.n ? "; " : "");
+		put(&o->cause, "kernel without SOCK_DESTROY (CONFIG_INET_DIAG_DESTROY)");
+	} else if (o->n_tw_unsup) {
+		put(&o->cause, o->cause.n ? "; " : "");
+		put(&o->cause, "TIME_WAIT not destroyable on Linux ");
+		put(&o->cause, release);
+		put(&o->cause, " (needs >= 6.0)");
+	}
+	if (o->kept) {
+		put(&o->cause, o->cause.n ? "; " : "");
+		put(&o->cause, "the kernel acknowledged SOCK_DESTROY but kept ");
+		putu(&o->cause, (unsigned long)o->kept);
+		put(&o->cause, " orphaned socket(s) (");
+		putn(&o->cause, o->kept_states.b, o->kept_states.n);
+		put(&o->cause, ") on Linux ");
+		put(&o->cause, release);
+	}
+	if (o->other) {
+		put(&o->cause, o->cause.n ? "; " : "");
+		put(&o->cause, "SOCK_DESTROY failed with ");
+		put_err(&o->cause, o->other);
+	}
+	if (o->left > 0 && !o->cause.n)
+		put(&o->cause, "new sockets appeared while cleaning");
+}
+
+/* Destroy at once what holds nothing to deliver; give the rest up to drain_ms to deliver
+ * their data (looking again every DRAIN_STEP_MS), then destroy what still holds some. */
+static void clean(int fd, struct outcome *o, long drain_ms)
+{
+	long n = 0, waiting = 0, t0 = now_ms();
+	for (long i = 0; i < o->found; i++) {
+		fate[i] = FATE_WAIT;
+		if (!unsent(&socks[i]))
+			idx[n++] = i;
+		else
+			waiting++;
+	}
+	destroy_these(fd, idx, 0, n);
+	while (waiting && now_ms() - t0 < drain_ms) {
+		long m;
+		sleep_ms(DRAIN_STEP_MS);
+		m = dump(fd, after);
+		if (m < 0)
+			break;
+		index_after(m);
+		n = waiting = 0;
+		for (long i = 0; i < o->found; i++) {
+			if (fate[i] != FATE_WAIT)
+				continue;
+			const struct sock *s = find_after(&socks[i]);
+			if (!s) {
+				fate[i] = FATE_GONE;	/* delivered, acknowledged, closed */
+				o->drained++;
+			} else if (!unsent(s)) {
+				idx[n] = i;
+				cur[n++] = s;
+				o->drained++;
+			} else {
+				socks[i].wq = s->wq;
+				waiting++;
+			}
+		}
+		destroy_these(fd, idx, cur, n);
+	}
+	if (o->drained || waiting)
+		o->drain_ms = now_ms() - t0;
+	n = 0;
+	for (long i = 0; i < o->found; i++) {
+		if (fate[i] != FATE_WAIT)
+			continue;
+		o->unsent_socks++;
+		o->unsent_bytes += unsent(&socks[i]);
+		idx[n++] = i;
+	}
+	destroy_these(fd, idx, 0, n);
+}
+
 __attribute__((used)) void start_c(long *sp)
 {
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
 	const char *unit = 0, *user = 0, *status_dir = STATUS_DIR;
+	unsigned long drain_ms = DRAIN_DEFAULT_MS;
 	char **cmd = 0;
-	struct buf line, st, bad;
-	line.n = st.n = bad.n = 0;
+	struct buf line, st, bad, ports;
+	line.n = st.n = bad.n = ports.n = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (seq(argv[i], "--")) {
@@ -539,175 +937,150 @@ __attribute__((used)) void start_c(long *sp)
 			user = argv[++i];
 		} else if (seq(argv[i], "--status-dir") && i + 1 < argc) {
 			status_dir = argv[++i];
-		} else if (!parse_range(argv[i])) {
+		} else if (seq(argv[i], "--drain-ms") && i + 1 < argc) {
+			if (!parse_u(argv[++i], DRAIN_MAX_MS, &drain_ms)) {
+				put(&bad, bad.n ? " " : "");
+				put(&bad, "--drain-ms ");
+				put(&bad, argv[i]);
+				drain_ms = DRAIN_DEFAULT_MS;
+			}
+		} else if (!parse_target(argv[i])) {
 			put(&bad, bad.n ? " " : "");
 			put(&bad, argv[i]);
+		} else {
+			put(&ports, ports.n ? "," : "");	/* the label: the targets as given */
+			put(&ports, argv[i]);
 		}
 	}
 	if (bad.n) {
-		put(&line, "netsvc-sockclean: ignoring bad port(s) ");
+		put(&line, "netsvc-sockclean: ignoring bad argument(s) ");
 		putn(&line, bad.b, bad.n);
 		put(&line, "\n");
 		write_all(1, line.b, line.n);
 		line.n = 0;
 	}
 
-	if (nranges) {
+	if (ntargets) {
 		char release[65];
 		int kver = kernel_version(release, sizeof(release));
-		long found = 0, left = 0, destroyed = 0, fd;
-		int n_eperm = 0, n_full_unsup = 0, n_tw_unsup = 0, other = 0, inspect_err = 0;
-		long kept = 0;
-		struct buf cause, states, ports, kept_states;
-		cause.n = states.n = ports.n = kept_states.n = 0;
-		for (int i = 0; i < nranges; i++) {
-			put(&ports, i ? "," : "");
-			putu(&ports, ranges[i][0]);
-			if (ranges[i][1] != ranges[i][0]) {
-				put(&ports, "-");
-				putu(&ports, ranges[i][1]);
-			}
-		}
+		long fd;
+		static struct outcome o;
+		struct buf nowrite;
+		nowrite.n = 0;
 		fd = sys3(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 		if (fd < 0) {
-			put(&cause, "netlink refused (socket(AF_NETLINK): ");
-			put_err(&cause, (int)-fd);
-			put(&cause, ")");
-			inspect_err = 1;
+			put(&o.cause, "netlink refused (socket(AF_NETLINK): ");
+			put_err(&o.cause, (int)-fd);
+			put(&o.cause, ")");
+			o.inspect_err = 1;
 		} else {
 			long nl[2] = {0, 0};
 			int one = 1, big = 1 << 20;
 			sys3(SYS_bind, fd, nl, 12);
 			sys5(SYS_setsockopt, fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, 4);
 			sys5(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVBUF, &big, 4);
-			found = dump((int)fd, socks);
-			if (found < 0) {
-				put(&cause, "sock_diag dump refused (");
-				put_err(&cause, (int)-found);
-				put(&cause, ")");
-				inspect_err = 1;
-				found = 0;
-			} else if (found > 0) {
-				add_state_counts(&states, found);
-				destroy((int)fd, found);
-				left = dump((int)fd, after);
-				if (left >= 0)
-					index_after(left);
-				long kept_per[12] = {0};
-				for (long i = 0; i < found; i++) {
-					int e = errs[i], tw = socks[i].state == ST_TIME_WAIT || socks[i].state == ST_FIN_WAIT2;
-					if (e == 0 && left >= 0 && still_there(&socks[i])) {
-						kept++;	/* acknowledged, yet the kernel kept it */
-						kept_per[socks[i].state < 12 ? socks[i].state : 0]++;
-					} else if (e == 0)
-						destroyed++;
-					else if (e == ENOENT)
-						;	/* expired meanwhile */
-					else if (e == EPERM || e == EACCES)
-						n_eperm++;
-					else if (e == EOPNOTSUPP)
-						tw ? n_tw_unsup++ : n_full_unsup++;
-					else if (!other)
-						other = e < 0 ? EINVAL : e;
-				}
-				for (int st = 0; st < 12; st++) {
-					if (!kept_per[st])
-						continue;
-					put(&kept_states, kept_states.n ? ", " : "");
-					put(&kept_states, state_names[st]);
-					put(&kept_states, " ");
-					putu(&kept_states, (unsigned long)kept_per[st]);
-				}
-				if (left < 0)
-					left = found - destroyed;
+			o.found = dump((int)fd, socks);
+			if (o.found < 0) {
+				put(&o.cause, "sock_diag dump refused (");
+				put_err(&o.cause, (int)-o.found);
+				put(&o.cause, ")");
+				o.inspect_err = 1;
+				o.found = 0;
+			} else if (o.found > 0) {
+				add_state_counts(&o.states, o.found);
+				clean((int)fd, &o, (long)drain_ms);
+				o.left = dump((int)fd, after);
+				if (o.left >= 0)
+					index_after(o.left);
+				tally(&o, kver, release);
+				if (o.left < 0)
+					o.left = o.found - o.destroyed;
 			}
 			sys1(SYS_close, fd);
 		}
-		if (n_eperm) {
-			put(&cause, "no CAP_NET_ADMIN (uid ");
-			putu(&cause, (unsigned long)sys1(SYS_getuid, 0));
-			put(&cause, ": the unit's User= or CapabilityBoundingSet= drops it)");
-		}
-		if (n_full_unsup || (n_tw_unsup && kver >= 600)) {
-			put(&cause, cause.n ? "; " : "");
-			put(&cause, "kernel without SOCK_DESTROY (CONFIG_INET_DIAG_DESTROY)");
-		} else if (n_tw_unsup) {
-			put(&cause, cause.n ? "; " : "");
-			put(&cause, "TIME_WAIT not destroyable on Linux ");
-			put(&cause, release);
-			put(&cause, " (needs >= 6.0)");
-		}
-		if (kept) {
-			put(&cause, cause.n ? "; " : "");
-			put(&cause, "the kernel acknowledged SOCK_DESTROY but kept ");
-			putu(&cause, (unsigned long)kept);
-			put(&cause, " orphaned socket(s) (");
-			putn(&cause, kept_states.b, kept_states.n);
-			put(&cause, ") on Linux ");
-			put(&cause, release);
-		}
-		if (other) {
-			put(&cause, cause.n ? "; " : "");
-			put(&cause, "SOCK_DESTROY failed with ");
-			put_err(&cause, other);
-		}
-		if (left > 0 && !cause.n)
-			put(&cause, "new sockets appeared while cleaning");
 
 		put(&line, "netsvc-sockclean: ports ");
 		putn(&line, ports.b, ports.n);
-		if (inspect_err) {
+		if (o.inspect_err) {
 			put(&line, ": cannot inspect sockets: ");
-			putn(&line, cause.b, cause.n);
+			putn(&line, o.cause.b, o.cause.n);
 		} else {
 			put(&line, ": found ");
-			putu(&line, (unsigned long)found);
+			putu(&line, (unsigned long)o.found);
 			put(&line, ", destroyed ");
-			putu(&line, (unsigned long)destroyed);
+			putu(&line, (unsigned long)o.destroyed);
 			put(&line, ", left ");
-			putu(&line, (unsigned long)left);
-			if (states.n) {
+			putu(&line, (unsigned long)o.left);
+			if (o.states.n) {
 				put(&line, " (");
-				putn(&line, states.b, states.n);
+				putn(&line, o.states.b, o.states.n);
 				put(&line, ")");
 			}
-			if (left > 0) {
+			if (o.drained) {
+				put(&line, "; delivered ");
+				putu(&line, (unsigned long)o.drained);
+				put(&line, " in ");
+				putu(&line, (unsigned long)o.drain_ms);
+				put(&line, " ms");
+			}
+			if (o.unsent_socks) {
+				put(&line, "; destroyed ");
+				putu(&line, (unsigned long)o.unsent_socks);
+				put(&line, " with ");
+				putu(&line, o.unsent_bytes);
+				put(&line, " bytes unsent after ");
+				putu(&line, (unsigned long)o.drain_ms);
+				put(&line, " ms");
+			}
+			if (o.left > 0) {
 				put(&line, "; cause: ");
-				putn(&line, cause.b, cause.n);
+				putn(&line, o.cause.b, o.cause.n);
 			}
 		}
-		put(&line, "\n");
-		write_all(1, line.b, line.n);
 
 		if (unit && unit_ok(unit)) {
 			u64 ts[2] = {0, 0};
 			sys2(SYS_clock_gettime, 0, ts);
-			put(&st, "version=1\nunit=");
+			put(&st, "version=2\nunit=");
 			put(&st, unit);
 			put(&st, "\ntime=");
 			putu(&st, (unsigned long)ts[0]);
 			put(&st, "\nports=");
 			putn(&st, ports.b, ports.n);
 			put(&st, "\nresult=");
-			put(&st, inspect_err ? "error" : left > 0 ? "left" : "ok");
+			put(&st, o.inspect_err ? "error" : o.left > 0 ? "left" : o.unsent_socks ? "lost" : "ok");
 			put(&st, "\nfound=");
-			putu(&st, (unsigned long)found);
+			putu(&st, (unsigned long)o.found);
 			put(&st, "\ndestroyed=");
-			putu(&st, (unsigned long)destroyed);
+			putu(&st, (unsigned long)o.destroyed);
 			put(&st, "\nleft=");
-			putu(&st, (unsigned long)(left > 0 ? left : 0));
+			putu(&st, (unsigned long)(o.left > 0 ? o.left : 0));
 			put(&st, "\nstates=");
-			putn(&st, states.b, states.n);
+			putn(&st, o.states.b, o.states.n);
+			put(&st, "\ndelivered=");
+			putu(&st, (unsigned long)o.drained);
+			put(&st, "\ndrain_ms=");
+			putu(&st, (unsigned long)o.drain_ms);
+			put(&st, "\nunsent_sockets=");
+			putu(&st, (unsigned long)o.unsent_socks);
+			put(&st, "\nunsent_bytes=");
+			putu(&st, o.unsent_bytes);
 			put(&st, "\ncause=");
-			if (inspect_err || left > 0)
-				putn(&st, cause.b, cause.n);
+			if (o.inspect_err || o.left > 0)
+				putn(&st, o.cause.b, o.cause.n);
 			put(&st, "\nuid=");
 			putu(&st, (unsigned long)sys1(SYS_getuid, 0));
 			put(&st, "\nkernel=");
 			put(&st, release);
 			put(&st, "\n");
-			write_status(status_dir, unit, st.b, st.n);
+			write_status(status_dir, unit, st.b, st.n, &nowrite);
+			if (nowrite.n) {
+				put(&line, "; status not written: ");
+				putn(&line, nowrite.b, nowrite.n);
+			}
 		}
+		put(&line, "\n");
+		write_all(1, line.b, line.n);
 	}
 
 	if (cmd) {

@@ -20,6 +20,11 @@ typedef unsigned long long u64;
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define O_CLOEXEC 02000000
+#define O_NOFOLLOW 0400000
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
+#define CLOCK_MONOTONIC 1
 
 #define EPERM 1
 #define ENOENT 2
@@ -29,6 +34,9 @@ typedef unsigned long long u64;
 #define EOPNOTSUPP 95
 #define EEXIST 17
 #define ENOTDIR 20
+#define ENOSPC 28
+#define EROFS 30
+#define ELOOP 40
 
 #if defined(__x86_64__)
 #define SYS_read 0
@@ -52,6 +60,11 @@ typedef unsigned long long u64;
 #define SYS_openat 257
 #define SYS_mkdirat 258
 #define SYS_renameat 264
+#define SYS_nanosleep 35
+#define SYS_newfstatat 262
+/* struct stat of the kernel (x86_64): st_mode at 24, st_uid at 28 */
+#define STAT_MODE_OFF 24
+#define STAT_UID_OFF 28
 
 static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 {
@@ -97,6 +110,11 @@ __asm__(".text\n"
 #define SYS_recvfrom 207
 #define SYS_setsockopt 208
 #define SYS_execve 221
+#define SYS_nanosleep 101
+#define SYS_newfstatat 79
+/* struct stat of the kernel (asm-generic): st_mode at 16, st_uid at 24 */
+#define STAT_MODE_OFF 16
+#define STAT_UID_OFF 24
 
 static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 {

@@ -84,6 +84,11 @@ def rebind_check(svc, facts=None):
     if not last:
         return ("rebind", "warn", "hook installed but not run since (no start yet): its effect is unmeasured")
     figures = "found %s, destroyed %s, left %s" % (last.get("found"), last.get("destroyed"), last.get("left"))
+    if last.get("delivered"):
+        figures += "; %s delivered their data first (%s ms)" % (last["delivered"], last.get("drain_ms"))
+    if last.get("unsent_sockets"):
+        figures += "; destroyed %s with %s bytes unsent after %s ms" % (
+            last["unsent_sockets"], last.get("unsent_bytes"), last.get("drain_ms"))
     probe = (facts or {}).get("sock_destroy") or {}
     if last.get("result") == "ok" and probe.get("timewait") is False:
         return ("rebind", "warn", "hook at the last start: %s, but this kernel cannot destroy TIME_WAIT sockets: "
@@ -91,6 +96,9 @@ def rebind_check(svc, facts=None):
                 "preload" % figures)
     if last.get("result") == "ok":
         return ("rebind", "pass", "hook at the last start: %s" % figures)
+    if last.get("result") == "lost":
+        return ("rebind", "warn", "hook at the last start: %s: responses still in flight were cut off; remedy: a "
+                "longer drain_timeout if the restart may wait for them" % figures)
     if last.get("result") == "error":
         return ("rebind", "fail", "hook at the last start could not inspect sockets: %s" % last.get("cause"))
     return ("rebind", "fail", "hook at the last start: %s: %s" % (figures, last.get("cause")))

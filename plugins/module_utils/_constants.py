@@ -37,3 +37,8 @@ HOOK_STATUS_DIR = "/run/netsvc-resilience/hook"
 
 # systemd accepts the "+" (full privileges) ExecStartPre= prefix since version 231
 PLUS_PREFIX_SINCE = 231
+# The oldest systemd where a '+' ExecStartPre= was measured to run inside the service's own
+# network namespace (PrivateNetwork=, NetworkNamespacePath=): 247 (Debian 11 VM), 252, 257.
+# Older ones are not measured: a unit with its own namespace gets no hook there, rather than
+# one that might clean the host's namespace for the service's port.
+NETNS_HOOK_MEASURED_SINCE = 247

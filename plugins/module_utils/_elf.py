@@ -52,7 +52,18 @@ def _cstr(data, offset):
 
 
 def inspect(data):
-    """{'interp': str|None, 'sections': [names], 'glibc_versions': [(major, minor)], 'machine': int}."""
+    """{'interp': str|None, 'sections': [names], 'glibc_versions': [(major, minor)], 'machine': int}.
+
+    Raises ElfError for anything that is not a well-formed ELF file (truncated, offsets past
+    its end, a bad section index): never struct.error or IndexError.
+    """
+    try:
+        return _inspect(data)
+    except (struct.error, IndexError, OverflowError) as e:
+        raise ElfError("a malformed ELF file (%s)" % e)
+
+
+def _inspect(data):
     e, is64, machine, phoff, phnum, ph, shoff, shnum, shstrndx, sh = _layout(data)
     interp = None
     for i in range(phnum):

@@ -33,7 +33,7 @@ PRIVILEGES = ("auto", "prefix", "permissions_start_only", "none")
 # what `systemctl show` tells about a unit's sandbox (all exist on 219 except the newer ones,
 # which are then simply absent from the output)
 SANDBOX_PROPS = ("User", "DynamicUser", "CapabilityBoundingSet", "RestrictAddressFamilies", "PrivateUsers",
-                 "NoExecPaths", "ExecPaths")
+                 "NoExecPaths", "ExecPaths", "PrivateNetwork", "NetworkNamespacePath")
 CAP_NET_ADMIN = 12
 NATIVE_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -69,11 +69,38 @@ def sandbox_blockers(show):
     return out
 
 
-def hook_argv(path, unit, ports):
-    return [path, "--unit", unit] + [str(p) for p in ports]
+def own_netns(show):
+    """The unit's own network namespace in words, or None (the host's)."""
+    if show.get("PrivateNetwork") == "yes":
+        return "PrivateNetwork=yes"
+    if show.get("NetworkNamespacePath"):
+        return "NetworkNamespacePath=%s" % show["NetworkNamespacePath"]
+    return None
 
 
-def plan_exec(path, unit, ports, version, privilege, blockers):
+def netns_refusal(show, version):
+    """Why a unit with its own network namespace gets no hook on this systemd, or None.
+
+    A '+' ExecStartPre= runs inside the service's namespace where that was measured (247,
+    252, 257): the hook then cleans the service's own sockets. Below, it is not known, and a
+    hook in the host's namespace would clean whatever else uses the port there."""
+    netns = own_netns(show)
+    if netns and version < C.NETNS_HOOK_MEASURED_SINCE:
+        return ("%s on systemd %d: where its pre-start commands run is not measured below systemd %d, and the "
+                "hook must never clean the host's namespace for the service's port; no hook"
+                % (netns, version, C.NETNS_HOOK_MEASURED_SINCE))
+    return None
+
+
+def hook_argv(path, unit, targets, drain_ms=None):
+    """The hook's command line: what it cleans is ``targets`` (_reuse.hook_targets': the
+    service's listen addresses, or bare ports); ``drain_ms``: how long a socket still holding
+    data may deliver it before it is destroyed."""
+    drain = ["--drain-ms", "%d" % drain_ms] if drain_ms is not None else []
+    return [path, "--unit", unit] + drain + [str(t) for t in targets]
+
+
+def plan_exec(path, unit, targets, version, privilege, blockers, drain_ms=None):
     """How the hook runs for one unit.
 
     Returns dict(line (ExecStartPre= value), extra_service ({directive: value}), mode
@@ -98,7 +125,7 @@ def plan_exec(path, unit, ports, version, privilege, blockers):
                         "240): use privilege=auto or prefix" % (unit, version, C.PLUS_PREFIX_SINCE))
     else:
         mode = privilege
-    argv = " ".join(hook_argv(path, "%n", ports))
+    argv = " ".join(hook_argv(path, "%n", targets, drain_ms))
     warnings = []
     extra = {}
     if mode == "prefix":
@@ -119,12 +146,12 @@ def plan_exec(path, unit, ports, version, privilege, blockers):
     return {"line": line, "extra_service": extra, "mode": mode, "warnings": warnings}
 
 
-def expected_readback(path, unit, ports, mode, version):
+def expected_readback(path, unit, targets, mode, version, drain_ms=None):
     """[(directive, property, check, expected_text)] for _systemd.effective_mismatches.
 
     ExecStartPreEx (with the prefixes as flags) exists from systemd 243.
     """
-    want_argv = " ".join(hook_argv(path, unit, ports))
+    want_argv = " ".join(hook_argv(path, unit, targets, drain_ms))
 
     def hook_present(value):
         return ("argv[]=%s ;" % want_argv) in value

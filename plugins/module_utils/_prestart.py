@@ -35,6 +35,7 @@ SPEC = dict(
     privilege=dict(type="str", default="auto", choices=list(K.PRIVILEGES)),
     effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
     state=dict(type="str", default="present", choices=["present", "absent"]),
+    drain_timeout=dict(type="float", default=2.0),
     payload=dict(type="dict"),
 )
 
@@ -76,6 +77,7 @@ def plan(module, p, systemd):
     """Everything the call would do, validated; nothing is written here."""
     path = V.abs_path(p["path"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), C.HOOK_NAME),
                       "path", plain=True)
+    drain_ms = int(round(V.number(p["drain_timeout"], "drain_timeout", 0, 600, " seconds") * 1000))
     dropin = U.check_dropin_name(p["dropin_name"])
     present = p["state"] == "present"
     targets = []
@@ -92,22 +94,31 @@ def plan(module, p, systemd):
     reuse = R.listener_reuse({u: ports for u, ports, c in targets if c == "auto"}) if present else {}
     version = systemd.version if targets else 0
     shows = systemd.show(units, K.SANDBOX_PROPS + ("LoadState", "FragmentPath")) if targets else {}
+    decisions = {unit: hook_decision(present, cleanup, reuse.get(unit)) for unit, _ports, cleanup in targets}
+    # what each hooked service listens on: the hook cleans those addresses, not the whole port
+    listens = R.unit_hook_targets({u: ports for u, ports, _c in targets if decisions[u][0] == "hook"})
     services = []
-    for unit, ports, cleanup in targets:
+    for unit, ports, _cleanup in targets:
         show = shows[unit]
-        decision, reason = hook_decision(present, cleanup, reuse.get(unit))
+        decision, reason = decisions[unit]
         if decision == "hook" and show.get("LoadState") != "loaded":
             raise U.UnitError("service %s does not exist on this host (LoadState=%s); nothing was written"
                               % (unit, show.get("LoadState", "unknown")))
+        refused = K.netns_refusal(show, version) if decision == "hook" else None
+        if refused:
+            decision, reason = "none", refused
         blockers = K.sandbox_blockers(show)
-        how = K.plan_exec(path, unit, ports, version, p["privilege"], blockers) if decision == "hook" else None
+        cleans, whole = listens.get(unit, ([str(x) for x in ports], None))
+        how = K.plan_exec(path, unit, cleans, version, p["privilege"], blockers, drain_ms) \
+            if decision == "hook" else None
         text = None
         if how:
             opts = U.normalize_options({"apply_defaults": False, "exec_start_pre": [how["line"]],
                                         "extra_service": how["extra_service"]})
             text = U.render_dropin(opts, version, header=HEADER)[0]
-        services.append(dict(unit=unit, ports=ports, show=show, blockers=blockers, how=how,
-                             dropin=U.dropin_path(unit, dropin), text=text, decision=decision, reason=reason))
+        services.append(dict(unit=unit, ports=ports, show=show, blockers=blockers, how=how, targets=cleans,
+                             whole=whole, drain_ms=drain_ms, dropin=U.dropin_path(unit, dropin), text=text,
+                             decision=decision, reason=reason, netns_refused=refused))
     return dict(path=path, hook=hook, kind=kind, present=present, services=services)
 
 
@@ -115,12 +126,12 @@ def run(module):
     """prestart_hook on its own: plan, one transaction, the read-back."""
     p = module.params
     systemd = SD.Systemd(module)
+    tx = SD.DropinTransaction(module, systemd)
     try:
         pl = plan(module, p, systemd)
+        result = stage(module, pl, tx)
     except (U.UnitError, ValueError) as e:
         module.fail_json(msg=str(e))
-    tx = SD.DropinTransaction(module, systemd)
-    result = stage(module, pl, tx)
     if module.check_mode:
         return result
     tx.commit(verify=pl["present"])
@@ -146,25 +157,23 @@ def stage(module, pl, tx):
     for entry in mine:
         tx.add(*entry)
     warnings = [w for svc in pl["services"] for w in (svc["how"] or {}).get("warnings", [])]
+    warnings += ["%s: %s" % (svc["unit"], svc["netns_refused"]) for svc in pl["services"] if svc["netns_refused"]]
     return dict(changed=any(f.changed for f, _u, _fr in mine), path=path, hook_kind=pl["kind"] or "",
                 written=[p for f, _u, _fr in mine for p in f.paths],
                 dropins={s["unit"]: s["dropin"] for s in pl["services"]},
                 privilege={s["unit"]: (s["how"] or {}).get("mode", "") for s in pl["services"]},
                 sandbox={s["unit"]: s["blockers"] for s in pl["services"]},
-                cleanup={s["unit"]: {"hook": s["decision"] == "hook", "reason": s["reason"]}
+                cleanup={s["unit"]: {"hook": s["decision"] == "hook", "reason": s["reason"],
+                                     "cleans": s["targets"] if s["how"] else [], "whole_ports": s["whole"]}
                          for s in pl["services"]},
                 diff=[d for f, _u, _fr in mine for d in f.diff()], warning_messages=warnings)
 
 
 def finish(systemd, pl, result):
-    """After the transaction's commit: the hook directory, and what systemd will really run
-    read back into ``result``. Returns the mismatches."""
+    """After the transaction's commit: what systemd will really run, read back into ``result``.
+    Returns the mismatches. (The hook's directory is created root's 0755 when written, and
+    removed with its last file only if the collection created it: _files.)"""
     path = pl["path"]
-    hook_dir = os.path.dirname(path)
-    if pl["present"]:
-        os.chmod(hook_dir, 0o755)
-    elif os.path.isdir(hook_dir) and not os.listdir(hook_dir):
-        os.rmdir(hook_dir)
     hooked = [s for s in pl["services"] if s["how"]]
     if not hooked:
         return []
@@ -180,6 +189,6 @@ def readback(systemd, path, services, version):
     shows = systemd.show([s["unit"] for s in services], props)
     out = []
     for svc in services:
-        wanted = K.expected_readback(path, svc["unit"], svc["ports"], svc["how"]["mode"], version)
+        wanted = K.expected_readback(path, svc["unit"], svc["targets"], svc["how"]["mode"], version, svc["drain_ms"])
         out.extend(SD.effective_mismatches(svc["unit"], wanted, shows[svc["unit"]], svc["dropin"]))
     return out

@@ -48,11 +48,8 @@ def _syscall():
     return libc.syscall, ctypes.get_errno
 
 
-def socket_reuseaddr(pid, fd, syscall=None):
-    """SO_REUSEADDR of descriptor ``fd`` of process ``pid`` (a duplicate is read, then closed).
-
-    Raises OSError (with the errno of pidfd_open/pidfd_getfd/getsockopt) when it cannot be read.
-    """
+def _duplicate(pid, fd, syscall=None):
+    """A duplicate of descriptor ``fd`` of process ``pid`` (pidfd_getfd); raises OSError."""
     call, get_errno = syscall or _syscall()
     pidfd = call(SYS_PIDFD_OPEN, int(pid), 0)
     if pidfd < 0:
@@ -65,9 +62,50 @@ def socket_reuseaddr(pid, fd, syscall=None):
             raise OSError(code, os.strerror(code))
     finally:
         os.close(pidfd)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, dup)
+    return dup
+
+
+def socket_reuseaddr(pid, fd, syscall=None):
+    """SO_REUSEADDR of descriptor ``fd`` of process ``pid`` (a duplicate is read, then closed).
+
+    Raises OSError (with the errno of pidfd_open/pidfd_getfd/getsockopt) when it cannot be read.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, _duplicate(pid, fd, syscall))
     try:
         return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR))
+    finally:
+        sock.close()
+
+
+# Options of a listening socket that a socket unit must repeat to bind the same socket
+# (SOL_IP's flags are the same flags on an IPv6 socket)
+SO_MARK = 36
+SO_REUSEPORT = 15
+IP_FREEBIND = 15
+IP_TRANSPARENT = 19
+IPV6_V6ONLY = 26
+
+
+def socket_options(pid, fd, syscall=None):
+    """What a socket unit needs to bind the same socket as descriptor ``fd`` of ``pid``:
+    {reuse_addr, reuse_port, free_bind, transparent, mark, bind_to_device, v6only (None for
+    IPv4)}. Raises OSError when the socket cannot be read."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, _duplicate(pid, fd, syscall))
+    try:
+        def flag(level, name):
+            return bool(sock.getsockopt(level, name))
+
+        device = sock.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_BINDTODEVICE", 25), 32)
+        family = sock.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_DOMAIN", 39))
+        return {
+            "reuse_addr": flag(socket.SOL_SOCKET, socket.SO_REUSEADDR),
+            "reuse_port": flag(socket.SOL_SOCKET, SO_REUSEPORT),
+            "free_bind": flag(socket.SOL_IP, IP_FREEBIND),
+            "transparent": flag(socket.SOL_IP, IP_TRANSPARENT),
+            "mark": sock.getsockopt(socket.SOL_SOCKET, SO_MARK),
+            "bind_to_device": device.split(b"\0", 1)[0].decode("ascii", "replace"),
+            "v6only": flag(socket.IPPROTO_IPV6, IPV6_V6ONLY) if family == socket.AF_INET6 else None,
+        }
     finally:
         sock.close()
 
@@ -108,19 +146,109 @@ def verdict(unit, ports, listeners, owners, read, in_unit):
         ", ".join(str(p) for p in sorted(set(ports))), ", ".join(str(p) for p in sorted(pids)))
 
 
+def _look(units, proc):
+    """One sock_diag dump of the LISTEN sockets on every port of ``units`` and one /proc scan
+    for their owners: (listeners, owners); raises DiagError."""
+    wanted = sorted({p for ports in units.values() for p in ports})
+    listeners = D.listeners(wanted) if wanted else []
+    return listeners, D.listener_owners({x["inode"] for x in listeners}, proc)
+
+
 def listener_reuse(units, proc="/proc"):
     """{unit: ports} -> {unit: (True/False/None, reason)}: one sock_diag dump, one /proc scan."""
-    wanted = sorted({p for ports in units.values() for p in ports})
-    if not wanted:
+    if not any(units.values()):
         return dict.fromkeys(units, (None, "no ports"))
     try:
-        listeners = D.listeners(wanted)
+        listeners, owners = _look(units, proc)
     except D.DiagError as e:
         return dict.fromkeys(units, (None, "cannot list listening sockets (sock_diag): %s" % e))
-    owners = D.listener_owners({x["inode"] for x in listeners}, proc)
     out = {}
     for unit, ports in units.items():
         mine = [x for x in listeners if x["port"] in ports]
         out[unit] = verdict(unit, ports, mine, owners, socket_reuseaddr,
                             lambda pid, unit=unit: P.in_unit_cgroup(pid, unit, proc))
     return out
+
+
+def listen_text(listener):
+    """A listener as the restart hook takes it: '127.0.0.1:80', '[::]:80'."""
+    if listener["family"] == socket.AF_INET6:
+        return "[%s]:%d" % (listener["address"], listener["port"])
+    return "%s:%d" % (listener["address"], listener["port"])
+
+
+def hook_targets(ports, listeners):
+    """Pure: what the restart hook cleans for a service: ([target], [port left whole]).
+
+    Each port the service listens on gives its listeners' own addresses (a wildcard stays
+    one: every address of that family); a port with no listener of the service (not running,
+    or held by PID 1 alone) gives the bare port - every address - and is named in the second
+    list, so the caller can say why."""
+    out, whole = [], []
+    for port in sorted(set(ports)):
+        mine = sorted({listen_text(x) for x in listeners if x["port"] == port})
+        if mine:
+            out.extend(mine)
+        else:
+            out.append(str(port))
+            whole.append(port)
+    return out, whole
+
+
+def unit_hook_targets(units, proc="/proc"):
+    """{unit: ports} -> {unit: (targets, reason or None)} from the live listeners of each
+    unit (its cgroup's processes; PID 1's shared socket counts when the unit holds it too)."""
+    try:
+        listeners, owners = _look(units, proc) if any(units.values()) else ([], {})
+    except D.DiagError as e:
+        listeners, owners, failed = [], {}, "cannot list listening sockets (sock_diag): %s" % e
+    else:
+        failed = None
+    out = {}
+    for unit, ports in units.items():
+        mine = [x for x in listeners if x["port"] in ports
+                and any(P.in_unit_cgroup(o["pid"], unit, proc) for o in owners.get(x["inode"], []))]
+        targets, whole = hook_targets(ports, mine)
+        why = failed or ("nothing of %s listens on %s (not running?): every address of %s is cleaned"
+                         % (unit, ", ".join(str(p) for p in whole), "it" if len(whole) == 1 else "them")
+                         if whole else None)
+        out[unit] = (targets, why)
+    return out
+
+
+def process_tree(pid, proc="/proc"):
+    """``pid`` and every process below it (one /proc scan of each process's parent)."""
+    parents = {}
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "stat")) as f:
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (IOError, OSError, IndexError, ValueError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    return tree
+
+
+def program_hook_targets(ports, pid, proc="/proc"):
+    """What the hook cleans for a supervisord program (its process ``pid``, 0 when not running):
+    the listen addresses of that process and its children, a bare port where none listens."""
+    if not ports:
+        return []
+    mine = []
+    if pid:
+        try:
+            listeners, owners = _look({"program": ports}, proc)
+        except D.DiagError:
+            listeners, owners = [], {}
+        tree = process_tree(pid, proc)
+        mine = [x for x in listeners if any(o["pid"] in tree for o in owners.get(x["inode"], []))]
+    return hook_targets(ports, mine)[0]

@@ -142,11 +142,11 @@ def decode_diag_msg(data, offset=0):
     offset += _SOCKID.size
     ifindex, c0, c1 = _SOCKID_TAIL.unpack_from(data, offset)
     offset += _SOCKID_TAIL.size
-    _expires, _rq, _wq, uid, inode = _MSG_TAIL.unpack_from(data, offset)
+    _expires, _rq, wq, uid, inode = _MSG_TAIL.unpack_from(data, offset)
     return {
         "family": family, "state": STATE_NAMES.get(state, str(state)), "sport": sport, "dport": dport,
         "src": addr_text(family, src), "dst": addr_text(family, dst), "uid": uid, "inode": inode,
-        "id": (sport, dport, src, dst, ifindex, (c0, c1)),
+        "id": (sport, dport, src, dst, ifindex, (c0, c1)), "wqueue": wq,
     }
 
 
@@ -168,8 +168,9 @@ def error_code(payload):
     return -struct.unpack_from("=i", payload, 0)[0]
 
 
-def select(socks, ports, states, local_addr=None):
-    """Python-side filter (always applied, whatever the kernel filtered): LOCAL port only."""
+def select(socks, ports, states, local_addr=None, targets=None):
+    """Python-side filter (always applied, whatever the kernel filtered): LOCAL port, and
+    the local address where ``local_addr`` or a target (parse_target) names one."""
     out = []
     for s in socks:
         if s["state"] not in states:
@@ -178,8 +179,63 @@ def select(socks, ports, states, local_addr=None):
             continue
         if local_addr and s["src"] != local_addr and s["src"] != "::ffff:" + local_addr:
             continue
+        if targets is not None and not any(target_matches(t, s) for t in targets):
+            continue
         out.append(s)
     return out
+
+
+# A sent FIN takes one sequence number: in these states the send queue counts it.
+_FIN_SENT = ("fin-wait-1", "closing", "last-ack")
+
+
+def unsent(s):
+    """Bytes a socket still has to deliver: idiag_wqueue (write_seq - snd_una) without the
+    FIN's sequence number. 0 for TIME_WAIT and FIN_WAIT_2 (timewait sockets hold no data)."""
+    if s["state"] in TIMEWAIT_KIND:
+        return 0
+    wq = s.get("wqueue", 0)
+    if s["state"] in _FIN_SENT:
+        return max(wq - 1, 0)
+    return wq
+
+
+def parse_target(arg):
+    """What the hook is told a service listens on -> a target dict, or None when malformed.
+
+    'PORT' or 'LOW-HIGH': every address of both families; 'A.B.C.D:PORT' or '[V6]:PORT' (ranges
+    allowed): that address of that family, where 0.0.0.0 and [::] mean every address of it.
+    """
+    text = str(arg)
+    family, address, ports = 0, None, text
+    if text.startswith("["):
+        addr, sep, rest = text[1:].partition("]:")
+        if not sep:
+            return None
+        family, address, ports = socket.AF_INET6, addr, rest
+    elif ":" in text:
+        address, _sep, ports = text.rpartition(":")
+        family = socket.AF_INET
+    rng = parse_port_arg(ports)
+    if rng is None:
+        return None
+    raw = None
+    if family:
+        try:
+            raw = socket.inet_pton(family, address)
+        except (OSError, ValueError, socket.error):
+            return None
+    return {"family": family, "any": not family or not any(bytearray(raw)), "addr": raw, "range": rng,
+            "text": text}
+
+
+def target_matches(t, s):
+    low, high = t["range"]
+    if not low <= s["sport"] <= high or (t["family"] and t["family"] != s["family"]):
+        return False
+    if t["any"]:
+        return True
+    return socket.inet_pton(s["family"], s["src"]) == t["addr"]
 
 
 def count_states(socks):
@@ -370,11 +426,17 @@ def _tally(result, targets, outcome, still):
     result["kept"] = kept
 
 
-def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=(socket.AF_INET, socket.AF_INET6)):
+def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=(socket.AF_INET, socket.AF_INET6),
+            targets=None, drain=0.0):
     """Count, and in kill mode destroy, sockets on the LOCAL ``ports`` in ``states``.
 
+    ``targets`` (parse_target's) narrows to the service's own local addresses. A socket that
+    still holds data (unsent()) is given up to ``drain`` seconds to deliver it before it is
+    destroyed; the rest go at once.
     Returns a dict: before/after counts per state, destroyed, refused per errno name,
-    supported per state (True/False/None=unknown), listeners, errors.
+    supported per state (True/False/None=unknown), listeners, delivered (sockets that
+    delivered their data while we waited), drain_ms, unsent_sockets and unsent_bytes
+    (destroyed with data left after the drain).
     """
     for name in states:
         if name == "listen":
@@ -383,23 +445,64 @@ def cleanup(ports, states=ORPHAN_STATES, mode="kill", local_addr=None, families=
     diag = SockDiag()
     try:
         found = _dump(diag, mask, ports, families)
-        listeners = select(found, ports, ("listen",), local_addr)
-        targets = select(found, ports, states, local_addr)
+        listeners = select(found, ports, ("listen",), local_addr, targets)
+        found = select(found, ports, states, local_addr, targets)
         result = {
-            "before": count_states(targets), "destroyed": 0, "refused": {}, "refusals": {}, "supported": {},
+            "before": count_states(found), "destroyed": 0, "refused": {}, "refusals": {}, "supported": {},
             "listeners": [{"port": s["sport"], "address": s["src"], "inode": s["inode"], "family": s["family"]}
                           for s in listeners],
+            "delivered": 0, "drain_ms": 0, "unsent_sockets": 0, "unsent_bytes": 0,
         }
-        if mode == "kill" and targets:
-            outcome = diag.destroy(targets)
-            after = select(_dump(diag, mask, ports, families), ports, states, local_addr)
-            _tally(result, targets, outcome, {s["id"][:4] for s in after})
+        if mode == "kill" and found:
+            destroyed, outcome = _drain_and_destroy(diag, found, drain, result,
+                                                    lambda: select(_dump(diag, mask, ports, families), ports, states,
+                                                                   local_addr, targets))
+            after = select(_dump(diag, mask, ports, families), ports, states, local_addr, targets)
+            _tally(result, destroyed, outcome, {s["id"][:4] for s in after})
             result["after"] = count_states(after)
         else:
             result["after"] = dict(result["before"])
         return result
     finally:
         diag.close()
+
+
+def _drain_and_destroy(diag, found, drain, result, look, step=0.01):
+    """Destroy at once what holds nothing to deliver; look again every ``step`` s for up to
+    ``drain`` s while some still hold data, destroying each as it empties; then destroy the
+    rest, counting their unsent bytes. Returns (the sockets destroyed, {index: errno})."""
+    import time
+
+    destroyed, outcome = [], {}
+
+    def kill(batch):
+        for i, code in diag.destroy(batch).items():
+            outcome[len(destroyed) + i] = code
+        destroyed.extend(batch)
+
+    waiting = [s for s in found if unsent(s)]
+    kill([s for s in found if not unsent(s)])
+    t0 = time.monotonic()
+    while waiting and time.monotonic() - t0 < drain:
+        time.sleep(step)
+        now = {s["id"][:4]: s for s in look()}
+        ready, still = [], []
+        for s in waiting:
+            cur = now.get(s["id"][:4])
+            if cur is None or not unsent(cur):
+                result["delivered"] += 1
+                if cur is not None:
+                    ready.append(cur)
+            else:
+                still.append(cur)
+        kill(ready)
+        waiting = still
+    if result["delivered"] or waiting:
+        result["drain_ms"] = int((time.monotonic() - t0) * 1000)
+    result["unsent_sockets"] = len(waiting)
+    result["unsent_bytes"] = sum(unsent(s) for s in waiting)
+    kill(waiting)
+    return destroyed, outcome
 
 
 def listeners(ports):
@@ -574,28 +677,48 @@ def ports_text(ranges):
     return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in ranges)
 
 
-def hook_line(ranges, result, cause, error=False):
-    """The hook's one journal line (identical to the native hook's)."""
-    head = "netsvc-sockclean: ports %s" % ports_text(ranges)
+def hook_line(label, result, cause, error=False, not_written=""):
+    """The hook's one journal line (identical to the native hook's). ``label``: the targets
+    as given on its command line, comma-separated."""
+    head = "netsvc-sockclean: ports %s" % label
     if error:
-        return "%s: cannot inspect sockets: %s" % (head, cause)
-    found = sum(result["before"].values())
-    left = sum(result["after"].values())
-    states = state_summary(result["before"])
-    return "%s: found %d, destroyed %d, left %d%s%s" % (
-        head, found, result["destroyed"], left, (" (%s)" % states) if states else "",
-        ("; cause: %s" % cause) if left > 0 else "")
+        text = "%s: cannot inspect sockets: %s" % (head, cause)
+    else:
+        left = sum(result["after"].values())
+        states = state_summary(result["before"])
+        text = "%s: found %d, destroyed %d, left %d%s" % (
+            head, sum(result["before"].values()), result["destroyed"], left, (" (%s)" % states) if states else "")
+        if result.get("delivered"):
+            text += "; delivered %d in %d ms" % (result["delivered"], result["drain_ms"])
+        if result.get("unsent_sockets"):
+            text += "; destroyed %d with %d bytes unsent after %d ms" % (
+                result["unsent_sockets"], result["unsent_bytes"], result["drain_ms"])
+        if left > 0:
+            text += "; cause: %s" % cause
+    if not_written:
+        text += "; status not written: %s" % not_written
+    return text
 
 
-def status_text(unit, when, ranges, result, cause, uid, release, error=False):
+def hook_result(result, error=False):
+    """error | left (sockets still block the port) | lost (sockets destroyed with data unsent) | ok."""
+    if error:
+        return "error"
+    if sum(result["after"].values()) > 0:
+        return "left"
+    return "lost" if result.get("unsent_sockets") else "ok"
+
+
+def status_text(unit, when, label, result, cause, uid, release, error=False):
     """The hook's status file (read by host_check and the audit)."""
-    found = 0 if error else sum(result["before"].values())
-    left = 0 if error else sum(result["after"].values())
-    outcome = "error" if error else ("left" if left > 0 else "ok")
-    lines = [("version", "1"), ("unit", unit), ("time", "%d" % when), ("ports", ports_text(ranges)),
-             ("result", outcome), ("found", "%d" % found), ("destroyed", "%d" % (0 if error else result["destroyed"])),
-             ("left", "%d" % left), ("states", "" if error else state_summary(result["before"])),
-             ("cause", cause if outcome != "ok" else ""), ("uid", "%d" % uid), ("kernel", release)]
+    r = result if not error else {"before": {}, "after": {}, "destroyed": 0}
+    outcome = hook_result(r, error)
+    lines = [("version", "2"), ("unit", unit), ("time", "%d" % when), ("ports", label),
+             ("result", outcome), ("found", "%d" % sum(r["before"].values())), ("destroyed", "%d" % r["destroyed"]),
+             ("left", "%d" % sum(r["after"].values())), ("states", state_summary(r["before"])),
+             ("delivered", "%d" % r.get("delivered", 0)), ("drain_ms", "%d" % r.get("drain_ms", 0)),
+             ("unsent_sockets", "%d" % r.get("unsent_sockets", 0)), ("unsent_bytes", "%d" % r.get("unsent_bytes", 0)),
+             ("cause", cause if outcome in ("error", "left") else ""), ("uid", "%d" % uid), ("kernel", release)]
     return "".join("%s=%s\n" % kv for kv in lines)
 
 
@@ -604,23 +727,34 @@ def parse_hook_line(line, when=None):
 
     The journal is where a sandboxed hook that may not write /run still reports (ProtectSystem=strict).
     """
-    head, sep, rest = (line or "").partition("netsvc-sockclean: ports ")
+    _head, sep, rest = (line or "").partition("netsvc-sockclean: ports ")
     if not sep:
         return {}
     ports, _sep, rest = rest.partition(": ")
     out = {"ports": ports, "time": int(when) if when is not None else 0}
     if rest.startswith("cannot inspect sockets: "):
-        out.update(result="error", found=0, destroyed=0, left=0, cause=rest[len("cannot inspect sockets: "):].strip())
+        out.update(result="error", found=0, destroyed=0, left=0,
+                   cause=rest[len("cannot inspect sockets: "):].split("; status not written: ")[0].strip())
         return out
     try:
         found = int(rest.split("found ", 1)[1].split(",", 1)[0])
         destroyed = int(rest.split("destroyed ", 1)[1].split(",", 1)[0])
         left = int(rest.split("left ", 1)[1].split()[0].rstrip(";"))
+        delivered = int(rest.split("; delivered ", 1)[1].split()[0]) if "; delivered " in rest else 0
+        unsent_sockets = unsent_bytes = 0
+        if " bytes unsent after " in rest:
+            tail = rest.split(" bytes unsent after ", 1)[0].rsplit("; destroyed ", 1)[1]
+            unsent_sockets, unsent_bytes = int(tail.split()[0]), int(tail.split()[2])
     except (IndexError, ValueError):
         return {}
-    out.update(result="left" if left else "ok", found=found, destroyed=destroyed, left=left,
-               cause=rest.split("; cause: ", 1)[1].strip() if "; cause: " in rest else "")
+    cause = rest.split("; cause: ", 1)[1].split("; status not written: ")[0].strip() if "; cause: " in rest else ""
+    out.update(result="left" if left else ("lost" if unsent_sockets else "ok"), found=found, destroyed=destroyed,
+               left=left, delivered=delivered, unsent_sockets=unsent_sockets, unsent_bytes=unsent_bytes, cause=cause)
     return out
+
+
+STATUS_INTS = ("version", "time", "found", "destroyed", "left", "uid", "delivered", "drain_ms", "unsent_sockets",
+               "unsent_bytes")
 
 
 def parse_status(text):
@@ -629,8 +763,7 @@ def parse_status(text):
     for line in (text or "").splitlines():
         key, sep, value = line.partition("=")
         if sep:
-            out[key] = int(value) if key in ("version", "time", "found", "destroyed", "left", "uid") \
-                and value.isdigit() else value
+            out[key] = int(value) if key in STATUS_INTS and value.isdigit() else value
     return out
 
 
@@ -652,25 +785,42 @@ def parse_port_arg(arg):
     return a, b
 
 
+DRAIN_DEFAULT_MS = 2000
+DRAIN_MAX_MS = 600000
+
+
 def parse_hook_args(argv):
-    """The hook's command line -> dict(ranges, bad, unit, user, status_dir, command)."""
-    out = {"ranges": [], "bad": [], "unit": None, "user": None, "status_dir": HOOK_STATUS_DIR, "command": None}
+    """The hook's command line -> dict(targets (parse_target's), ranges (their ports), label,
+    bad, unit, user, status_dir, drain_ms, command)."""
+    out = {"targets": [], "ranges": [], "bad": [], "unit": None, "user": None, "status_dir": HOOK_STATUS_DIR,
+           "drain_ms": DRAIN_DEFAULT_MS, "command": None}
+    given = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             out["command"] = argv[i + 1:] or None
             break
-        if arg in ("--unit", "--user", "--status-dir") and i + 1 < len(argv):
-            out[arg[2:].replace("-", "_")] = argv[i + 1]
+        if arg in ("--unit", "--user", "--status-dir", "--drain-ms") and i + 1 < len(argv):
+            value = argv[i + 1]
+            if arg == "--drain-ms":
+                if value.isdigit() and int(value) <= DRAIN_MAX_MS:
+                    out["drain_ms"] = int(value)
+                else:
+                    out["bad"].append("--drain-ms " + value)
+            else:
+                out[arg[2:].replace("-", "_")] = value
+            given.extend([arg, value])
             i += 2
             continue
-        rng = parse_port_arg(arg)
-        if rng and len(out["ranges"]) < 64:
-            out["ranges"].append(rng)
+        target = parse_target(arg)
+        if target and len(out["targets"]) < 64:
+            out["targets"].append(target)
+            out["ranges"].append(target["range"])
         else:
             out["bad"].append(arg)
         i += 1
+    out["label"] = ",".join(t["text"] for t in out["targets"])
     return out
 
 
@@ -683,20 +833,56 @@ def parse_user(spec):
     return ids[0], ids[1], ids[2:]
 
 
+def unsafe_dir(path, lstat=os.lstat):
+    """Why root must not write into directory ``path``: it or a parent up to / is not a
+    directory, is a symlink, is not root's, or is writable by group or others. None if safe."""
+    import stat
+
+    if not path.startswith("/"):
+        return "%s is not an absolute path" % path
+    path = os.path.normpath(path)
+    while True:
+        try:
+            st = lstat(path)
+        except OSError:
+            return "%s cannot be read" % path
+        if not stat.S_ISDIR(st.st_mode):
+            return "%s is not a directory" % path
+        if st.st_uid != 0:
+            return "%s is owned by uid %d" % (path, st.st_uid)
+        if st.st_mode & 0o022:
+            return "%s is writable by group or others" % path
+        if path == "/":
+            return None
+        path = os.path.dirname(path)
+
+
 def _write_status(directory, unit, text):
+    """Write the status file; '' when written (or no unit to write for), else why not."""
     if not unit or unit[0] == "." or len(unit) > 255 or not set(unit) <= _UNIT_OK:
-        return
+        return ""
     try:
         if directory == HOOK_STATUS_DIR:
             for d in (os.path.dirname(HOOK_STATUS_DIR), HOOK_STATUS_DIR):
                 if not os.path.isdir(d):
                     os.mkdir(d, 0o755)
-        path = os.path.join(directory, unit + ".status")
-        with open(path + ".tmp", "w") as f:
+    except OSError:
+        pass
+    why = unsafe_dir(directory)
+    if why:
+        return why
+    path = os.path.join(directory, unit + ".status")
+    try:
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        return "%s.tmp: %s" % (path, errno_name(e.errno))
+    try:
+        with os.fdopen(fd, "w") as f:
             f.write(text)
         os.rename(path + ".tmp", path)
-    except (IOError, OSError):
-        pass
+    except (IOError, OSError) as e:
+        return "%s: %s" % (path, errno_name(e.errno))
+    return ""
 
 
 def _hook_main(argv):
@@ -704,21 +890,21 @@ def _hook_main(argv):
 
     args = parse_hook_args(argv)
     if args["bad"]:
-        sys.stdout.write("netsvc-sockclean: ignoring bad port(s) %s\n" % " ".join(args["bad"]))
-    if args["ranges"]:
+        sys.stdout.write("netsvc-sockclean: ignoring bad argument(s) %s\n" % " ".join(args["bad"]))
+    if args["targets"]:
         release = os.uname()[2]
         uid = os.getuid()
         error = False
         try:
-            r = cleanup(args["ranges"])
+            r = cleanup(args["ranges"], targets=args["targets"], drain=args["drain_ms"] / 1000.0)
             cause = explain(r, release, uid, sum(r["after"].values()))
         except DiagError as e:
             r, error, cause = None, True, inspect_error(e)
-        sys.stdout.write(hook_line(args["ranges"], r, cause, error) + "\n")
-        sys.stdout.flush()
+        not_written = ""
         if args["unit"]:
-            _write_status(args["status_dir"], args["unit"],
-                          status_text(args["unit"], time.time(), args["ranges"], r, cause, uid, release, error))
+            not_written = _write_status(args["status_dir"], args["unit"], status_text(
+                args["unit"], time.time(), args["label"], r, cause, uid, release, error))
+        sys.stdout.write(hook_line(args["label"], r, cause, error, not_written) + "\n")
     sys.stdout.flush()
     command = args["command"]
     if command:

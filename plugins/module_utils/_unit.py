@@ -376,14 +376,24 @@ def policy_warnings(o):
 
 
 def render_revive(delay):
-    """The OnFailure= template: after the start limit was hit, wait, reset, start again."""
+    """The OnFailure= template: after the start limit was hit, wait, reset, start again.
+
+    It decides from systemd's own record only: Result=start-limit-hit (newer systemd), else
+    PID 1's "Start request repeated too quickly" about that unit, selected by _PID=1 and
+    UNIT= (journald sets _PID from the sender; a line the service logs itself has its own
+    pid). The unit name reaches sh as an argument, never inside the script text, so an
+    escaped name (foo\\x2dbar.service) keeps its backslashes.
+    """
+    script = ('u=$$1; systemctl show -p Result "$$u" | grep -q =start-limit-hit || '
+              'journalctl _PID=1 "UNIT=$$u" -n 5 -o cat --no-pager | grep -q "repeated too quickly" || exit 0; '
+              'systemctl reset-failed "$$u"; systemctl --no-block start "$$u"')
     return (
         "# Ansible managed: netsvc.resilience.service_restart_policy\n"
         "# Started by OnFailure= of hardened services. Revives a service only when systemd gave\n"
         "# up because of its start limit, never after a failure that RestartPreventExitStatus= or\n"
         "# a deliberate stop asked for. Newer systemd says so in Result=start-limit-hit; older ones\n"
-        "# (measured: 247) keep the previous Result=exit-code, and only the unit's journal says\n"
-        "# \"Start request repeated too quickly\" (both checks work back to systemd 219).\n"
+        "# (measured: 247) keep the previous Result=exit-code, and only PID 1's own journal entry\n"
+        "# (_PID=1, UNIT=) says \"Start request repeated too quickly\" - never a line the service logs.\n"
         "[Unit]\n"
         "Description=netsvc.resilience: start %i again after its start limit was hit\n"
         "DefaultDependencies=no\n"
@@ -391,9 +401,7 @@ def render_revive(delay):
         "[Service]\n"
         "Type=oneshot\n"
         "ExecStartPre=/bin/sleep " + delay + "\n"
-        "ExecStart=/bin/sh -c 'systemctl show -p Result %i | grep -q =start-limit || "
-        "journalctl -u %i -n 8 -o cat --no-pager | grep -q \"repeated too quickly\" || exit 0; "
-        "systemctl reset-failed %i; systemctl --no-block start %i'\n"
+        "ExecStart=/bin/sh -c '" + script + "' netsvc-revive %i\n"
     )
 
 
@@ -464,15 +472,6 @@ def check_program_name(name):
     return name
 
 
-def program_user(text):
-    """The ``user=`` of a supervisord program file, or None."""
-    for line in (text or "").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == "user" and value.strip():
-            return value.split(";")[0].strip()
-    return None
-
-
 def check_user_name(user):
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z", user or ""):
         raise UnitError("user %r must be a user name of 1-32 letters, digits, '_', '.', '-'" % (user,))
@@ -493,38 +492,6 @@ def supervisor_command(name, command, hook, ports, ids):
         uid, gid, groups = ids
         argv += ["--user", ":".join(str(x) for x in [uid, gid] + list(groups))]
     return "%s %s -- %s" % (" ".join(argv), " ".join(str(p) for p in ports), command)
-
-
-def render_program(name, o, header="Ansible managed: netsvc.resilience.service_restart_policy"):
-    """Render a supervisord [program:x] section.
-
-    autorestart=true restarts a crashed program at once. startsecs=1 / startretries=100: a
-    program that dies within 1 s of start is retried with a delay growing by 1 s per try
-    (supervisord's back-off), ~84 min before FATAL: transient failures are never fatal, a
-    permanent one costs little. stopasgroup/killasgroup: no child keeps the port.
-    """
-    command = o.get("command")
-    if not command or "\n" in command or "\r" in command:
-        raise UnitError("supervisord program %s needs command: a single-line command" % name)
-    if o.get("stopsignal") not in (None, "TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2"):
-        raise UnitError("stopsignal %r must be TERM, HUP, INT, QUIT, KILL, USR1 or USR2" % (o.get("stopsignal"),))
-    lines = [
-        "; %s\n" % header,
-        "[program:%s]\n" % name,
-        "command=%s\n" % command,
-        "autostart=true\n",
-        "autorestart=true\n",
-        "startsecs=%d\n" % o.get("startsecs", 1),
-        "startretries=%d\n" % o.get("startretries", 100),
-        "stopasgroup=true\n",
-        "killasgroup=true\n",
-        "stopsignal=%s\n" % (o.get("stopsignal") or "TERM"),
-    ]
-    if o.get("stopwaitsecs") is not None:
-        lines.append("stopwaitsecs=%d\n" % o["stopwaitsecs"])
-    if o.get("user") and not o.get("cleanup_hook"):
-        lines.append("user=%s\n" % check_user_name(o["user"]))
-    return "".join(lines)
 
 
 # ------------------------------------------------------------------------ read-back

@@ -15,9 +15,24 @@ version_added: 0.1.0
 description:
   - One call does the whole cleanup concern for a host. It installs the hook and writes for
     each systemd service a drop-in C(/etc/systemd/system/<unit>.d/<dropin_name>.conf) with
-    C(ExecStartPre=+-HOOK --unit %n PORT...). The hook cleans the service's ports before
+    C(ExecStartPre=+-HOOK --unit %n --drain-ms MS ADDRESS:PORT...). The hook cleans before
     every start, restarts included, and reports each run in
     C(/run/netsvc-resilience/hook/<unit>.status).
+  - It cleans only the service's own addresses and ports - what the running service's
+    listeners bind, read here (C(0.0.0.0:80), C([::]:80) or C(127.0.0.1:9000); a wildcard
+    listener means every address of its family). A second server on the same port at another
+    address keeps every socket. A service that does not listen when this runs gets its bare
+    ports (every address), and RV(cleanup) says so; the next run, once it listens, narrows them
+    (the pre-flight reports the difference as drift).
+  - Only sockets with nothing left to deliver go at once - C(TIME_WAIT), C(FIN_WAIT_2), and any
+    orphan whose send queue holds no data. A C(FIN_WAIT_1), C(CLOSING) or C(LAST_ACK) socket
+    still holds part of a response the old instance wrote (the kernel keeps sending after
+    C(close())) - it gets up to O(drain_timeout) to deliver it, and only then is destroyed. The
+    status file and the journal line count those apart
+    (C(destroyed 1 with 812000 bytes unsent after 2000 ms)).
+  - The hook and everything written here is root's and not writable by group or others, with
+    every directory above it; a path that breaks this is refused before anything is written, and
+    a file whose owner or mode drifted is corrected (a change).
   - The hook is a small static program (no libc, so it runs on every glibc and kernel the
     collection supports) for x86_64 and aarch64, built from C(src/netsvc-sockclean.c) of this
     collection; on other architectures its Python twin (standard library only) is installed
@@ -107,6 +122,15 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  drain_timeout:
+    description:
+      - Seconds the hook gives a leftover socket that still holds data (part of a response the
+        old instance wrote) to deliver it before destroying it. The restart waits that long at
+        most, and only while such a socket exists; with nothing in flight it costs nothing.
+      - The default, 2 s, delivers a 2 MiB response to a client reading 1.6 MB/s (measured in
+        molecule C(prestart_cleanup)); 0 destroys at once, as before 1.0.0. 0 to 600.
+    type: float
+    default: 2.0
   payload:
     description:
       - Set by the action plugin - the native builds and the Python hook from this collection.
@@ -156,14 +180,22 @@ sandbox:
   type: dict
 cleanup:
   description:
-    - Per systemd service, C(hook) (true when its drop-in runs the hook) and C(reason) (for
-      C(cleanup=auto), what was read from its listeners).
+    - Per systemd service, C(hook) (true when its drop-in runs the hook), C(reason) (for
+      C(cleanup=auto), what was read from its listeners), C(cleans) (the addresses and ports
+      the hook cleans) and C(whole_ports) (why a port is cleaned on every address, or null).
   returned: always
   type: dict
   sample:
     nginx.service:
       hook: false
       reason: "cleanup: auto, no hook needed: every listener on 80 sets SO_REUSEADDR (read from pid 612)"
+      cleans: []
+      whole_ports: null
+    myapp.service:
+      hook: true
+      reason: "cleanup: true"
+      cleans: ["127.0.0.1:9000"]
+      whole_ports: null
 effective_mismatches:
   description: Differences between the hook line written and what systemd runs, each naming the file that wins.
   returned: when services were read back

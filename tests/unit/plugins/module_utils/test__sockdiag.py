@@ -215,25 +215,80 @@ def test_explain_other_errno_and_refusal_kinds():
 def test_hook_line_status_and_journal_parse_round_trip():
     r = _result({"time-wait": 18, "fin-wait-1": 2}, {"time-wait": 18}, 2, {"unsupported_timewait": 18})
     cause = D.explain(r, "5.10.0", 0, 18)
-    line = D.hook_line([(9000, 9000), (9100, 9102)], r, cause)
+    line = D.hook_line("9000,9100-9102", r, cause)
     assert line == ("netsvc-sockclean: ports 9000,9100-9102: found 20, destroyed 2, left 18 (fin-wait-1 2, "
                     "time-wait 18); cause: TIME_WAIT not destroyable on Linux 5.10.0 (needs >= 6.0)")
     parsed = D.parse_hook_line("1795334739.5 host netsvc-sockclean[1]: " + line, 1795334739.5)
     assert parsed == {"ports": "9000,9100-9102", "time": 1795334739, "result": "left", "found": 20,
-                      "destroyed": 2, "left": 18, "cause": cause}
-    status = D.parse_status(D.status_text("web.service", 1795334739.5, [(9000, 9000)], r, cause, 0, "5.10.0"))
+                      "destroyed": 2, "left": 18, "cause": cause, "delivered": 0, "unsent_sockets": 0,
+                      "unsent_bytes": 0}
+    status = D.parse_status(D.status_text("web.service", 1795334739.5, "9000", r, cause, 0, "5.10.0"))
     assert (status["result"], status["found"], status["destroyed"], status["left"], status["uid"]) == \
         ("left", 20, 2, 18, 0)
     assert status["cause"] == cause and status["unit"] == "web.service" and status["time"] == 1795334739
-    err = D.hook_line([(11211, 11211)], None, "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)", True)
+    err = D.hook_line("11211", None, "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)", True)
     assert D.parse_hook_line(err)["result"] == "error"
     assert D.parse_hook_line("something else") == {}
 
 
+def test_a_drain_that_ran_out_is_counted_apart_and_is_not_ok():
+    r = dict(_result({"fin-wait-1": 3, "time-wait": 2}, {}, 5, {}), delivered=2, drain_ms=500, unsent_sockets=1,
+             unsent_bytes=812000)
+    line = D.hook_line("127.0.0.1:80", r, "")
+    assert line == ("netsvc-sockclean: ports 127.0.0.1:80: found 5, destroyed 5, left 0 (fin-wait-1 3, time-wait 2)"
+                    "; delivered 2 in 500 ms; destroyed 1 with 812000 bytes unsent after 500 ms")
+    parsed = D.parse_hook_line(line, 1)
+    assert (parsed["result"], parsed["delivered"], parsed["unsent_sockets"], parsed["unsent_bytes"]) == \
+        ("lost", 2, 1, 812000)
+    status = D.parse_status(D.status_text("web.service", 1, "127.0.0.1:80", r, "", 0, "6.18"))
+    assert (status["result"], status["unsent_bytes"], status["drain_ms"], status["version"]) == ("lost", 812000, 500, 2)
+
+
+def test_unsent_leaves_out_the_fin_and_timewait_holds_nothing():
+    assert D.unsent({"state": "time-wait", "wqueue": 0}) == 0
+    assert D.unsent({"state": "fin-wait-1", "wqueue": 1}) == 0       # only the FIN: everything delivered
+    assert D.unsent({"state": "fin-wait-1", "wqueue": 4097}) == 4096
+    assert D.unsent({"state": "last-ack", "wqueue": 0}) == 0
+
+
+@pytest.mark.parametrize("arg, family, any_addr, rng", [
+    ("80", 0, True, (80, 80)),
+    ("9000-9002", 0, True, (9000, 9002)),
+    ("127.0.0.1:80", socket.AF_INET, False, (80, 80)),
+    ("0.0.0.0:80", socket.AF_INET, True, (80, 80)),
+    ("[::]:80", socket.AF_INET6, True, (80, 80)),
+    ("[::ffff:10.0.0.1]:8080", socket.AF_INET6, False, (8080, 8080)),
+    ("[fe80::1]:443", socket.AF_INET6, False, (443, 443)),
+])
+def test_targets_as_the_native_hook_takes_them(arg, family, any_addr, rng):
+    t = D.parse_target(arg)
+    assert (t["family"], t["any"], t["range"]) == (family, any_addr, rng)
+
+
+@pytest.mark.parametrize("arg", ["x", "0", "70000", "300.1.1.1:80", "127.0.0.1:", "[::1]80", "[zz::1]:80", ":80",
+                                 "1.2.3:80"])
+def test_bad_targets_are_refused(arg):
+    assert D.parse_target(arg) is None
+
+
+def test_a_target_matches_its_own_address_only():
+    local = {"family": socket.AF_INET, "sport": 80, "src": "127.0.0.1"}
+    other = dict(local, src="127.0.0.2")
+    mapped = {"family": socket.AF_INET6, "sport": 80, "src": "::ffff:127.0.0.1"}
+    t = D.parse_target("127.0.0.1:80")
+    assert D.target_matches(t, local) and not D.target_matches(t, other) and not D.target_matches(t, mapped)
+    assert D.target_matches(D.parse_target("0.0.0.0:80"), other)
+    v6_any = D.parse_target("[::]:80")
+    assert D.target_matches(v6_any, mapped) and not D.target_matches(v6_any, local)
+    assert D.target_matches(D.parse_target("80"), mapped) and not D.target_matches(D.parse_target("81"), local)
+
+
 def test_hook_arguments_like_the_native_hook():
-    a = D.parse_hook_args(["--unit", "web.service", "8080", "x", "0", "70000", "9000-9002", "9-1", "--", "/bin/web",
-                           "-p", "8080"])
-    assert a["ranges"] == [(8080, 8080), (9000, 9002)] and a["bad"] == ["x", "0", "70000", "9-1"]
+    a = D.parse_hook_args(["--unit", "web.service", "--drain-ms", "500", "8080", "x", "0", "70000", "9000-9002",
+                           "9-1", "127.0.0.1:80", "--", "/bin/web", "-p", "8080"])
+    assert a["ranges"] == [(8080, 8080), (9000, 9002), (80, 80)] and a["bad"] == ["x", "0", "70000", "9-1"]
+    assert a["label"] == "8080,9000-9002,127.0.0.1:80" and a["drain_ms"] == 500
+    assert D.parse_hook_args(["--drain-ms", "x", "80"])["bad"] == ["--drain-ms x"]
     assert a["unit"] == "web.service" and a["command"] == ["/bin/web", "-p", "8080"]
     assert D.parse_user("65534:65534:100,27") == (65534, 65534, [100, 27])
     with pytest.raises(ValueError, match="UID:GID"):
@@ -298,7 +353,134 @@ def test_native_hook_and_python_twin_print_and_record_the_same(tmp_path):
         outputs.append((out.replace(str(port), "PORT"), kept))
     assert outputs[0] == outputs[1]
     assert "found 20, destroyed 20, left 0 (time-wait 20)" in outputs[0][0]
-    assert outputs[0][0].startswith("netsvc-sockclean: ignoring bad port(s) bad\n")
+    assert outputs[0][0].startswith("netsvc-sockclean: ignoring bad argument(s) bad\n")
+
+
+def _runnable(tmp_path):
+    """The shipped native hook as an executable copy (files/native keeps it 0644)."""
+    import shutil
+
+    path = str(tmp_path / "bin-netsvc-sockclean")
+    shutil.copy(NATIVE, path)
+    os.chmod(path, 0o755)
+    return path
+
+
+def _leftovers(address, port, count):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((address, port))
+    srv.listen(128)
+    for _i in range(count):
+        c = socket.create_connection((address, port))
+        s, _a = srv.accept()
+        s.close()
+        c.recv(1)
+        c.close()
+    srv.close()
+
+
+def _in_flight(port, reader_rate=None):
+    """An orphaned server socket still holding ~2.8 MB for a client reading at ``reader_rate``
+    bytes/s (None: never): (the client, a thread counting what it got)."""
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(4)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536 if reader_rate else 4096)
+    client.connect(("127.0.0.1", port))
+    conn, _a = srv.accept()
+    conn.setblocking(False)
+    sent = 0
+    try:
+        while sent < (2 << 20):
+            sent += conn.send(b"x" * 65536)
+    except OSError:
+        pass
+    conn.close()
+    srv.close()
+    got = [0]
+
+    def read():
+        client.settimeout(10)
+        try:
+            while True:
+                data = client.recv(16384)
+                if not data:
+                    break
+                got[0] += len(data)
+                time.sleep(len(data) / float(reader_rate))
+        except OSError:
+            pass
+
+    t = threading.Thread(target=read)
+    if reader_rate:
+        t.start()
+    return client, t, got, sent
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or os.uname()[4] != "x86_64" or not os.path.exists(NATIVE),
+                    reason="needs root (CAP_NET_ADMIN) on x86_64")
+@pytest.mark.parametrize("which", ["native", "twin"])
+def test_the_hook_cleans_only_its_own_address_and_delivers_what_is_in_flight(tmp_path, which):
+    import subprocess
+    import sys
+
+    twin = [sys.executable, "-I", "-S", D.__file__.replace(".pyc", ".py")]
+    argv = [_runnable(tmp_path)] if which == "native" else twin
+    port = _quiet_port(7 if which == "native" else 8)
+    _leftovers("127.0.0.1", port, 3)
+    _leftovers("127.0.0.2", port, 2)      # another server on the same port, another address
+    out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service",
+                                          "127.0.0.1:%d" % port], universal_newlines=True)
+    assert "found 3, destroyed 3, left 0 (time-wait 3)" in out
+    theirs = D.cleanup([(port, port)], mode="count")["after"]
+    assert theirs == {"time-wait": 2}, theirs
+    D.cleanup([(port, port)])
+    # a response still being delivered (~1.6 MB/s reader): waited for, not a byte lost
+    client, reader, got, sent = _in_flight(port, 1600000)
+    out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service", "--drain-ms", "5000",
+                                          str(port)], universal_newlines=True)
+    reader.join(10)
+    client.close()
+    assert got[0] == sent and "delivered 1 in" in out and "unsent" not in out, (out, got, sent)
+    assert D.parse_status((tmp_path / "a.service.status").read_text())["result"] == "ok"
+    # a client that never reads: destroyed after the drain bound, counted apart
+    client, _t, _g, _s = _in_flight(port)
+    out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service", "--drain-ms", "200",
+                                          str(port)], universal_newlines=True)
+    client.close()
+    status = D.parse_status((tmp_path / "a.service.status").read_text())
+    assert status["result"] == "lost" and status["unsent_sockets"] == 1 and status["unsent_bytes"] > 0, out
+    assert "bytes unsent after" in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or os.uname()[4] != "x86_64" or not os.path.exists(NATIVE),
+                    reason="needs root on x86_64")
+@pytest.mark.parametrize("which", ["native", "twin"])
+def test_the_status_file_goes_only_into_a_root_only_directory_never_through_a_link(tmp_path, which):
+    import subprocess
+    import sys
+
+    twin = [sys.executable, "-I", "-S", D.__file__.replace(".pyc", ".py")]
+    argv = [_runnable(tmp_path)] if which == "native" else twin
+    port = _quiet_port(9)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(str(theirs), 65534, 65534)
+    out = subprocess.check_output(argv + ["--status-dir", str(theirs), "--unit", "a.service", str(port)],
+                                  universal_newlines=True)
+    assert "status not written: %s is owned by uid 65534" % theirs in out and not os.listdir(str(theirs))
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    os.symlink(str(victim), str(tmp_path / "a.service.status.tmp"))
+    out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service", str(port)],
+                                  universal_newlines=True)
+    assert "status not written" in out and "ELOOP" in out and victim.read_text() == "keep"
 
 
 def test_legacy_request_layout_one_request_for_both_families():

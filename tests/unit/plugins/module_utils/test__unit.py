@@ -6,6 +6,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
@@ -188,16 +190,9 @@ def test_verify_problems_only_ours():
     assert U.verify_problems("", "/x") == []
 
 
-def test_supervisord_rendering_and_paths():
-    text = U.render_program("web", {"command": "/usr/bin/web --port 80"})
-    assert "[program:web]\n" in text
-    for line in ("command=/usr/bin/web --port 80", "autorestart=true", "startsecs=1", "startretries=100",
-                 "stopasgroup=true", "killasgroup=true", "stopsignal=TERM"):
-        assert line + "\n" in text
+def test_supervisord_paths_and_names():
     assert U.supervisor_paths("RedHat") == ("/etc/supervisord.d", ".ini")
     assert U.supervisor_paths("Debian") == ("/etc/supervisor/conf.d", ".conf")
-    with pytest.raises(U.UnitError):
-        U.render_program("web", {"command": "a\nb"})
     with pytest.raises(U.UnitError):
         U.check_program_name("../web")
 
@@ -207,9 +202,52 @@ def test_socket_and_revive_rendering():
     assert "ListenStream=8080\nListenStream=8443\nAccept=no\nBacklog=4096\nService=web.service\n" in sock
     revive = U.render_revive("30s")
     assert "ExecStartPre=/bin/sleep 30s\n" in revive
-    # newer systemd: Result=start-limit-hit; 247 and older keep Result=exit-code, only the journal tells
-    assert ("grep -q =start-limit || journalctl -u %i -n 8 -o cat --no-pager | grep -q \"repeated too quickly\" "
-            "|| exit 0") in revive
+    # the unit name is an argument of sh, never part of its script
+    assert revive.rstrip().endswith("' netsvc-revive %i")
+
+
+def _run_revive(tmp_path, result, journal_pid1, journal_service=""):
+    """The revive unit's ExecStart script, as systemd hands it to sh ($$ -> $), against a fake
+    systemctl/journalctl; returns what systemctl was asked to do."""
+    import re
+    import subprocess
+
+    line = [x for x in U.render_revive("1s").splitlines() if x.startswith("ExecStart=")][0]
+    script = re.match(r"ExecStart=/bin/sh -c '(.*)' netsvc-revive %i$", line).group(1).replace("$$", "$")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(
+        "#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %s\n[ \"$1\" = show ] && echo Result=%s\nexit 0\n" % (log, result))
+    # journalctl: PID 1's lines only when asked for _PID=1, the service's own lines otherwise
+    (bin_dir / "journalctl").write_text(
+        "#!/bin/sh\ncase \"$*\" in *_PID=1*) printf '%%s\\n' %s ;; *) printf '%%s\\n' %s ;; esac\n"
+        % (shlex_quote(journal_pid1), shlex_quote(journal_service)))
+    for f in ("systemctl", "journalctl"):
+        os.chmod(str(bin_dir / f), 0o755)
+    env = dict(os.environ, PATH="%s:/usr/bin:/bin" % bin_dir)
+    subprocess.check_call(["/bin/sh", "-c", script, "netsvc-revive", "foo\\x2dbar.service"], env=env)
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def shlex_quote(text):
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def test_revive_acts_on_systemds_own_record_and_keeps_escaped_names(tmp_path):
+    calls = _run_revive(tmp_path, "start-limit-hit", "")
+    assert calls[-2:] == ["reset-failed foo\\x2dbar.service", "--no-block start foo\\x2dbar.service"]
+
+
+def test_revive_on_old_systemd_reads_pid1s_line_only(tmp_path):
+    calls = _run_revive(tmp_path, "exit-code", "Start request repeated too quickly.")
+    assert "--no-block start foo\\x2dbar.service" in calls
+
+
+def test_a_line_the_service_logs_itself_never_revives(tmp_path):
+    calls = _run_revive(tmp_path, "exit-code", "Main process exited, code=exited, status=3/NOTIMPLEMENTED",
+                        "Start request repeated too quickly")
+    assert not [c for c in calls if "start" in c.split()[:2] or c.startswith("reset-failed")], calls
 
 
 def test_supervisor_command_through_the_hook_drops_to_the_user():
@@ -220,12 +258,6 @@ def test_supervisor_command_through_the_hook_drops_to_the_user():
     assert U.supervisor_command("web", "/usr/bin/web", "/h", [], None) == "/usr/bin/web"
 
 
-def test_program_user_is_kept_and_rendered_only_without_the_hook():
-    assert U.program_user("[program:web]\ncommand=/usr/bin/web\nuser = www-data ; web user\n") == "www-data"
-    assert U.program_user("[program:web]\ncommand=x\n") is None
-    assert "user=www-data\n" in U.render_program("web", {"command": "/usr/bin/web", "user": "www-data"})
-    wrapped = U.render_program("web", {"command": "/h --unit web -- /usr/bin/web", "user": "www-data",
-                                       "cleanup_hook": "/h"})
-    assert "user=" not in wrapped
+def test_user_names_are_checked():
     with pytest.raises(U.UnitError, match="'root;x'"):
         U.check_user_name("root;x")
