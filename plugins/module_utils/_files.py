@@ -11,10 +11,75 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import hashlib
+import json
 import os
 import stat
 import tempfile
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+
+# What the collection wrote on this host (files it created or edited, with the originals of
+# those it edited; directories it created): what rollback undoes, whatever the inventory says.
+LEDGER = os.path.join(C.STATE_DIR, "ledger.json")
+ORIGINALS = os.path.join(C.STATE_DIR, "originals")
+
+
+class UnsafePath(ValueError):
+    """A path root must not write: the message names it and the reason."""
+
+
+def _as_root():
+    return os.geteuid() == 0
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def unsafe_path(path):
+    """Why root must not write the file ``path``, or None.
+
+    What root writes or runs must be root's alone: the file (when it exists) a regular file,
+    not a symlink, and every directory up to / owned by root and not writable by group or
+    others (a symlinked directory is judged by where it leads, and must be root's itself).
+    """
+    if not os.path.isabs(path):
+        return "%s is not an absolute path" % path
+    existing = os.path.dirname(path)
+    while existing != "/" and _lstat(existing) is None:
+        existing = os.path.dirname(existing)
+    why = D.unsafe_dir(os.path.realpath(existing))
+    if why:
+        return why
+    step = existing
+    while step != "/":
+        st = _lstat(step)
+        if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
+            return "%s is a symlink owned by uid %d" % (step, st.st_uid)
+        step = os.path.dirname(step)
+    st = _lstat(path)
+    if st is None:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "%s is a symlink (the collection never writes through a link)" % path
+    if not stat.S_ISREG(st.st_mode):
+        return "%s is not a regular file" % path
+    return None
+
+
+def check_path(path):
+    """Refuse, before any write, a path root must not write (as root only: a test's tree is not root's)."""
+    if not _as_root():
+        return
+    why = unsafe_path(path)
+    if why:
+        raise UnsafePath("refusing to write %s: %s; nothing was written" % (path, why))
 
 
 def read_text(path):
@@ -39,24 +104,43 @@ def to_bytes(content):
     return content.encode("utf-8") if not isinstance(content, bytes) else content
 
 
-def atomic_write(module, path, content, mode=0o644):
+def make_dirs(directory):
+    """Create ``directory`` and its missing parents (root's, 0755); the ones created, top first."""
+    missing = []
+    while directory != "/" and _lstat(directory) is None:
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    made = []
+    for d in reversed(missing):
+        os.mkdir(d, 0o755)
+        os.chmod(d, 0o755)
+        if _as_root():
+            os.chown(d, 0, 0)
+        made.append(d)
+    return made
+
+
+def atomic_write(module, path, content, mode=0o644, created=None):
     """Write ``content`` (text or bytes) whole: a temp file in the target directory, then
-    module.atomic_move (which also gives the file its default SELinux context).
+    module.atomic_move (which also gives the file its default SELinux context). The file ends
+    up root's (atomic_move keeps an existing file's owner) with ``mode``.
 
     A reader never sees a half-written file, and a failure leaves the old file in place and
-    no temp file behind.
+    no temp file behind. Directories it had to create are appended to ``created``.
     """
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".netsvc-", dir=directory)
+    made = make_dirs(os.path.dirname(path))
+    if created is not None:
+        created.extend(made)
+    fd, tmp = tempfile.mkstemp(prefix=".netsvc-", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(to_bytes(content))
         os.chmod(tmp, mode)
         module.atomic_move(tmp, path)
-        # atomic_move gives a new file the umask's mode and an existing one its old mode
+        # atomic_move gives a new file the umask's mode and an existing one its old mode and owner
         os.chmod(path, mode)
+        if _as_root():
+            os.chown(path, 0, 0)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -92,28 +176,47 @@ def _shown(content):
     return "<binary file, %d bytes, sha256 %s>\n" % (len(content), hashlib.sha256(content).hexdigest())
 
 
+class Write(collections.namedtuple("Write", "path new old mode old_mode old_owner old_times")):
+    """One planned write of a FileSet.
+
+    path: the file; new: its bytes, or None to remove it; old: its bytes now (None: absent);
+    mode: the mode it gets; old_mode, old_owner ((uid, gid)), old_times ((atime, mtime) ns): what
+    it has now, put back by a rollback.
+    """
+
+    __slots__ = ()
+
+
 class FileSet(object):
     """Planned file writes with rollback: every write remembers what was there.
 
-    ``want(path, content, mode)`` plans a write when the content (text or bytes) or the mode
-    differs (content None: remove the file, and its ``*.d`` directory when that is left
-    empty). ``apply()`` writes in order; ``rollback()`` puts back what each applied write
-    replaced, with its old mode and modification time: systemd compares drop-in mtimes with
-    what it loaded (NeedDaemonReload), so a file restored with a new mtime would leave the
-    unit "changed on disk" although its content is what systemd runs.
+    ``want(path, content, mode)`` plans a write when the content (text or bytes), the mode or
+    the owner (root's, for a root run) differs, content None removing the file; a path root
+    must not write is refused there (UnsafePath), before anything is written. ``apply()``
+    writes in order; ``rollback()`` puts back what each applied write replaced, with its old
+    mode, owner and modification time (systemd compares drop-in mtimes with what it loaded,
+    NeedDaemonReload), and removes the directories it created. ``record()``, once the change
+    holds, notes it in the host's ledger (what rollback undoes). A directory is removed when
+    its last file goes only if the collection created it.
     """
 
     def __init__(self, module):
         self.module = module
-        self.plan = []  # (path, new bytes or None, old bytes or None, mode, old_mode, old (atime, mtime) ns)
+        self.plan = []
         self.done = []
+        self.created = []  # directories apply() created
 
     def want(self, path, content, mode=0o644):
+        check_path(path)
         new = None if content is None else to_bytes(content)
         old = read_bytes(path)
-        old_mode = file_mode(path) if old is not None else None
-        if old != new or (new is not None and old_mode != mode):
-            self.plan.append((path, new, old, mode, old_mode, file_times(path) if old is not None else None))
+        st = _lstat(path) if old is not None else None
+        old_mode = stat.S_IMODE(st.st_mode) if st else None
+        owner = (st.st_uid, st.st_gid) if st else None
+        not_roots = owner is not None and owner != (0, 0) and _as_root()
+        if old != new or (new is not None and (old_mode != mode or not_roots)):
+            self.plan.append(Write(path, new, old, mode, old_mode, owner,
+                                   (st.st_atime_ns, st.st_mtime_ns) if st else None))
 
     @property
     def changed(self):
@@ -121,33 +224,121 @@ class FileSet(object):
 
     @property
     def paths(self):
-        return [entry[0] for entry in self.plan]
+        return [w.path for w in self.plan]
 
     def diff(self):
-        return [dict(before_header=p, after_header=p, before=_shown(o), after=_shown(n))
-                for p, n, o, _m, _om, _t in self.plan]
+        out = []
+        for w in self.plan:
+            before, after = _shown(w.old), _shown(w.new)
+            if w.new is not None and w.old is not None and (w.old_owner != (0, 0) or w.old_mode != w.mode):
+                before += "# mode %o, owner %d:%d\n" % ((w.old_mode or 0,) + tuple(w.old_owner or (0, 0)))
+                after += "# mode %o, owner 0:0\n" % w.mode
+            out.append(dict(before_header=w.path, after_header=w.path, before=before, after=after))
+        return out
 
-    def _write(self, path, text, mode):
-        if text is None:
-            if os.path.exists(path):
-                os.unlink(path)
-            d = os.path.dirname(path)
-            if d.endswith(".d") and os.path.isdir(d) and not os.listdir(d):
-                os.rmdir(d)
-            return
-        atomic_write(self.module, path, text, mode)
+    def _remove(self, path):
+        if os.path.exists(path):
+            os.unlink(path)
+        directory = os.path.dirname(path)
+        if (directory in self.created or directory in ledger_dirs()) and os.path.isdir(directory) \
+                and not os.listdir(directory):
+            os.rmdir(directory)
 
     def apply(self):
-        for path, new, old, mode, old_mode, old_times in self.plan:
-            self._write(path, new, mode)
-            self.done.append((path, old, old_mode or 0o644, old_times))
+        for w in self.plan:
+            if w.new is None:
+                self._remove(w.path)
+            else:
+                atomic_write(self.module, w.path, w.new, w.mode, self.created)
+            self.done.append(w)
 
     def rollback(self):
-        for path, old, old_mode, old_times in reversed(self.done):
+        for w in reversed(self.done):
             try:
-                self._write(path, old, old_mode)
-                if old is not None and old_times:
-                    os.utime(path, ns=old_times)
+                if w.old is None:
+                    self._remove(w.path)
+                    continue
+                atomic_write(self.module, w.path, w.old, w.old_mode or 0o644, self.created)
+                if w.old_owner and _as_root():
+                    os.chown(w.path, w.old_owner[0], w.old_owner[1])
+                if w.old_times:
+                    os.utime(w.path, ns=w.old_times)
             except (IOError, OSError):
                 pass
-        self.done = []
+        for d in reversed(self.created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        self.done, self.created = [], []
+
+    def record(self):
+        """Note the applied writes in the host's ledger (call once the change holds)."""
+        if self.done or self.created:
+            record_writes(self.module, self.done, self.created)
+
+
+# ------------------------------------------------------------------ the ledger
+
+
+def load_ledger(path=None):
+    """The host's ledger: {version, files: {path: {created, original, mode, uid, gid}}, dirs: [...]}."""
+    try:
+        data = json.loads(read_text(path or LEDGER) or "{}")
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict) or data.get("version") != 1:
+        data = {}
+    return {"version": 1, "files": dict(data.get("files") or {}), "dirs": list(data.get("dirs") or []),
+            "sysctl": dict(data.get("sysctl") or {})}
+
+
+def ledger_dirs():
+    return set(load_ledger()["dirs"])
+
+
+def original_path(path):
+    return os.path.join(ORIGINALS, hashlib.sha256(to_bytes(path)).hexdigest())
+
+
+def record_writes(module, writes, created_dirs, sysctl_before=None):
+    """Add what was written to the ledger: a file the collection created (rollback removes it)
+    or edited (its original bytes, mode and owner are kept, once: rollback restores them); a
+    file put back to its original leaves the ledger; directories it created; the live
+    sysctl values before it first set them. Files of the state directory itself are not
+    listed."""
+    led = load_ledger()
+    files = led["files"]
+    for w in writes:
+        if w.path.startswith(C.STATE_DIR + "/"):
+            continue
+        entry = files.get(w.path)
+        if entry is None and w.new is not None:
+            files[w.path] = {"created": w.old is None, "original": None, "mode": w.old_mode,
+                             "uid": (w.old_owner or (0, 0))[0], "gid": (w.old_owner or (0, 0))[1]}
+            if w.old is not None:
+                atomic_write(module, original_path(w.path), w.old, 0o600)
+                files[w.path]["original"] = original_path(w.path)
+        elif entry is None and w.old is not None:  # removed a file the collection did not write
+            atomic_write(module, original_path(w.path), w.old, 0o600)
+            files[w.path] = {"created": False, "original": original_path(w.path), "mode": w.old_mode,
+                             "uid": (w.old_owner or (0, 0))[0], "gid": (w.old_owner or (0, 0))[1]}
+        elif entry is not None and (
+                (entry["created"] and w.new is None)
+                or (not entry["created"] and w.new is not None and w.new == read_bytes(entry["original"] or ""))):
+            if entry.get("original") and os.path.exists(entry["original"]):
+                os.unlink(entry["original"])
+            del files[w.path]
+    led["dirs"] = sorted((set(led["dirs"]) | set(created_dirs)) - {d for d in led["dirs"] if not os.path.isdir(d)})
+    for key, value in (sysctl_before or {}).items():
+        led["sysctl"].setdefault(key, value)
+    atomic_write(module, LEDGER, json.dumps(led, sort_keys=True, indent=1) + "\n", 0o644)
+
+
+def forget_sysctl(module, keys):
+    """Drop live sysctl values from the ledger once they are back to their originals."""
+    led = load_ledger()
+    if any(k in led["sysctl"] for k in keys):
+        for k in keys:
+            led["sysctl"].pop(k, None)
+        atomic_write(module, LEDGER, json.dumps(led, sort_keys=True, indent=1) + "\n", 0o644)

@@ -15,6 +15,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _files as F
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
@@ -93,6 +94,9 @@ class Change(object):
 
     def __init__(self, module, path, old_text, new_text, file_changed, to_write, live):
         self.module, self.path, self.old_text, self.new_text = module, path, old_text, new_text
+        st = os.lstat(path) if os.path.lexists(path) else None
+        self.old_mode = (st.st_mode & 0o7777) if st else None
+        self.old_owner = (st.st_uid, st.st_gid) if st else None
         self.file_changed, self.to_write, self.live = file_changed, to_write, live
         self.file_written = False
         self.written = []
@@ -124,6 +128,19 @@ class Change(object):
             self.written.append(key)
         self.failed_key = None
 
+    def record(self):
+        """Note in the host's ledger the file and the live values' originals (once they hold)."""
+        if not (self.file_written or self.written):
+            return
+        old = F.to_bytes(self.old_text) if self.old_text is not None else None
+        writes = [F.Write(self.path, None if self.new_text is None else F.to_bytes(self.new_text), old, 0o644,
+                          self.old_mode, self.old_owner, None)] if self.file_written else []
+        if self.new_text is None:  # the file removed (rollback): the live values are back to their originals
+            F.record_writes(self.module, writes, [])
+            F.forget_sysctl(self.module, self.written)
+        else:
+            F.record_writes(self.module, writes, [], {k: self.live.get(k) for k in self.written})
+
     def rollback(self):
         for key in reversed(self.written):
             try:
@@ -146,6 +163,7 @@ def apply(module, change):
         return
     try:
         change.apply()
+        change.record()
     except (IOError, OSError) as e:
         change.rollback()
         key = change.failed_key
@@ -164,11 +182,12 @@ def plan(module, p, label=""):
     try:
         # systemd-sysctl reads only *.conf files directly in its directories
         V.abs_path(path, "path", under=S.SYSCTL_DIRS, suffix=".conf")
+        F.check_path(path)
         V.single_line(p["header"], "header", 200)
         persist = p["apply"] in ("both", "persist")
         current_text, live = read_state(p, persist)
         planned = S.plan(p, live, current_text)
-    except (V.InputError, S.SysctlError) as e:
+    except (V.InputError, S.SysctlError, F.UnsafePath) as e:
         module.fail_json(msg=label + str(e))
     values, warnings = planned["values"], planned["warnings"]
     new_text = None

@@ -132,14 +132,15 @@ class DropinTransaction(object):
                 self.module.fail_json(msg="systemd-analyze verify rejected %s; every file was restored as it was: %s"
                                       % (", ".join(sorted({u for u, _m in problems})),
                                          "; ".join(m for _u, m in problems)))
-        if not any(p.startswith(self.unit_dirs) for p in self.paths):
-            return True  # no unit file changed (the hook itself, a supervisord host): no reload
-        rc, msg = self.systemd.reload()
-        if rc != 0:
-            self.rollback()
-            self.systemd.reload()
-            self.module.fail_json(msg="systemctl daemon-reload failed (rc=%d): %s; every file was restored as it was"
-                                      % (rc, msg))
+        if any(p.startswith(self.unit_dirs) for p in self.paths):  # else no reload (the hook itself)
+            rc, msg = self.systemd.reload()
+            if rc != 0:
+                self.rollback()
+                self.systemd.reload()
+                self.module.fail_json(msg="systemctl daemon-reload failed (rc=%d): %s; every file was restored as it "
+                                          "was" % (rc, msg))
+        for f, _u, _fr in self.entries:
+            f.record()  # the host's ledger: what rollback undoes
         return True
 
     def verify_problems(self):

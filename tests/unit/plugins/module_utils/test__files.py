@@ -9,12 +9,17 @@ import stat
 
 import pytest
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _files
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
     FileSet,
+    UnsafePath,
     atomic_write,
     file_mode,
+    load_ledger,
     read_text,
 )
+
+AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="what root writes is checked for root only")
 
 
 class FakeModule(object):
@@ -75,18 +80,105 @@ def test_fileset_mode_difference_is_a_change_and_rollback_restores_mode(tmp_path
     assert file_mode(hook) == 0o644
 
 
-def test_fileset_removal_drops_an_emptied_dropin_directory(tmp_path):
-    d = tmp_path / "a.service.d"
-    path = str(d / "40-x.conf")
-    atomic_write(FakeModule(), path, "x\n")
+def test_fileset_removal_drops_only_a_directory_the_collection_created(tmp_path):
+    ours = tmp_path / "a.service.d"
+    theirs = tmp_path / "b.service.d"
+    theirs.mkdir()
     files = FileSet(FakeModule())
-    files.want(path, None)
-    files.want(str(tmp_path / "never-there"), None)
-    assert files.paths == [path]
+    files.want(str(ours / "40-x.conf"), "x\n")
+    files.want(str(theirs / "40-x.conf"), "x\n")
     files.apply()
-    assert not d.exists()
+    files.record()
+    assert str(ours) in load_ledger()["dirs"] and str(theirs) not in load_ledger()["dirs"]
+    files = FileSet(FakeModule())
+    files.want(str(ours / "40-x.conf"), None)
+    files.want(str(theirs / "40-x.conf"), None)
+    files.want(str(tmp_path / "never-there"), None)
+    assert files.paths == [str(ours / "40-x.conf"), str(theirs / "40-x.conf")]
+    files.apply()
+    assert not ours.exists()          # created by the collection, now empty: gone
+    assert theirs.is_dir()            # there before: kept, empty or not
     files.rollback()
-    assert read_text(path) == "x\n"
+    assert read_text(str(ours / "40-x.conf")) == "x\n"
+
+
+def test_rollback_removes_the_directories_it_created(tmp_path):
+    files = FileSet(FakeModule())
+    files.want(str(tmp_path / "new" / "deeper" / "f.conf"), "x\n")
+    files.apply()
+    assert (tmp_path / "new" / "deeper" / "f.conf").exists()
+    files.rollback()
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_ledger_keeps_created_files_and_the_originals_of_edited_ones(tmp_path):
+    edited, created = str(tmp_path / "apps.conf"), str(tmp_path / "x.service.d" / "50.conf")
+    atomic_write(FakeModule(), edited, "[program:web]\ncommand=a\n")
+    files = FileSet(FakeModule())
+    files.want(edited, "[program:web]\ncommand=b\n")
+    files.want(created, "[Service]\n")
+    files.apply()
+    files.record()
+    led = load_ledger()
+    assert led["files"][created]["created"] is True and led["files"][created]["original"] is None
+    assert led["files"][edited]["created"] is False
+    assert read_text(led["files"][edited]["original"]) == "[program:web]\ncommand=a\n"
+    # a second edit keeps the first original
+    files = FileSet(FakeModule())
+    files.want(edited, "[program:web]\ncommand=c\n")
+    files.apply()
+    files.record()
+    assert read_text(load_ledger()["files"][edited]["original"]) == "[program:web]\ncommand=a\n"
+    # put back byte for byte, and the created file removed: both leave the ledger
+    files = FileSet(FakeModule())
+    files.want(edited, "[program:web]\ncommand=a\n")
+    files.want(created, None)
+    files.apply()
+    files.record()
+    assert load_ledger()["files"] == {}
+    assert not os.listdir(_files.ORIGINALS)
+
+
+@AS_ROOT
+def test_a_path_root_must_not_write_is_refused_before_any_write(tmp_path):
+    open_dir = tmp_path / "shared"
+    open_dir.mkdir()
+    os.chmod(str(open_dir), 0o777)
+    other = tmp_path / "theirs"
+    other.mkdir()
+    os.chown(str(other), 65534, 65534)
+    target = tmp_path / "real"
+    target.write_text("x")
+    os.symlink(str(target), str(tmp_path / "link"))
+    for path, why in ((open_dir / "a.conf", "is writable by group or others"),
+                      (other / "sub" / "a.conf", "is owned by uid 65534"),
+                      (tmp_path / "link", "is a symlink"),
+                      ("/tmp/netsvc-x.conf", "/tmp is writable by group or others")):
+        files = FileSet(FakeModule())
+        with pytest.raises(UnsafePath, match=why):
+            files.want(str(path), "y")
+        assert not files.changed
+    assert not (other / "sub").exists() and target.read_text() == "x"
+
+
+@AS_ROOT
+def test_a_file_with_a_foreign_owner_is_a_change_and_becomes_roots(tmp_path):
+    hook = str(tmp_path / "hook")
+    atomic_write(FakeModule(), hook, "#!/bin/sh\n", 0o755)
+    os.chown(hook, 65534, 65534)
+    files = FileSet(FakeModule())
+    files.want(hook, "#!/bin/sh\n", 0o755)
+    assert files.changed
+    assert "owner 65534:65534" in files.diff()[0]["before"]
+    files.apply()
+    st = os.stat(hook)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+    files.rollback()
+    assert os.stat(hook).st_uid == 65534
+    again = FileSet(FakeModule())
+    os.chown(hook, 0, 0)
+    again.want(hook, "#!/bin/sh\n", 0o755)
+    assert not again.changed
 
 
 def test_rollback_restores_the_old_mtime_so_systemd_sees_no_change_on_disk(tmp_path):

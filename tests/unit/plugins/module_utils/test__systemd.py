@@ -134,7 +134,8 @@ def _hook_plan(tmp_path):
     dropin = str(tmp_path / "etc" / "systemd" / "web.service.d" / "40-netsvc-cleanup.conf")
     svc = dict(unit="web.service", ports=[80], show={"FragmentPath": "/lib/systemd/system/web.service"},
                blockers=[], how={"mode": "prefix", "line": line, "warnings": []}, dropin=dropin,
-               text="[Service]\nExecStartPre=%s\n" % line, decision="hook", reason="cleanup: true")
+               text="[Service]\nExecStartPre=%s\n" % line, decision="hook", reason="cleanup: true",
+               targets=["80"], whole=None, drain_ms=2000, netns_refused=None)
     return dict(path=hook, hook=b"\x7fELF-hook", kind="native-x86_64", present=True, services=[svc])
 
 
@@ -144,7 +145,8 @@ def test_hook_and_policy_drop_ins_share_one_transaction_and_one_reload(tmp_path)
     tx, policy = _tx(tmp_path, systemd)
     plan = _hook_plan(tmp_path)
     result = PS.stage(FakeModule(), plan, tx)
-    assert result["changed"] and result["cleanup"] == {"web.service": {"hook": True, "reason": "cleanup: true"}}
+    assert result["changed"] and result["cleanup"] == {"web.service": {"hook": True, "reason": "cleanup: true",
+                                                                       "cleans": ["80"], "whole_ports": None}}
     assert result["dropins"] == {"web.service": plan["services"][0]["dropin"]}
     assert tx.commit() and systemd.reloads == 1
     assert read_text(policy) == "new\n"

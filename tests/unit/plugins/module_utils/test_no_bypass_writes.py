@@ -21,12 +21,14 @@ ALLOWED = {
     ("_sysctl.py", "with open(key_to_proc_path(key, proc_root), \"w\") as f:"),
     # the restart hook's Python twin, run by systemd at a service's start (not a module): its
     # run report in /run/netsvc-resilience/hook, created fresh (the native hook does the same)
-    ("_sockdiag.py", "with open(path + \".tmp\", \"w\") as f:"),
+    ("_sockdiag.py", "with os.fdopen(fd, \"w\") as f:"),
     ("_sockdiag.py", "os.rename(path + \".tmp\", path)"),
     # the applied-state record set aside in its own directory (a rename keeps its context)
     ("_preflight.py", "os.rename(p[\"state_file\"], p[\"state_file\"] + \".unverified\")"),
     # the run lock's flock guard: an empty runtime file in /run/netsvc-resilience
     ("_hostcheck.py", "with open(path + \".guard\", \"a\") as guard:"),
+    # rollback's last step: the collection's own state directories go whole
+    ("_undo.py", "shutil.rmtree(state)"),
 }
 
 

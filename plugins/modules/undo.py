@@ -1,0 +1,97 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: undo
+short_description: Put back everything netsvc.resilience wrote on a host, from the host's own ledger
+version_added: 1.0.0
+description:
+  - Every file the collection writes goes through one writer, which keeps a ledger on the host
+    (C(/var/lib/netsvc-resilience/ledger.json)) - the files it created, the files it edited with
+    their original bytes, mode and owner, the directories it created, and the live sysctl values
+    before it first set them.
+  - This module reads that ledger, not the inventory. It removes the files the collection
+    created, restores the ones it edited byte for byte, removes the directories it created (when
+    empty), and puts each live sysctl value back where it still holds what the collection set.
+    A service dropped from C(netsvc_services) since, or a host whose inventory no longer lists
+    anything, is rolled back all the same.
+  - A C(socket_activation=preload) service's socket unit is stopped first; once its files are
+    gone the service is started again and binds its ports itself. supervisord rereads the
+    configuration files that were put back. systemd reloads once.
+  - Last, it removes the collection's state (the ledger, the applied-state record, the hook's
+    run reports).
+  - The C(netsvc.resilience.rollback) playbook runs this after the roles' own C(state=absent)
+    for the services still listed.
+author:
+  - netsvc.resilience maintainers (@netsvc)
+extends_documentation_fragment:
+  - netsvc.resilience.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be put back; nothing is written, stopped or started.
+  diff_mode:
+    support: full
+options:
+  state_dir:
+    description:
+      - The role's state directory (C(harden_restart_state_dir)), removed at the end with the
+        collection's own C(/var/lib/netsvc-resilience) and C(/run/netsvc-resilience).
+    type: path
+    default: /var/lib/netsvc-resilience
+  switch_timeout:
+    description:
+      - Seconds a former C(socket_activation=preload) service may take to listen on its own
+        again (its old sockets can hold the port until they expire on old kernels).
+    type: float
+    default: 75
+"""
+
+EXAMPLES = r"""
+- name: Put back everything netsvc.resilience wrote on this host
+  netsvc.resilience.undo:
+"""
+
+RETURN = r"""
+files:
+  description: Every file removed or restored.
+  returned: always
+  type: list
+  elements: str
+preload_services:
+  description: Services moved off their socket units (they bind their ports themselves again).
+  returned: always
+  type: list
+  elements: str
+sysctl:
+  description: Live values put back, each with C(before) and C(after).
+  returned: always
+  type: dict
+dirs:
+  description: Directories the collection had created, removed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _undo as UNDO
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+
+
+def main():
+    module = AnsibleModule(argument_spec=UNDO.SPEC, supports_check_mode=True)
+    V.require_python(module)  # before any Python 3 code: a clean message on an old host
+    module.exit_json(**UNDO.run(module))
+
+
+if __name__ == "__main__":
+    main()
