@@ -51,15 +51,16 @@ collections_path() {
 # copy of this collection into $ANSIBLE_HOME/collections, and ansible-lint resolved modules
 # from such a copy in ~/.ansible before this checkout (a copy left by an earlier run of an
 # older tree made lint fail on modules that tree did not have yet).
-ansible_home() {
-  mkdir -p "$top/.cache/ansible-home"
-  echo "$top/.cache/ansible-home"
+ansible_home() {  # ansible_home [name]: lint and molecule each get their own
+  mkdir -p "$top/.cache/${1:-ansible-home}"
+  echo "$top/.cache/${1:-ansible-home}"
 }
 
 do_lint() {
   "$venv/bin/ruff" check . || return 1
   "$venv/bin/antsibull-changelog" lint || return 1
-  ANSIBLE_HOME=$(ansible_home) ANSIBLE_COLLECTIONS_PATH=$(collections_path) PATH="$venv/bin:$PATH" \
+  # not molecule's home: its prerun leaves a copy of the collection there, which lint would resolve first
+  ANSIBLE_HOME=$(ansible_home lint-home) ANSIBLE_COLLECTIONS_PATH=$(collections_path) PATH="$venv/bin:$PATH" \
     "$venv/bin/ansible-lint" --profile production --offline -q || return 1
 }
 
@@ -102,7 +103,8 @@ do_build() {
     for doc in plugins/filter/*.yml; do
       f=$(basename "$doc" .yml)
       # the header names the file the documentation came from
-      ANSIBLE_COLLECTIONS_PATH="$tmp/coll" "$venv/bin/ansible-doc" -t filter "netsvc.resilience.$f" 2>&1 \
+      # stderr apart: a library's deprecation warning printed first is not the doc's header
+      ANSIBLE_COLLECTIONS_PATH="$tmp/coll" "$venv/bin/ansible-doc" -t filter "netsvc.resilience.$f" 2>/dev/null \
         | head -1 | grep -qF "/filter/$f.yml)" || { echo "ansible-doc -t filter netsvc.resilience.$f does not show its own doc"; rc=1; }
     done
     for r in roles/*/; do

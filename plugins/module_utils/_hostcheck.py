@@ -92,7 +92,7 @@ def check_services(services, service_mgr):
     """Validate the keys we use of each netsvc_services entry (others are ignored).
 
     Returns [{name, backend (resolved), ports (single ports; ranges are checked, then left
-    out), socket_activation, cleanup (true, false or auto)}].
+    out), socket_activation, mode (none, native or preload), cleanup (true, false or auto)}].
     Raises ValueError naming the entry and the rule (names follow _unit's unit/program rules).
     """
     out = []
@@ -107,7 +107,7 @@ def check_services(services, service_mgr):
         checked = V.ports(svc.get("ports"), "service %s: ports entry" % svc["name"])
         ports = [x for x in checked if isinstance(x, int)]
         try:
-            sa = PL.normalize_mode(svc.get("socket_activation", False)) != "none"
+            mode = PL.normalize_mode(svc.get("socket_activation", False))
         except U.UnitError as e:
             raise ValueError("service %s: %s" % (svc["name"], e))
         backend = U.resolve_backend(backend, service_mgr)
@@ -123,8 +123,8 @@ def check_services(services, service_mgr):
         cleanup = svc.get("cleanup", "auto")
         if cleanup not in (True, False, "auto"):
             raise ValueError("service %s: cleanup %r must be true, false or auto" % (svc["name"], cleanup))
-        out.append({"name": svc["name"], "backend": backend, "ports": ports, "socket_activation": sa,
-                    "cleanup": cleanup})
+        out.append({"name": svc["name"], "backend": backend, "ports": ports, "socket_activation": mode != "none",
+                    "mode": mode, "cleanup": cleanup})
     return out
 
 
@@ -274,6 +274,26 @@ def snapshot_paths(paths):
     return out
 
 
+def ownership_drift(paths, unsafe, lstat=os.lstat):
+    """Drift reasons: a file the collection wrote (``paths``, its ledger) that is no longer
+    root's alone - another owner, writable by group or others, a symlink now, or a directory
+    above it that ``unsafe(path)`` (_files.unsafe_path) objects to."""
+    out = []
+    for path in sorted(paths):
+        try:
+            st = lstat(path)
+        except OSError:
+            continue  # gone: the snapshot says so
+        why = unsafe(path)
+        if why:
+            out.append("%s: %s" % (path, why))
+        elif st.st_uid != 0 or st.st_gid != 0:
+            out.append("%s: owned by %d:%d, not root's" % (path, st.st_uid, st.st_gid))
+        elif st.st_mode & 0o022:
+            out.append("%s: writable by group or others (mode %o)" % (path, stat.S_IMODE(st.st_mode)))
+    return out
+
+
 def sysctl_keys(text):
     """Keys set by a sysctl.d file, in order, each once (parsed as sysctl_tcp parses them)."""
     keys = []
@@ -325,13 +345,41 @@ def parse_exec_entries(text):
     return out
 
 
+def trusted_hook_line(json_lines, hook_path):
+    """The newest of journalctl's JSON entries (one per line) that the hook wrote as root,
+    parsed (_sockdiag.parse_hook_line) with its time; {} when none. Trusted: _UID=0 and _EXE
+    the hook itself, or a python running it (_CMDLINE) - fields journald sets from the
+    sender's credentials, which a service cannot forge (SYSLOG_IDENTIFIER it can)."""
+    import json
+
+    for raw in reversed(json_lines):
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("_UID") != "0":
+            continue
+        exe, cmdline = entry.get("_EXE") or "", (entry.get("_CMDLINE") or "").split()
+        if exe != hook_path and not (os.path.basename(exe).startswith("python") and hook_path in cmdline[1:3]):
+            continue
+        try:
+            when = int(entry.get("__REALTIME_TIMESTAMP", "0")) / 1e6
+        except ValueError:
+            continue
+        parsed = D.parse_hook_line(entry.get("MESSAGE") if isinstance(entry.get("MESSAGE"), str) else "", when)
+        if parsed:
+            return parsed
+    return {}
+
+
 def hook_report(show, status_text, hook_name, journal=None):
     """What the cleanup hook of one service did, measured, never inferred from a file name.
 
     ``show``: the unit's ExecStartPre/ExecStartPreEx (systemd; {} for supervisord);
     ``status_text``: the hook's status file (None when it has not run since boot);
-    ``journal``: its last journal line parsed (_sockdiag.parse_hook_line), when read - it
-    wins when newer, as a hook in a read-only sandbox cannot write its status file.
+    ``journal``: its last trusted journal line parsed (trusted_hook_line), read only when there is
+    no status file (a sandboxed hook, privilege none, may not write it): the status file, in
+    a directory only root may write, is the record.
     Returns {installed, privileged (None: not shown by this systemd), exec (how systemd saw
     its last run: None, or code/status), last (what it did: the status file or the journal
     line), source ('status', 'journal' or '')}.
@@ -344,7 +392,7 @@ def hook_report(show, status_text, hook_name, journal=None):
     if "flags" in entry:
         privileged = "privileged" in entry["flags"].split()
     last, source = D.parse_status(status_text), "status" if status_text else ""
-    if journal and journal.get("time", 0) > last.get("time", 0) + 1:
+    if journal and not status_text:
         last, source = journal, "journal"
     return {
         "installed": bool(entry) or (not show and status_text is not None),
@@ -353,6 +401,37 @@ def hook_report(show, status_text, hook_name, journal=None):
         "last": last,
         "source": source,
     }
+
+
+def hook_cleans(show, hook_name):
+    """What the unit's hook line cleans (its targets, in order), or None without a hook."""
+    entries = [e for e in parse_exec_entries(show.get("ExecStartPreEx") or show.get("ExecStartPre"))
+               if e["path"].rsplit("/", 1)[-1] == hook_name]
+    if not entries:
+        return None
+    words = entries[-1].get("argv[]", "").split()[1:]
+    out, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--unit", "--user", "--status-dir", "--drain-ms"):
+            skip = True
+        elif word == "--":
+            break
+        else:
+            out.append(word)
+    return out
+
+
+def moved_listeners(hooked, live):
+    """Drift reasons: a hook that cleans other addresses than the service now listens on.
+
+    ``hooked``: {unit: the hook's targets (hook_cleans)}; ``live``: {unit: (targets, why)} of
+    _reuse.unit_hook_targets. A service that is not listening (why set) is not judged here.
+    """
+    return ["%s: its hook cleans %s, but it now listens on %s" % (unit, " ".join(hooked[unit]), " ".join(now))
+            for unit, (now, why) in sorted(live.items())
+            if unit in hooked and not why and sorted(now) != sorted(hooked[unit])]
 
 
 # ------------------------------------------------------------------ the run lock (a lease)

@@ -27,11 +27,18 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel a
 from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
 from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
 from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
+from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor as SUP
 from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
 from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
+    FileSet,
+    UnsafePath,
+    load_ledger,
+    read_text,
+)
 
 SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "StartLimitInterval",
               "KillMode", "TimeoutStopUSec", "LimitNOFILE", "OOMPolicy", "RestartSteps",
@@ -56,7 +63,8 @@ def plan_present(module, p, name, files, paths, version, warnings):
     mode = p["socket_activation"]
     preload = None
     if mode == "preload":
-        preload = plan_preload(module, p, name, paths["socket_name"])
+        preload = plan_preload(module, p, name, paths)
+        warnings.extend(preload.pop("warnings"))
         p = dict(p, extra_unit=preload["extra_unit"], extra_service=preload["extra_service"])
     opts = U.normalize_options(p)
     if mode == "native" and not p["accepts_inherited_fds"]:
@@ -133,12 +141,21 @@ def systemd_plan(module, p, warnings, systemctl, version):
                 switch_timeout=p["switch_timeout"], **paths)
 
 
-def plan_preload(module, p, name, socket_name):
-    """socket_activation: preload for one service: checked, mirrored, rendered - nothing written."""
+def plan_preload(module, p, name, paths):
+    """socket_activation: preload for one service: checked, mirrored, rendered - nothing written,
+    except to mirror a switched service again (its listeners no longer match its socket unit):
+    then it first binds on its own again (unswitch), so that what it asks for can be read."""
     def in_unit(pid):
         return P.in_unit_cgroup(pid, name)
 
-    info = PL.observe(SD.Systemd(module), name, sorted(set(p["ports"])), in_unit)
+    ports = sorted(set(p["ports"]))
+    systemd = SD.Systemd(module)
+    ours = PL.HEADER in (read_text(paths["socket_path"]) or "")
+    info = PL.observe(systemd, name, ports, in_unit, R.socket_options, ours)
+    remirror = info["remirror"]
+    if remirror and not module.check_mode:
+        unswitch(module, systemd, p, name, paths, ports)
+        info = PL.observe(systemd, name, ports, in_unit, R.socket_options, False)
     library = p["preload_library"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)
     V.abs_path(library, "preload_library", plain=True)
     builds = PS.decode_payload(p["payload"] or {})["native"]
@@ -146,17 +163,50 @@ def plan_preload(module, p, name, socket_name):
     if not builds.get(arch):
         raise U.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
                           "aarch64 are shipped); nothing was written" % (name, os.uname()[4]))
-    hook = "-%s --unit %%n %s" % (p["cleanup_hook"], " ".join(str(x) for x in sorted(set(p["ports"])))) \
-        if p["cleanup_hook"] else None
     preload_value = PL.ld_preload(info["environment"], library)
-    extra_unit, extra_service = PL.service_directives(socket_name, preload_value, p["backlog"])
+    extra_unit, extra_service = PL.service_directives(paths["socket_name"], preload_value, p["backlog"])
     merged_unit = dict(p["extra_unit"] or {})
     merged_unit.update(extra_unit)
     merged_service = dict(p["extra_service"] or {})
     merged_service.update(extra_service)
-    return dict(info, library=library, library_content=builds[arch], extra_unit=merged_unit,
-                extra_service=merged_service, socket_text=PL.render_socket(name, info["streams"], info["bind_v6only"],
-                                                                           p["backlog"], hook))
+    warnings = []
+    if info["unknown_options"]:
+        warnings.append("%s: the options of %s could not be read (pidfd_getfd needs Linux >= 5.6 and root with "
+                        "CAP_SYS_PTRACE): its socket unit binds them without BindToDevice=, FreeBind=, Transparent=, "
+                        "ReusePort= or Mark=; the preload library refuses a bind() whose device, mark or "
+                        "IP_TRANSPARENT then differ" % (name, ", ".join(info["unknown_options"])))
+    if remirror and module.check_mode:
+        socket_text = read_text(paths["socket_path"]) or ""  # known only once the server binds on its own
+        info["switched"] = False
+    else:
+        # the socket unit's own pre-start: it binds where the server's leftovers may still be
+        hook = "-" + " ".join(K.hook_argv(p["cleanup_hook"], "%n", info["streams"])) if p["cleanup_hook"] else None
+        socket_text = PL.render_socket(name, info["streams"], info["bind_v6only"], p["backlog"], hook,
+                                       info["directives"])
+    return dict(info, library=library, library_content=builds[arch], extra_unit=merged_unit, remirrored=remirror,
+                extra_service=merged_service, socket_text=socket_text, warnings=warnings)
+
+
+def unswitch(module, systemd, p, name, paths, ports):
+    """A switched service whose listeners no longer match its socket unit binds on its own
+    again: stop both, its drop-in without the preload parts, no socket unit, one reload, start
+    it until it listens. On failure every file is put back and both are started again."""
+    files = FileSet(module)
+    opts = U.normalize_options(p)
+    files.want(paths["dropin_path"], U.render_dropin(opts, systemd.version)[0])
+    files.want(paths["socket_path"], None)
+    U.run(module, [systemd.systemctl, "stop", name, paths["socket_name"]], check=False)
+    try:
+        files.apply()
+        if systemd.reload()[0] != 0:
+            raise U.UnitError("systemctl daemon-reload failed")
+        PL.restart_on_its_own(module, systemd, name, ports, p["switch_timeout"])
+    except (U.UnitError, IOError, OSError) as e:
+        files.rollback()
+        systemd.reload()
+        U.run(module, [systemd.systemctl, "start", paths["socket_name"], name], check=False)
+        module.fail_json(msg="socket_activation: preload for %s: mirroring its sockets again needs it to bind on its "
+                             "own, and it did not (%s); its files were put back" % (name, e))
 
 
 def referenced_elsewhere(plans, marker):
@@ -200,10 +250,6 @@ def systemd_execute(module, systemd, plans, shared, tx):
     for pl in plans:
         if pl["socket_start"]:
             U.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
-    for library in {pl["preload"]["library"] for pl in undo}:
-        directory = os.path.dirname(library)
-        if not os.path.exists(library) and os.path.isdir(directory) and not os.listdir(directory):
-            os.rmdir(directory)  # created for the library alone
     for pl in undo:
         try:
             took = PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
@@ -259,13 +305,13 @@ def systemd_results(module, systemd, plans, shared):
                             diff=diff, effective=show, effective_mismatches=mismatches,
                             effective_mismatch=pl["effective_mismatch"],
                             preload={k: v for k, v in (pl["preload"] or {}).items()
-                                     if k in ("streams", "bind_v6only", "switched", "switch", "listeners_after",
-                                              "library", "restarted_after_s")}))
+                                     if k in ("streams", "bind_v6only", "directives", "switched", "switch",
+                                              "listeners_after", "library", "restarted_after_s", "remirrored")}))
     return results
 
 
 def supervisor_dir(p):
-    """(include directory, file extension) of the host's supervisord programs."""
+    """(include directory, file extension) where a program defined nowhere yet gets its file."""
     if p["supervisor_dir"]:
         d = p["supervisor_dir"]
         return d, ".ini" if d.rstrip("/").endswith("supervisord.d") else ".conf"
@@ -276,69 +322,166 @@ def supervisor_dir(p):
     return U.supervisor_paths(H.read_os_release()["os_family"])
 
 
-def supervisor_options(module, name, p, vendor_user):
-    """The program's options with its command through the hook, and the user it runs as.
+def supervisor_conf(module, p, ctl):
+    """The main configuration file the running supervisord read (its -c), else the first of
+    supervisord's own search paths that exists."""
+    if p["supervisor_conf"]:
+        return p["supervisor_conf"]
+    _rc, out, _err = U.run(module, [ctl, "pid"], check=False)
+    pid = out.strip()
+    if pid.isdigit() and pid != "0":
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                args = f.read().decode("utf-8", "replace").split("\0")
+            cwd = os.readlink("/proc/%s/cwd" % pid)
+        except (IOError, OSError):
+            args, cwd = [], "/"
+        for i, arg in enumerate(args):
+            given = args[i + 1] if arg in ("-c", "--configuration") and i + 1 < len(args) else (
+                arg.split("=", 1)[1] if arg.startswith("--configuration=") else None)
+            if given:
+                return os.path.join(cwd, given)
+    for path in SUP.SEARCH:
+        if os.path.isfile(path):
+            return path
+    return SUP.SEARCH[0]
 
-    The vendor file's user= is kept when none is given: hardening never turns a program
-    into root. With the hook, the hook drops to that user (numeric ids resolved here, with
-    the host's NSS) after cleaning, since supervisord's own user= would leave it without
-    CAP_NET_ADMIN.
-    """
-    user = p["user"] or vendor_user
+
+def supervisor_files(module, p, ctl):
+    """[(path, text)] of every file supervisord reads, in its order."""
+    main = supervisor_conf(module, p, ctl)
+    return [(path, read_text(path) or "") for path in SUP.read_order(main, read_text)]
+
+
+def originals(files):
+    """The same files as the collection found them (its ledger keeps the original of a file it
+    edited): what the program's own section said before any hardening."""
+    led = load_ledger()["files"]
+    out = []
+    for path, text in files:
+        entry = led.get(path)
+        if entry and not entry["created"] and entry.get("original"):
+            text = read_text(entry["original"]) or text
+        out.append((path, text))
+    return out
+
+
+def supervisor_updates(module, name, p, pristine):
+    """The keys the program's section gets: autorestart and its retry policy, killasgroup (no
+    child keeps the port after a kill), and with the hook the command through it, the hook
+    dropping to the section's own user= (which goes: supervisord's would leave the hook
+    without CAP_NET_ADMIN). Every other key (directory, environment, umask, stopsignal, logs,
+    ...) stays as the section has it. Returns (updates, user, hooked, ports)."""
+    user = p["user"] or pristine.get("user")
+    if user and "%(" in user:
+        raise U.UnitError("supervisord program %s: user=%s uses an expansion; give the user as the user option"
+                          % (name, user))
     ports = sorted(set(p["ports"]))
-    wrapped = bool(p["cleanup_hook"] and ports)
+    hooked = bool(p["cleanup_hook"] and ports)
+    command = p["command"] or SUP.wrapped_command(pristine.get("command", ""), p["cleanup_hook"] or "")
+    if not command:
+        raise U.UnitError("supervisord program %s has no command (neither in its section nor given); nothing was "
+                          "written" % name)
     ids = None
-    if user:
+    if user and hooked:
         U.check_user_name(user)
-        if wrapped:
-            try:
-                pw = pwd.getpwnam(user)
-            except KeyError:
-                module.fail_json(msg="supervisord program %s: user %r does not exist on this host; nothing was "
-                                     "written" % (name, user))
-            ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
-    command = U.supervisor_command(name, p["command"], p["cleanup_hook"] if wrapped else None, ports, ids)
-    return dict(p, command=command, user=user, cleanup_hook=p["cleanup_hook"] if wrapped else None)
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise U.UnitError("supervisord program %s: user %r does not exist on this host; nothing was written"
+                              % (name, user))
+        ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
+    targets = R.program_hook_targets(ports, supervisor_pid(module, name)) if hooked else ports
+    updates = {"command": U.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids),
+               "autorestart": "true", "startsecs": "%d" % p["startsecs"], "startretries": "%d" % p["startretries"],
+               "killasgroup": "true"}
+    if p["stopsignal"]:
+        updates["stopsignal"] = p["stopsignal"]
+    if p["stopwaitsecs"] is not None:
+        updates["stopwaitsecs"] = "%d" % p["stopwaitsecs"]
+    if hooked:
+        updates["user"] = None
+    elif p["user"]:
+        updates["user"] = p["user"]
+    return updates, user, hooked, targets
+
+
+def supervisor_pid(module, name):
+    ctl = module.get_bin_path("supervisorctl")
+    _rc, out, _err = U.run(module, [ctl, "pid", name], check=False) if ctl else (1, "", "")
+    return int(out.strip()) if out.strip().isdigit() else 0
+
+
+def supervisor_plan(module, name, p, files, ext_dir):
+    """The FileSet for one program: its own section edited where supervisord defines it (the
+    last file having each key), a new file only for a program defined nowhere."""
+    section = "program:" + name
+    defined = SUP.program_sections(files, name)
+    changes = FileSet(module)
+    texts = dict(files)
+    if p["state"] == "absent":
+        led = load_ledger()["files"]
+        for path in defined:
+            entry = led.get(path)
+            if entry and entry["created"]:
+                changes.want(path, None)
+            elif entry and entry.get("original"):
+                changes.want(path, SUP.restore(texts[path], read_text(entry["original"]) or "", section),
+                             entry.get("mode") or 0o644)
+        return changes, None
+    if not defined:
+        if not p["command"]:
+            raise U.UnitError("supervisord program %s is defined in no file supervisord reads (%s) and no command is "
+                              "given; nothing was written" % (name, ", ".join(path for path, _t in files) or "none"))
+        updates, user, hooked, _targets = supervisor_updates(module, name, p, {})
+        directory, ext = ext_dir
+        path = os.path.join(directory, name + ext)
+        text = "; Ansible managed: netsvc.resilience.service_restart_policy\n[%s]\n" % section
+        if user and not hooked:
+            updates.setdefault("user", user)
+        changes.want(path, SUP.edit(text, section, dict(updates, autostart="true")))
+        return changes, path
+    pristine = SUP.effective(originals(files), name)
+    updates, _user, _hooked, _targets = supervisor_updates(module, name, p, pristine)
+    edited = {}
+    for key, value in sorted(updates.items()):
+        having = [path for path in defined if key in SUP.values(edited.get(path, texts[path]), section)]
+        for path in (having if value is None else [(having or defined)[-1]]):
+            edited[path] = SUP.edit(edited.get(path, texts[path]), section, {key: value})
+    for path in defined:
+        if path in edited:
+            changes.want(path, edited[path], _mode(path))
+    return changes, defined[-1]
+
+
+def _mode(path):
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        return 0o644
 
 
 def supervisord_main(module, p, warnings):
     name = U.check_program_name(U.program_name(p["name"]))
-    directory, ext = supervisor_dir(p)
-    path = os.path.join(directory, name + ext)
     ctl = module.get_bin_path("supervisorctl", required=True)
-    files = FileSet(module)
-    content = ""
-    # A program file we did not write (the "vendor" one) is kept next to it, outside the
-    # include pattern, and put back on state=absent: rollback leaves the host as it was.
-    backup = path + ".netsvc-orig"
-    current = read_text(path)
-    original = read_text(backup)
-    if p["state"] == "present":
-        vendor = original if original is not None else (current if "netsvc.resilience" not in (current or "") else None)
-        content = U.render_program(name, supervisor_options(module, name, p, U.program_user(vendor)))
-        if current is not None and "netsvc.resilience" not in current and original is None:
-            files.want(backup, current)
-        files.want(path, content)
-    else:
-        if current is not None and "netsvc.resilience" in current:
-            files.want(path, original)
-        if original is not None:
-            files.want(backup, None)
-    result = dict(changed=files.changed, path=path, content=content, backend="supervisord",
-                  systemd_version=0, socket_path="", diff=files.diff())
-    if files.changed and not module.check_mode:
+    files = supervisor_files(module, p, ctl)
+    changes, path = supervisor_plan(module, name, p, files, supervisor_dir(p))
+    result = dict(changed=changes.changed, path=path or "", content="", backend="supervisord", systemd_version=0,
+                  socket_path="", diff=changes.diff(), files=changes.paths)
+    if changes.changed and not module.check_mode:
         try:
-            files.apply()
+            changes.apply()
         except (IOError, OSError) as e:
-            files.rollback()
-            module.fail_json(msg="writing %s failed: %s" % (path, str(e)))
+            changes.rollback()
+            module.fail_json(msg="writing %s failed: %s" % (", ".join(changes.paths), str(e)))
         rc, out, err = U.run(module, [ctl, "reread"], check=False)
         if rc != 0 or "ERROR" in out:
-            files.rollback()
+            changes.rollback()
             U.run(module, [ctl, "reread"], check=False)
-            module.fail_json(msg="supervisorctl reread rejected %s; previous file restored: %s"
-                                 % (path, (out + err).strip()))
-        U.run(module, [ctl, "update", name], check=False)
+            module.fail_json(msg="supervisorctl reread rejected %s; every file was restored: %s"
+                                 % (", ".join(changes.paths), (out + err).strip()))
+        changes.record()
+        U.run(module, [ctl, "update", SUP.group_of(supervisor_files(module, p, ctl), name)], check=False)
     _rc, out, _err = U.run(module, [ctl, "status", name], check=False)
     result["effective"] = {"status": out.strip()}
     return result
@@ -379,9 +522,10 @@ SPEC = dict(
     command=dict(type="str"),
     startsecs=dict(type="int", default=1),
     startretries=dict(type="int", default=100),
-    stopsignal=dict(type="str", default="TERM"),
+    stopsignal=dict(type="str", choices=["TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2"]),
     stopwaitsecs=dict(type="int"),
     supervisor_dir=dict(type="path"),
+    supervisor_conf=dict(type="path"),
     user=dict(type="str"),
     cleanup_hook=dict(type="path"),
     effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
@@ -406,6 +550,10 @@ def check_options(p):
         V.number(p["stopwaitsecs"], "stopwaitsecs", 0, 86400, " seconds")
     if p["supervisor_dir"]:
         V.abs_path(p["supervisor_dir"], "supervisor_dir")
+    if p["supervisor_conf"]:
+        V.abs_path(p["supervisor_conf"], "supervisor_conf")
+    if p["command"] is not None:
+        V.single_line(p["command"], "command (a supervisord program's single-line command)")
     if p["cleanup_hook"]:
         V.abs_path(p["cleanup_hook"], "cleanup_hook", plain=True)
     if p["user"]:
@@ -461,8 +609,6 @@ def split_backends(module, params, service_mgr):
     systemd, supervisord = [], []
     for item, p in service_params(module, params):
         backend = U.resolve_backend(p["backend"], service_mgr)
-        if backend == "supervisord" and p["state"] == "present" and not p["command"]:
-            module.fail_json(msg="backend supervisord needs command (the program's command line): %s" % p["name"])
         if backend == "supervisord":
             U.check_program_name(U.program_name(p["name"]))
             if p["state"] == "present" and p["socket_activation"] != "none":
@@ -559,7 +705,7 @@ def run(module):
         elif kernel is not None:
             KN.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
-    except U.UnitError as e:
+    except (U.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
     mismatches = [m for _item, r in done for m in r.get("effective_mismatches", [])]
     failing = [m for _item, r in done if r.get("effective_mismatch") == "fail" and not module.check_mode

@@ -18,8 +18,11 @@ import sys
 import time
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _files as F
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
 from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
+from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
+from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
 from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
@@ -43,23 +46,36 @@ def host_facts(module, service_mgr):
     return facts
 
 
-def hook_journal(module, unit):
-    """The hook's last journal line for a unit (with its time), parsed; {} when none."""
+def root_record(path):
+    """A file's text if root wrote it and only root could have: a regular file (not a symlink)
+    owned by root, not writable by group or others, in a directory that is root's up to /.
+    None otherwise (absent, or anything else wrote it)."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022 or D.unsafe_dir(os.path.dirname(path)):
+        return None
+    return read_text(path)
+
+
+def hook_journal(module, unit, hook_path):
+    """The hook's last journal line for a unit, parsed with its time; {} when none.
+
+    Only an entry the hook itself wrote as root counts: _UID=0 and _EXE the hook (or, for the
+    Python twin, _CMDLINE running it) - journald sets those from the sender, a service cannot.
+    A line any process of the service logs with `logger -t netsvc-sockclean` is not one."""
     journalctl = module.get_bin_path("journalctl")
     if not journalctl:
         return {}
-    _rc, out, _err = U.run(module, [journalctl, "-u", unit, "SYSLOG_IDENTIFIER=" + C.HOOK_NAME, "-n", "1",
-                                    "-o", "short-unix", "--no-pager", "-q"], check=False)
-    for line in reversed(out.splitlines()):
-        stamp = line.split(" ", 1)[0]
-        try:
-            return D.parse_hook_line(line, float(stamp))
-        except ValueError:
-            continue
-    return {}
+    _rc, out, _err = U.run(module, [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + C.HOOK_NAME,
+                                    "-n", "20", "-o", "json", "--no-pager", "-q"], check=False)
+    return H.trusted_hook_line(out.splitlines(), hook_path)
 
 
-def observe(module, services, units, supervisorctl, ports, journal=False):
+def observe(module, services, units, supervisorctl, ports, journal=False, hook_path=None):
     """One look: systemctl show for every unit, supervisorctl status, one LISTEN dump."""
     shows = {}
     if units:
@@ -82,10 +98,12 @@ def observe(module, services, units, supervisorctl, ports, journal=False):
         except D.DiagError as e:
             module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
     health = H.service_health(services, shows, supervisor, listening)
+    preload_served(module, services, health, shows)
     for row in health:
-        status = read_text(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
+        status = root_record(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
         show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
-        lines = hook_journal(module, row["unit"]) if journal and row["backend"] == "systemd" else None
+        lines = hook_journal(module, row["unit"], hook_path) if journal and row["backend"] == "systemd" \
+            and status is None and hook_path else None
         row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
     if journal:  # the audit: why a running systemd service without the hook can do without it
         rows = {row["unit"]: row for row in health}
@@ -94,12 +112,48 @@ def observe(module, services, units, supervisorctl, ports, journal=False):
     return shows, supervisor, health
 
 
+def preload_served(module, services, health, shows):
+    """A preload service must be served from its socket unit: a listener of its own on its ports
+    (it now asks for another address or option, which the library leaves to the kernel) makes
+    it unhealthy, and that is drift the next run mirrors again."""
+    preload = {s["name"] for s in services if s.get("mode") == "preload"}
+    rows = [r for r in health if r["name"] in preload and r["exists"]]
+    if not rows:
+        return
+    try:
+        listeners = D.listeners(sorted({p for r in rows for p in r["ports"]}))
+    except D.DiagError as e:
+        module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+    owners = D.listener_owners([x["inode"] for x in listeners])
+    for row in rows:
+        mine = [x for x in listeners if x["port"] in row["ports"]]
+        why = PL.not_served(mine, owners, lambda pid, unit=row["unit"]: P.in_unit_cgroup(pid, unit),
+                            shows.get(row["unit"], {}).get("ActiveState"))
+        if why:
+            row["healthy"] = False
+            row["problems"].append("%s is not served from its socket unit: %s" % (row["unit"], why))
+
+
 def without_hook(health, names=None):
     """{unit: ports} of the running systemd services with ports and no hook in their unit
     (``names``: only these services)."""
     return {row["unit"]: row["ports"] for row in health if row["backend"] == "systemd" and row["ports"]
             and not row["socket_activation"] and not row["hook"]["installed"] and row["active"]
             and (names is None or row["name"] in names)}
+
+
+def hooks_moved(health, shows):
+    """Drift: a running service's listeners moved to other addresses than its hook cleans."""
+    hooked = {}
+    for row in health:
+        if row["backend"] == "systemd" and row["active"] and row["ports"] and not row["socket_activation"]:
+            cleans = H.hook_cleans(shows.get(row["unit"], {}), C.HOOK_NAME)
+            if cleans is not None:
+                hooked[row["unit"]] = cleans
+    if not hooked:
+        return []
+    ports = {row["unit"]: row["ports"] for row in health if row["unit"] in hooked}
+    return H.moved_listeners(hooked, R.unit_hook_targets(ports))
 
 
 def lost_reuse(reuse):
@@ -168,7 +222,9 @@ def look_until_healthy(module, p, services, units, facts):
     ports = sorted({x for s in services for x in s["ports"]})
     deadline = time.monotonic() + p["wait"]
     while True:
-        shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"])
+        hook_path = os.path.join(facts["hook_dir"] if p["hook_dir"] in (None, "auto") else p["hook_dir"], C.HOOK_NAME)
+        shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"],
+                                      hook_path)
         healthy = all(row["healthy"] for row in health)
         if healthy or time.monotonic() >= deadline:
             return shows, health, healthy
@@ -192,13 +248,18 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     except ValueError:
         record = None
     reasons = H.drift(record, p["inputs_digest"], snapshot)
+    # what root runs or reads must stay root's: every file the collection wrote (its ledger)
+    reasons += H.ownership_drift(F.load_ledger()["files"], F.unsafe_path)
     if not reasons and not p["record"]:  # would be converged: is each auto decision still true?
         auto = {s["name"] for s in services if s["cleanup"] == "auto"}
         reasons = lost_reuse(R.listener_reuse(without_hook(health, auto)))
+        # and does each hook still clean what its service listens on?
+        reasons += hooks_moved(health, shows)
     if os.path.exists(p["state_file"] + ".unverified"):
         reasons.insert(0, "the last run stopped before its post-check (killed or failed): every concern runs again")
     if not result["healthy"]:
-        reasons.append("not every service is healthy")
+        reasons.append("not every service is healthy: %s" % "; ".join(
+            problem for row in health for problem in row["problems"]))
     result["drift"] = reasons[:20]
     result["converged"] = not reasons
     if not p["record"]:

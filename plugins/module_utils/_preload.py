@@ -68,7 +68,10 @@ def executable_refusal(path, read_head, lstat):
     if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
         return ("%s is setuid/setgid: the dynamic loader ignores LD_PRELOAD for it (secure-execution mode)"
                 % path)
-    data = read_head(path)
+    try:
+        data = read_head(path)
+    except (IOError, OSError) as e:
+        return "its ExecStart= program %s cannot be read (%s)" % (path, e)
     if data[:2] == b"#!":
         interpreter = data[2:].split(b"\n", 1)[0].strip().split()
         if not interpreter:
@@ -92,29 +95,61 @@ def listen_stream(listener):
 def mirror(listeners):
     """ListenStream= values mirroring the running listeners, and BindIPv6Only=.
 
-    A v6 wildcard next to a v4 listener on the same port is IPv6-only (the two could not both
-    be bound otherwise); a v6 wildcard alone is dual-stack, as a server gets by default.
-    Raises UnitError when ports need both.
+    An IPv6 wildcard's IPV6_V6ONLY as read from the live socket (``options``); where it could
+    not be read, a v6 wildcard next to a v4 listener on the same port is IPv6-only (the two
+    could not both be bound otherwise) and one alone is dual-stack, as a server gets by
+    default. Raises UnitError when ports need both.
     """
     streams = sorted({listen_stream(x) for x in listeners})
     modes = set()
     for port in sorted({x["port"] for x in listeners}):
         on_port = [x for x in listeners if x["port"] == port]
-        v6_any = any(x["family"] == socket.AF_INET6 and x["address"] == "::" for x in on_port)
         v4 = any(x["family"] == socket.AF_INET for x in on_port)
-        if v6_any:
-            modes.add("ipv6-only" if v4 else "both")
+        for x in on_port:
+            if x["family"] != socket.AF_INET6 or x["address"] != "::":
+                continue
+            v6only = (x.get("options") or {}).get("v6only")
+            modes.add("ipv6-only" if (v6only if v6only is not None else v4) else "both")
     if len(modes) > 1:
         raise UnitError("the service listens dual-stack on some ports and IPv6-only on others; one socket unit "
                         "cannot mirror both (BindIPv6Only= is per unit)")
     return streams, (modes.pop() if modes else None)
 
 
-def render_socket(service, streams, bind_v6only, backlog, hook_line=None):
+# Socket options a socket unit sets on every socket it binds, as [Socket] directives: the
+# listener's own options, so the socket PID 1 holds is the one the server would bind.
+MIRRORED = (("bind_to_device", "BindToDevice"), ("free_bind", "FreeBind"), ("transparent", "Transparent"),
+            ("reuse_port", "ReusePort"), ("mark", "Mark"))
+
+
+def socket_directives(listeners):
+    """([(directive, value)], [what could not be read]) for the options of ``listeners``.
+
+    Each listener's ``options`` is _reuse.socket_options() of the live socket, or None when
+    it could not be read. The directives are per unit: listeners that differ are refused.
+    """
+    out, unknown = [], []
+    known = [x for x in listeners if x.get("options")]
+    if len(known) < len(listeners):
+        unknown = sorted({listen_stream(x) for x in listeners if not x.get("options")})
+    for key, directive in MIRRORED:
+        values = {x["options"][key] for x in known}
+        if len(values) > 1:
+            raise UnitError("the service's listeners differ in %s (%s); one socket unit sets it for all of them"
+                            % (directive, ", ".join("%s: %s" % (listen_stream(x), x["options"][key]) for x in known)))
+        value = values.pop() if values else None
+        if value in (None, False, 0, ""):
+            continue
+        out.append((directive, "yes" if value is True else str(value)))
+    return out, unknown
+
+
+def render_socket(service, streams, bind_v6only, backlog, hook_line=None, directives=()):
     lines = [
         "# %s\n" % HEADER,
-        "# PID 1 holds %s's listening sockets, mirrored from what it listened on; the preload\n" % service,
-        "# library hands them to its bind(). They outlive every crash: no rebind, no EADDRINUSE.\n",
+        "# PID 1 holds %s's listening sockets, mirrored from what it listened on (address and the\n" % service,
+        "# options that decide who reaches them); the preload library hands them to its bind(). They\n",
+        "# outlive every crash: no rebind, no EADDRINUSE.\n",
         "[Unit]\n",
         "Description=netsvc.resilience listening sockets of %s (preload)\n" % service,
         "\n[Socket]\n",
@@ -122,6 +157,7 @@ def render_socket(service, streams, bind_v6only, backlog, hook_line=None):
     lines.extend("ListenStream=%s\n" % s for s in streams)
     if bind_v6only:
         lines.append("BindIPv6Only=%s\n" % bind_v6only)
+    lines.extend("%s=%s\n" % kv for kv in directives)
     lines += ["Accept=no\n", "Backlog=%d\n" % backlog, "Service=%s\n" % service]
     if hook_line:  # the switch-over binds where the server's TIME_WAIT sockets may still be
         lines.append("ExecStartPre=%s\n" % hook_line)
@@ -178,11 +214,45 @@ def _read_head(path):
     return data
 
 
-def observe(systemd, unit, ports, in_unit):
+def read_options(listeners, owners, pick, read):
+    """Each listener's live options (``read(pid, fd)``, _reuse.socket_options) from the process
+    ``pick(owners)`` chooses; None where it cannot be read (no pidfd_getfd before Linux 5.6,
+    no ptrace rights). Sets ``options`` on each listener in place."""
+    for x in listeners:
+        owner = pick(owners.get(x["inode"], []))
+        x["options"] = None
+        if owner is None:
+            continue
+        try:
+            x["options"] = read(owner["pid"], owner["fd"])
+        except (OSError, IOError):
+            pass
+
+
+def not_served(listeners, owners, in_unit, active):
+    """Why a switched service is not served from its socket unit (drift: mirror again), or None.
+
+    A listener on the ports that PID 1 does not hold is one the server bound itself (its
+    address or options no longer match the socket unit: the library left that bind() to the
+    kernel); a service that is not running cannot bind what it asks for.
+    """
+    own = [listen_stream(x) for x in listeners if 1 not in {o["pid"] for o in owners.get(x["inode"], [])}
+           and any(in_unit(o["pid"]) for o in owners.get(x["inode"], []))]
+    if own:
+        return "it listens on %s with a socket of its own, not the socket unit's" % ", ".join(sorted(own))
+    if active in ("inactive", "failed"):
+        return "it is %s while its socket unit holds its ports (it may ask for another address or option)" % active
+    return None
+
+
+def observe(systemd, unit, ports, in_unit, read=None, socket_ours=False):
     """What a switch to preload needs to know about a running service; raises UnitError to refuse.
 
-    ``in_unit(pid)``: is the process in the unit's cgroup. Returns dict(streams, bind_v6only,
-    environment, switched (the ports are already PID 1's sockets), listeners).
+    ``in_unit(pid)``: is the process in the unit's cgroup; ``read(pid, fd)``: a live socket's
+    options (_reuse.socket_options); ``socket_ours``: the unit's socket unit is one we wrote.
+    Returns dict(streams, bind_v6only, directives, unknown_options, environment, switched (the
+    ports are already PID 1's sockets), remirror (why the socket unit must be mirrored again,
+    or None), listeners).
     """
     show = systemd.show([unit], ("ExecStart", "Environment", "ActiveState", "MainPID"))[unit]
     why = executable_refusal(exec_path(show.get("ExecStart")), _read_head, os.stat)
@@ -202,15 +272,26 @@ def observe(systemd, unit, ports, in_unit):
                 for x, who in foreign]
         raise UnitError("socket_activation: preload for %s is refused, nothing was written: port(s) held by "
                         "another process: %s" % (unit, "; ".join(held)))
+    switched = bool(listeners) and all(1 in {o["pid"] for o in owners.get(x["inode"], [])} for x in listeners)
+    remirror = not_served(listeners, owners, in_unit, show.get("ActiveState")) if socket_ours else None
     missing = sorted(set(ports) - {x["port"] for x in listeners})
-    if missing:
+    if missing and not remirror:
         raise UnitError("socket_activation: preload for %s is refused, nothing was written: nothing listens on "
                         "port(s) %s - the service must be running so that its sockets can be mirrored exactly "
-                        "(address, family, IPv6-only)" % (unit, ", ".join(str(p) for p in missing)))
-    switched = all(1 in {o["pid"] for o in owners.get(x["inode"], [])} for x in listeners)
-    streams, v6only = mirror(listeners)
-    return dict(streams=streams, bind_v6only=v6only, environment=show.get("Environment", ""), switched=switched,
-                listeners=listeners, active=show.get("ActiveState"))
+                        "(address, family, options)" % (unit, ", ".join(str(p) for p in missing)))
+    out = dict(environment=show.get("Environment", ""), switched=switched and not remirror, remirror=remirror,
+               listeners=listeners, active=show.get("ActiveState"), streams=[], bind_v6only=None, directives=[],
+               unknown_options=[])
+    if remirror:
+        return out  # mirrored once the server binds on its own again
+    if read is not None:
+        # the server's own socket, or PID 1's once switched (the same socket, held by both)
+        read_options(listeners, owners, lambda found: next(
+            (o for o in sorted(found, key=lambda o: o["pid"]) if (o["pid"] == 1) == switched
+             and (switched or in_unit(o["pid"]))), None), read)
+    out["streams"], out["bind_v6only"] = mirror(listeners)
+    out["directives"], out["unknown_options"] = socket_directives(listeners)
+    return out
 
 
 def _start_until_bound(module, systemctl, unit, deadline):

@@ -35,10 +35,24 @@ description:
   - Optional socket activation (O(socket_activation)) writes C(<unit>.socket) (C(ListenStream=)
     per port, C(Accept=no), C(Backlog=)), enables and starts it. The listening socket then
     survives every crash and connections wait in the backlog instead of being refused.
-  - With O(backend=supervisord), or O(backend=auto) on a host without systemd, writes a
-    supervisord program file instead (C(/etc/supervisord.d/*.ini) on EL,
-    C(/etc/supervisor/conf.d/*.conf) on Debian) and runs C(reread)/C(update) for that program
-    only when its file changed.
+  - With O(backend=supervisord), or O(backend=auto) on a host without systemd, it edits the
+    program's own C([program:NAME]) section wherever supervisord defines it. The files are found
+    as supervisord finds them (the main configuration the running supervisord read, its
+    C([include] files=) globs, any file name) and parsed as supervisord parses them. Only the
+    keys this module sets change (C(autorestart), C(startsecs), C(startretries),
+    C(killasgroup), with the cleanup hook C(command) and C(user)); comments, order, every other
+    section and every other key stay byte for byte. A program defined nowhere gets a file of its
+    own in the include directory (C(/etc/supervisord.d/*.ini) on EL, C(/etc/supervisor/conf.d/*.conf)
+    on Debian). The original of every file edited is kept in the host's ledger, so O(state=absent)
+    and rollback put the section back byte for byte. Then C(reread) and C(update) of that
+    program's group.
+  - "C(socket_activation=preload): the socket unit mirrors what the running server listens on -
+    family, address, port, and the options that decide who reaches the socket or how it binds
+    (C(BindToDevice=), C(Mark=), C(Transparent=), C(FreeBind=), C(ReusePort=), C(BindIPv6Only=),
+    read from the live sockets with C(pidfd_getfd), Linux >= 5.6). A switched service whose
+    listeners no longer match its socket unit (it asks for another address, or cannot start
+    because the library left a mismatching C(bind()) to the kernel) is mirrored again: it binds
+    on its own once more, then moves back onto a new socket unit."
 author:
   - netsvc.resilience maintainers (@netsvc)
 extends_documentation_fragment:
@@ -233,7 +247,9 @@ options:
     type: bool
     default: true
   command:
-    description: supervisord only, the program's command line.
+    description:
+      - supervisord only, the program's command line. Default - the command of the program's
+        own section; needed only for a program defined nowhere yet.
     type: str
   startsecs:
     description: supervisord only, C(startsecs=).
@@ -244,19 +260,27 @@ options:
     type: int
     default: 100
   stopsignal:
-    description: supervisord only, C(stopsignal=).
+    description: supervisord only, C(stopsignal=) when given; otherwise the section keeps its own.
     type: str
-    default: TERM
+    choices: [TERM, HUP, INT, QUIT, KILL, USR1, USR2]
   stopwaitsecs:
     description: supervisord only, C(stopwaitsecs=).
     type: int
   supervisor_dir:
-    description: supervisord only, override the include directory (default per OS family).
+    description:
+      - supervisord only, where a program defined in no file gets its own file (default per OS
+        family).
+    type: path
+  supervisor_conf:
+    description:
+      - supervisord only, the main configuration file. Default - the one the running
+        supervisord was started with (its C(-c)), else the first of C(/etc/supervisord.conf) and
+        C(/etc/supervisor/supervisord.conf) that exists, as supervisord looks for it.
     type: path
   user:
     description:
-      - supervisord only, the user the program runs as. Default - the C(user=) of the program
-        file this module replaces, if any (hardening never turns a program into root).
+      - supervisord only, the user the program runs as. Default - the C(user=) of the program's
+        own section (never another section's; hardening never turns a program into root).
       - Without O(cleanup_hook) it is rendered as C(user=). With it, the hook runs as root,
         cleans the ports and then switches to this user (its uid, gid and groups, resolved on
         the host) before starting the command - supervisord's C(user=) would leave the hook

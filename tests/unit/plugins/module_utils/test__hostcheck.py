@@ -46,9 +46,9 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
     out = H.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
                             {"name": "job", "backend": "supervisord", "cleanup": False}], "systemd")
     assert out == [{"name": "web", "backend": "systemd", "ports": [80], "socket_activation": False,
-                    "cleanup": "auto"},
+                    "mode": "none", "cleanup": "auto"},
                    {"name": "job", "backend": "supervisord", "ports": [], "socket_activation": False,
-                    "cleanup": False}]
+                    "mode": "none", "cleanup": False}]
     assert H.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
 
 
@@ -257,12 +257,54 @@ def test_hook_report_from_what_systemd_and_the_hook_say():
     assert H.hook_report({}, STATUS, "netsvc-sockclean")["installed"]
 
 
-def test_hook_report_prefers_a_newer_journal_line_to_a_stale_status_file():
+def test_the_status_file_is_the_record_and_the_journal_only_stands_in_without_one():
     journal = {"time": 1795334900, "result": "error", "cause": "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)"}
     r = H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", journal)
+    assert r["source"] == "status" and r["last"]["result"] == "ok"
+    r = H.hook_report({"ExecStartPreEx": RAN}, None, "netsvc-sockclean", journal)
     assert r["source"] == "journal" and r["last"]["result"] == "error"
-    older = dict(journal, time=1795334000)
-    assert H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", older)["source"] == "status"
+
+
+HOOK = "/usr/lib/netsvc-resilience/netsvc-sockclean"
+LINE = "netsvc-sockclean: ports 0.0.0.0:80: found 2, destroyed 2, left 0 (time-wait 2)"
+
+
+def _entry(**fields):
+    import json
+
+    base = {"MESSAGE": LINE, "__REALTIME_TIMESTAMP": "1795334900000000", "SYSLOG_IDENTIFIER": "netsvc-sockclean"}
+    base.update(fields)
+    return json.dumps(base)
+
+
+def test_only_a_line_the_hook_itself_wrote_as_root_is_trusted():
+    ok = H.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK)
+    assert ok["found"] == 2 and ok["time"] == 1795334900
+    # logger -t netsvc-sockclean from the service (any uid, or root through another program)
+    forged = [_entry(_UID="33", _EXE="/usr/bin/logger", MESSAGE=LINE.replace("left 0", "left 0; forged")),
+              _entry(_UID="0", _EXE="/usr/bin/logger"),
+              _entry(_UID="33", _EXE=HOOK),
+              _entry(_UID="0")]
+    for entry in forged:
+        assert H.trusted_hook_line([entry], HOOK) == {}
+    # the newest trusted entry wins over later forged ones; the Python twin counts by its command line
+    assert H.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)] + forged, HOOK)["found"] == 2
+    twin = _entry(_UID="0", _EXE="/usr/bin/python3.11", _CMDLINE="/usr/bin/python3 -IS %s --unit x 80" % HOOK)
+    assert H.trusted_hook_line([twin], HOOK)["found"] == 2
+    assert H.trusted_hook_line(["not json", "[]"], HOOK) == {}
+
+
+def test_hook_cleans_and_moved_listeners():
+    show = {"ExecStartPre": "{ path=%s ; argv[]=%s --unit web.service --drain-ms 2000 127.0.0.1:80 [::1]:80 ; "
+                            "ignore_errors=yes ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; "
+                            "status=0/0 }" % (HOOK, HOOK)}
+    assert H.hook_cleans(show, "netsvc-sockclean") == ["127.0.0.1:80", "[::1]:80"]
+    assert H.hook_cleans({}, "netsvc-sockclean") is None
+    hooked = {"web.service": ["127.0.0.1:80", "[::1]:80"]}
+    assert H.moved_listeners(hooked, {"web.service": (["[::1]:80", "127.0.0.1:80"], None)}) == []
+    assert H.moved_listeners(hooked, {"web.service": (["80"], "not running")}) == []
+    assert H.moved_listeners(hooked, {"web.service": (["0.0.0.0:80"], None)}) == [
+        "web.service: its hook cleans 127.0.0.1:80 [::1]:80, but it now listens on 0.0.0.0:80"]
 
 
 def test_check_services_refuses_ports_it_cannot_check():
@@ -332,3 +374,24 @@ def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
         H.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
     assert "waited 5 s" in str(e.value) and "run-a (ctl1)" in str(e.value) and "nothing was changed" in str(e.value)
     assert H.read_text(path) == held
+
+
+def test_a_file_that_is_no_longer_roots_alone_is_drift(tmp_path):
+    import os
+
+    mine = tmp_path / "hook"
+    mine.write_text("x")
+    os.chmod(str(mine), 0o755)
+    assert H.ownership_drift([str(mine), str(tmp_path / "gone")], lambda p: None,
+                             lambda p: _St(0, 0, 0o100755) if p == str(mine) else os.lstat(p)) == []
+    assert H.ownership_drift([str(mine)], lambda p: None, lambda p: _St(65534, 0, 0o100755)) == [
+        "%s: owned by 65534:0, not root's" % mine]
+    assert H.ownership_drift([str(mine)], lambda p: None, lambda p: _St(0, 0, 0o100775)) == [
+        "%s: writable by group or others (mode 775)" % mine]
+    assert H.ownership_drift([str(mine)], lambda p: "/usr/lib/x is owned by uid 1000", lambda p: _St(0, 0, 0o100755)) \
+        == ["%s: /usr/lib/x is owned by uid 1000" % mine]
+
+
+class _St(object):
+    def __init__(self, uid, gid, mode):
+        self.st_uid, self.st_gid, self.st_mode = uid, gid, mode

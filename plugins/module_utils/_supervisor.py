@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""supervisord's configuration, read as supervisord reads it and edited one key at a time.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host). Pure functions over text, unit tested.
+
+How supervisord 4 reads its configuration (supervisor/options.py, UnhosedConfigParser): one
+RawConfigParser with ``inline_comment_prefixes=(';', '#')`` and ``strict=False``, so
+- a line ``[name]`` opens a section; ``key = value`` or ``key: value`` sets a key (names are
+  lower-cased); an indented line continues the value before it; a line starting with ';' or
+  '#' is a comment, and so is the rest of a line after whitespace and ';' or '#';
+- only the main file's ``[include] files=`` is read: whitespace-separated globs, relative to
+  the main file's directory, each expanded and sorted, in order;
+- every file goes into the same parser: a ``[program:x]`` section in two files is ONE program,
+  the later file's keys winning.
+Editing keeps every byte of the file but the lines of the keys that change: comments, order,
+blank lines, every other section and every other key of the section stay as they were.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import re
+
+# the configuration files supervisord looks for, in its order, when it is not given -c
+SEARCH = ("/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")
+
+_HEADER = re.compile(r"^\[(?P<name>[^]]+)\]")
+_KEY = re.compile(r"^(?P<key>[^=:\s][^=:]*?)\s*[=:]\s?(?P<value>.*)$")
+
+
+class SupervisorError(ValueError):
+    """A configuration this module will not edit: the message names the file and the reason."""
+
+
+def strip_inline_comment(value):
+    """A value as RawConfigParser keeps it: cut at ';' or '#' preceded by whitespace."""
+    m = re.search(r"\s[;#]", value)
+    return (value[:m.start()] if m else value).strip()
+
+
+def parse(text):
+    """Lines of ``text`` (keeping line ends) -> [(kind, section, key, line)]: kind is header,
+    key, continuation, comment or blank; key is lower-cased (None but for key lines)."""
+    out = []
+    section = key = None
+    for line in text.splitlines(True):
+        body = line.rstrip("\r\n")
+        stripped = body.strip()
+        if not stripped:
+            out.append(("blank", section, None, line))
+            continue
+        if stripped[0] in ";#":
+            out.append(("comment", section, None, line))
+            continue
+        if body[0] in " \t" and key is not None:
+            out.append(("continuation", section, key, line))
+            continue
+        m = _HEADER.match(body)
+        if m:
+            section, key = m.group("name"), None
+            out.append(("header", section, None, line))
+            continue
+        m = _KEY.match(body)
+        if m and section is not None:
+            key = m.group("key").strip().lower()
+            out.append(("key", section, key, line))
+            continue
+        out.append(("other", section, None, line))
+    return out
+
+
+def values(text, section):
+    """{key: value} of ``section`` in ``text`` (continuations joined with newlines, inline
+    comments cut, as RawConfigParser reads them); {} when the file has no such section."""
+    out = {}
+    current = None
+    for kind, sect, key, line in parse(text):
+        if sect != section:
+            continue
+        body = line.rstrip("\r\n")
+        if kind == "key":
+            current = key
+            out[key] = strip_inline_comment(_KEY.match(body).group("value"))
+        elif kind == "continuation" and current:
+            out[current] = (out[current] + "\n" + strip_inline_comment(body.strip())).strip()
+    return out
+
+
+def has_section(text, section):
+    return any(kind == "header" and sect == section for kind, sect, _k, _l in parse(text or ""))
+
+
+def include_patterns(main_text, main_path, expansions=None):
+    """The globs of the main file's ``[include] files=``, made absolute as supervisord does."""
+    files = values(main_text, "include").get("files")
+    if not files:
+        return []
+    expansions = dict(expansions or {}, here=os.path.dirname(os.path.abspath(main_path)))
+    try:
+        files = files % expansions
+    except (KeyError, ValueError, TypeError):
+        pass
+    base = os.path.dirname(os.path.abspath(main_path))
+    return [os.path.join(base, pattern) for pattern in files.split()]
+
+
+def read_order(main_path, read, expand=glob.glob):
+    """Every file supervisord reads, in its order: the main file, then each include pattern's
+    matches, sorted. ``read(path)`` -> text or None."""
+    main_text = read(main_path)
+    if main_text is None:
+        return []
+    out = [main_path]
+    for pattern in include_patterns(main_text, main_path):
+        out.extend(sorted(expand(pattern)))
+    return out
+
+
+def program_sections(files, name):
+    """The files (of ``files``: [(path, text)], in read order) with a [program:NAME] section."""
+    section = "program:%s" % name
+    return [path for path, text in files if has_section(text, section)]
+
+
+def effective(files, name):
+    """The program's keys as supervisord merges them: later files win. {} when undefined."""
+    section = "program:%s" % name
+    out = {}
+    for _path, text in files:
+        out.update(values(text, section))
+    return out
+
+
+def edit(text, section, updates):
+    """``text`` with the keys of ``updates`` ({key: value, or None to remove}) set in the last
+    ``section`` of the file: an existing key's line (and its continuation lines) is replaced
+    in place, a new key goes after the section's last key. Nothing else changes."""
+    lines = parse(text)
+    updates = {k.lower(): v for k, v in updates.items()}
+    out = []
+    last_key_at = {}  # index into ``out`` after the section's last key line (or its header)
+    done = set()
+    skipping = False
+    for kind, sect, key, line in lines:
+        if skipping and kind == "continuation":
+            continue
+        skipping = False
+        if sect == section and kind == "key" and key in updates:
+            skipping = True
+            if key in done or updates[key] is None:
+                continue  # removed, or a repeated key (the parser keeps the last one)
+            out.append("%s=%s\n" % (key, updates[key]))
+            done.add(key)
+            last_key_at[section] = len(out)
+            continue
+        out.append(line)
+        if sect == section and kind in ("header", "key", "continuation"):
+            last_key_at[section] = len(out)
+    missing = [k for k, v in updates.items() if v is not None and k not in done]
+    if missing:
+        if section not in last_key_at:
+            raise SupervisorError("no [%s] section to edit" % section)
+        at = last_key_at[section]
+        if at and not out[at - 1].endswith("\n"):
+            out[at - 1] += "\n"
+        out[at:at] = ["%s=%s\n" % (k, updates[k]) for k in missing]
+    return "".join(out)
+
+
+def blocks(text, section):
+    """[(first, end)] line spans of each ``section`` of ``text``: its header through its last
+    key or continuation line (edit() changes nothing outside them)."""
+    out = []
+    for i, (kind, sect, _key, _line) in enumerate(parse(text)):
+        if kind == "header" and sect == section:
+            out.append([i, i + 1])
+        elif sect == section and kind in ("key", "continuation") and out:
+            out[-1][1] = i + 1
+    return [tuple(b) for b in out]
+
+
+def restore(text, original, section):
+    """``text`` with every ``section`` block as it is in ``original``, byte for byte (other
+    sections, edited or not, stay as they are now). Where the file no longer has the same
+    number of blocks, the keys are set back one by one instead."""
+    now, then = blocks(text, section), blocks(original, section)
+    if len(now) != len(then):
+        want, have = values(original, section), values(text, section)
+        updates = {k: None for k in have if k not in want}
+        updates.update({k: v for k, v in want.items() if have.get(k) != v})
+        return edit(text, section, updates) if updates else text
+    lines, old = text.splitlines(True), original.splitlines(True)
+    for (a, b), (c, d) in reversed(list(zip(now, then))):
+        lines[a:b] = old[c:d]
+    return "".join(lines)
+
+
+def wrapped_command(command, hook):
+    """The program's own command when ``command`` already runs through ``hook`` (a re-run),
+    else ``command``: a wrapped command is never wrapped twice."""
+    prefix = hook + " --unit "
+    if hook and command.startswith(prefix) and " -- " in command:
+        return command.split(" -- ", 1)[1]
+    return command
+
+
+def group_of(files, name):
+    """The [group:x] a program belongs to (supervisorctl's unit of update), or the program."""
+    for _path, text in files:
+        for kind, sect, _k, _l in parse(text):
+            if kind == "header" and sect.startswith("group:"):
+                programs = values(text, sect).get("programs", "")
+                if name in [p.strip() for p in programs.split(",")]:
+                    return sect.split(":", 1)[1]
+    return name
