@@ -81,6 +81,10 @@ def rebind_check(svc, facts=None):
         return ("rebind", "fail", "the hook could not run at the last start (code=%s, status=%s): nothing was cleaned"
                 % (ran.get("code"), ran.get("status")))
     last = hook.get("last") or {}
+    if not last and hook.get("stale"):
+        return ("rebind", "fail", "the hook ran at the last start but left no record of what it did: a hook without "
+                "privileges (privilege: none) cannot write its root-only status file, nor clean; remedy: "
+                "privilege: auto")
     if not last:
         return ("rebind", "warn", "hook installed but not run since (no start yet): its effect is unmeasured")
     figures = "found %s, destroyed %s, left %s" % (last.get("found"), last.get("destroyed"), last.get("left"))

@@ -82,10 +82,11 @@ def restart_policies(services, policy=None, hook="", backend="auto"):
                     accepts_inherited_fds=bool(svc.get("accepts_inherited_fds", False)), ports=ports)
         if svc.get("command") is not None:
             item["command"] = svc["command"]
-            if hook and svc.get("cleanup", True) is not False:
-                item["cleanup_hook"] = hook
-        elif svc.get("socket_activation") == "preload" and hook:
-            item["cleanup_hook"] = hook  # the socket unit cleans the ports before it binds them
+        # a supervisord program's command goes through the hook (its own section may hold the
+        # command: none is needed here); a preload socket unit cleans before it binds; a plain
+        # systemd service ignores it (its hook is prestart_hook's drop-in)
+        if hook and svc.get("cleanup", SERVICE_DEFAULTS["cleanup"]) is not False:
+            item["cleanup_hook"] = hook
         if svc.get("user") is not None:
             item["user"] = svc["user"]
         out.append(item)

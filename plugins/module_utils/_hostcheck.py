@@ -209,9 +209,12 @@ def refusals(facts, supported, services, health, has_command):
     programs = [s["name"] for s in services if s["backend"] == "supervisord"]
     if programs and not facts.get("supervisorctl"):
         out.append("supervisord programs need supervisorctl, and this host has none")
-    without = [name for name in programs if name not in has_command]
+    # a program supervisord knows already has its command in its own section
+    known = {row["name"] for row in health if row["backend"] == "supervisord" and row["exists"]}
+    without = [name for name in programs if name not in has_command and name not in known]
     if without:
-        out.append("supervisord programs need a command: %s" % ", ".join(without))
+        out.append("supervisord programs defined in no file supervisord reads need a command: %s"
+                   % ", ".join(without))
     return out
 
 
@@ -328,7 +331,7 @@ def drift(record, inputs_digest, snapshot):
 
 # ------------------------------------------------------------------ the hook, as it really ran
 
-HOOK_PROPS = ("ExecStartPre", "ExecStartPreEx")
+HOOK_PROPS = ("ExecStartPre", "ExecStartPreEx", "InactiveExitTimestampMonotonic")
 
 
 def parse_exec_entries(text):
@@ -372,7 +375,7 @@ def trusted_hook_line(json_lines, hook_path):
     return {}
 
 
-def hook_report(show, status_text, hook_name, journal=None):
+def hook_report(show, status_text, hook_name, journal=None, boot=None):
     """What the cleanup hook of one service did, measured, never inferred from a file name.
 
     ``show``: the unit's ExecStartPre/ExecStartPreEx (systemd; {} for supervisord);
@@ -380,9 +383,12 @@ def hook_report(show, status_text, hook_name, journal=None):
     ``journal``: its last trusted journal line parsed (trusted_hook_line), read only when there is
     no status file (a sandboxed hook, privilege none, may not write it): the status file, in
     a directory only root may write, is the record.
+    ``boot``: the realtime clock at boot (time.time() - time.monotonic()): a status file
+    older than the unit's last start (systemd's InactiveExitTimestampMonotonic) is not what the
+    hook did then - a hook without privileges runs but cannot write it - and is left out.
     Returns {installed, privileged (None: not shown by this systemd), exec (how systemd saw
     its last run: None, or code/status), last (what it did: the status file or the journal
-    line), source ('status', 'journal' or '')}.
+    line), source ('status', 'journal' or ''), stale (a status file from before the last start)}.
     """
     entries = [e for e in parse_exec_entries(show.get("ExecStartPreEx") or show.get("ExecStartPre"))
                if e["path"].rsplit("/", 1)[-1] == hook_name]
@@ -392,7 +398,12 @@ def hook_report(show, status_text, hook_name, journal=None):
     if "flags" in entry:
         privileged = "privileged" in entry["flags"].split()
     last, source = D.parse_status(status_text), "status" if status_text else ""
-    if journal and not status_text:
+    stale = False
+    started = show.get("InactiveExitTimestampMonotonic", "")
+    if last and boot is not None and started.isdigit() and int(started) and ran \
+            and last.get("time", 0) + 2 < boot + int(started) / 1e6:
+        last, source, stale = {}, "", True
+    if journal and not last:
         last, source = journal, "journal"
     return {
         "installed": bool(entry) or (not show and status_text is not None),
@@ -400,6 +411,7 @@ def hook_report(show, status_text, hook_name, journal=None):
         "exec": {"code": entry.get("code"), "status": entry.get("status")} if ran else None,
         "last": last,
         "source": source,
+        "stale": stale,
     }
 
 

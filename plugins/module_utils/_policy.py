@@ -454,6 +454,37 @@ def supervisor_plan(module, name, p, files, ext_dir):
     return changes, defined[-1]
 
 
+def restart_unhooked(module, ctl, group, name, targets, timeout):
+    """A program put back to its own command (no hook in front of it any more) is stopped, its
+    ports cleaned of what it left (drained as the hook does), then started on the restored
+    configuration - again while its bind fails on leftovers this kernel cannot destroy. A
+    rollback leaves it serving, not in BACKOFF. Returns the seconds it took to listen."""
+    import time
+
+    U.run(module, [ctl, "stop", group], check=False)
+    parsed = [t for t in (D.parse_target(x) for x in targets) if t]
+    ports = sorted({port for t in parsed for port in range(t["range"][0], t["range"][1] + 1)})
+    try:
+        D.cleanup([t["range"] for t in parsed], targets=parsed, drain=D.DRAIN_DEFAULT_MS / 1000.0)
+    except D.DiagError:
+        pass
+    U.run(module, [ctl, "update", group], check=False)
+    t0 = time.time()
+    while True:
+        try:
+            if set(ports) <= set(D.listening_ports(ports)):
+                return round(time.time() - t0, 1)
+        except D.DiagError:
+            return None
+        if time.time() - t0 >= timeout:
+            module.warn("supervisord program %s does not listen on %s again after %d s" % (name, ports, timeout))
+            return None
+        state = H.parse_supervisor_status(U.run(module, [ctl, "status", name], check=False)[1]).get(name)
+        if state in ("FATAL", "BACKOFF", "EXITED", "STOPPED"):
+            U.run(module, [ctl, "start", name], check=False)
+        time.sleep(0.5)
+
+
 def _mode(path):
     try:
         return os.stat(path).st_mode & 0o777
@@ -466,6 +497,8 @@ def supervisord_main(module, p, warnings):
     ctl = module.get_bin_path("supervisorctl", required=True)
     files = supervisor_files(module, p, ctl)
     changes, path = supervisor_plan(module, name, p, files, supervisor_dir(p))
+    # what the hook cleaned for this program, while its command still runs through it
+    unhooked = [t for _path, text in files for t in SUP.hooked_programs(text).get(name, [])]
     result = dict(changed=changes.changed, path=path or "", content="", backend="supervisord", systemd_version=0,
                   socket_path="", diff=changes.diff(), files=changes.paths)
     if changes.changed and not module.check_mode:
@@ -481,7 +514,11 @@ def supervisord_main(module, p, warnings):
             module.fail_json(msg="supervisorctl reread rejected %s; every file was restored: %s"
                                  % (", ".join(changes.paths), (out + err).strip()))
         changes.record()
-        U.run(module, [ctl, "update", SUP.group_of(supervisor_files(module, p, ctl), name)], check=False)
+        group = SUP.group_of(supervisor_files(module, p, ctl), name)
+        if p["state"] == "absent" and unhooked:
+            result["restarted_after_s"] = restart_unhooked(module, ctl, group, name, unhooked, p["switch_timeout"])
+        else:
+            U.run(module, [ctl, "update", group], check=False)
     _rc, out, _err = U.run(module, [ctl, "status", name], check=False)
     result["effective"] = {"status": out.strip()}
     return result

@@ -103,8 +103,8 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
         status = root_record(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
         show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
         lines = hook_journal(module, row["unit"], hook_path) if journal and row["backend"] == "systemd" \
-            and status is None and hook_path else None
-        row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines)
+            and hook_path else None
+        row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines, time.time() - time.monotonic())
     if journal:  # the audit: why a running systemd service without the hook can do without it
         rows = {row["unit"]: row for row in health}
         for unit, (flag, reason) in R.listener_reuse(without_hook(health)).items():

@@ -210,6 +210,33 @@ def wrapped_command(command, hook):
     return command
 
 
+def wrapped_targets(command):
+    """What a command run through the hook cleans (its targets), or [] for a plain command."""
+    words = command.split(" -- ", 1)[0].split() if " -- " in command else []
+    if not words or not words[0].endswith("/netsvc-sockclean"):
+        return []
+    out, skip = [], False
+    for word in words[1:]:
+        if skip:
+            skip = False
+        elif word in ("--unit", "--user", "--status-dir", "--drain-ms"):
+            skip = True
+        else:
+            out.append(word)
+    return out
+
+
+def hooked_programs(text):
+    """{program: targets} of the sections of ``text`` whose command runs through the hook."""
+    out = {}
+    for kind, sect, _k, _l in parse(text):
+        if kind == "header" and sect.startswith("program:"):
+            targets = wrapped_targets(values(text, sect).get("command", ""))
+            if targets:
+                out[sect.split(":", 1)[1]] = targets
+    return out
+
+
 def group_of(files, name):
     """The [group:x] a program belongs to (supervisorctl's unit of update), or the program."""
     for _path, text in files:

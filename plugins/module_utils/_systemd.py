@@ -160,7 +160,7 @@ class DropinTransaction(object):
 def unit_files(show):
     """The unit's files in the order systemd applies them: fragment, then DropInPaths."""
     files = [show["FragmentPath"]] if show.get("FragmentPath") else []
-    return files + (show.get("DropInPaths") or "").split()
+    return files + U.show_words(show.get("DropInPaths"))
 
 
 def assignments(directive, paths, read=read_text):

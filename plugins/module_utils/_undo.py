@@ -23,7 +23,9 @@ import shutil
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
 from ansible_collections.netsvc.resilience.plugins.module_utils import _files as F
+from ansible_collections.netsvc.resilience.plugins.module_utils import _policy as POLICY
 from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
+from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor as SUP
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
 from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
@@ -114,6 +116,10 @@ def run(module):
     units = any(path.startswith(SD.DropinTransaction.unit_dirs) for path in files.paths)
     supervisor = [path for path in files.paths if not path.startswith(SD.DropinTransaction.unit_dirs)
                   and path.endswith((".conf", ".ini")) and "supervisor" in path]
+    # programs whose command still runs through the hook: cleaned and restarted on their own
+    hooked = {}
+    for path in supervisor:
+        hooked.update(SUP.hooked_programs(F.read_text(path) or ""))
     result = dict(changed=files.changed or bool(led["sysctl"]) or bool(led["dirs"]), files=files.paths,
                   diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[])
     if module.check_mode:
@@ -136,6 +142,10 @@ def run(module):
         ctl = module.get_bin_path("supervisorctl")
         if ctl:
             U.run(module, [ctl, "reread"], check=False)
+            restored = [(path, F.read_text(path) or "") for path in supervisor]
+            for name, targets in sorted(hooked.items()):
+                POLICY.restart_unhooked(module, ctl, SUP.group_of(restored, name), name, targets,
+                                        p["switch_timeout"])
             U.run(module, [ctl, "update"], check=False)
     for _path, service, ports in sockets:
         try:

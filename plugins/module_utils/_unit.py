@@ -431,6 +431,18 @@ def parse_version(text):
     return int(m.group(1))
 
 
+def show_words(value):
+    """The words of a `systemctl show` list value. systemd quotes a word with characters outside
+    its safe set and C-escapes its backslashes ("netsvc-revive@foo\\\\x2dbar.service.service"
+    for the unit foo\\x2dbar.service): unquoted and unescaped here, as the shell would."""
+    import shlex
+
+    try:
+        return shlex.split(value or "")
+    except ValueError:
+        return (value or "").split()
+
+
 def parse_show(text):
     """Parse `systemctl show` KEY=VALUE output into a dict (first '=' splits)."""
     out = {}
@@ -539,5 +551,5 @@ def policy_readback(o, unit, version):
         out.append((directive, prop, _timespan_is(o["start_limit_interval_usec"]), o["start_limit_interval"]))
     if o.get("revive"):
         revive = REVIVE_TEMPLATE.replace("@.", "@%s." % unit)
-        out.append(("OnFailure", "OnFailure", lambda v, want=revive: want in v.split(), revive))
+        out.append(("OnFailure", "OnFailure", lambda v, want=revive: want in show_words(v), revive))
     return out
