@@ -1,6 +1,6 @@
 """netsvc.resilience benchmark suite (controller side). Run it with `make bench [PART=name]`.
 
-  python3 benchmarks/bench.py [recovery|vm|sysctl|rollout|all|PART,PART...] [--smoke] [--out DIR]
+  python3 benchmarks/bench.py [recovery|vm|sysctl|rollout|fleet|harm|all|PART,PART...] [--smoke] [--out DIR]
 
 Every part is a side-by-side comparison in ONE run on the same container(s):
   recovery  SIGKILL -> serving under a bounded loopback load, >= 10 kills per configuration:
@@ -15,6 +15,10 @@ Every part is a side-by-side comparison in ONE run on the same container(s):
             and a per-task profile at 50 hosts.
   vm        the recovery driver on Linux 5.10 (scripts/vm.sh): tutorial, default hook, native
             socket activation and preload, servers without SO_REUSEADDR.
+  harm      the service's normal work, hardened or not: four copies of Debian's nginx (left as
+            installed, socket_activation: preload, cleanup: true, cleanup: false), bulk
+            throughput and the server's send buffer through a 20 ms round trip, p50/p99
+            request latency under a steady load, bytes delivered; ratios to the unhardened one.
 Results: DIR/results.json (machine, kernel, systemd, every sample), results.md, *.svg.
 Containers are labelled netsvc.bench=<this run> and removed at the end, even on failure.
 --smoke runs one kill of the hardened configuration only (used by the test suite).
@@ -173,6 +177,61 @@ def recovery(results, smoke=False):
     finally:
         destroy_hosts([host])
         os.unlink(inv)
+
+
+# ---------------------------------------------------------------------------- harm
+
+HARM = [
+    {"name": "unhardened", "id": "plain", "port": 7401, "service": None},
+    {"name": "preload", "id": "preload", "port": 7402,
+     "service": {"name": "nginx-harm-preload.service", "ports": [7402], "socket_activation": "preload"}},
+    {"name": "hook (cleanup: true)", "id": "hook", "port": 7403,
+     "service": {"name": "nginx-harm-hook.service", "ports": [7403], "cleanup": True}},
+    {"name": "no hook (cleanup: false)", "id": "nohook", "port": 7404,
+     "service": {"name": "nginx-harm-nohook.service", "ports": [7404], "cleanup": False}},
+]
+
+
+def harm(results, rounds=9):
+    """The service's normal work in four configurations, side by side in one container."""
+    host = "netsvc-bench-harm"
+    inv = start_hosts_image([host], os.environ.get("NETSVC_DAEMONS_IMAGE", "localhost/netsvc-debian12-daemons:latest"))
+    try:
+        playbook(inv, bench_path("harm_setup.yml"), "-e", json.dumps({
+            "harm_configs": [{"name": c["id"], "port": c["port"], "service": c["service"]} for c in HARM]}))
+        sh(["docker", "cp", bench_path("harm_driver.py"), host + ":/root/harm_driver.py"])
+        conf = {"configs": [{"name": c["name"], "port": c["port"]} for c in HARM], "rounds": rounds,
+                "bulk_bytes": 16 << 20, "bulk_path": "/16m", "small_path": "/small", "rate": 200, "seconds": 5,
+                "delay_ms": 10}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(conf, f)
+        sh(["docker", "cp", f.name, host + ":/root/harm.json"])
+        out = subprocess.run(["docker", "exec", host, "python3", "/root/harm_driver.py", "/root/harm.json"],
+                             stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+        data = json.loads(out)["configs"]
+        base = data["unhardened"]
+        rows = []
+        for c in HARM:
+            d = data[c["name"]]
+            rows.append({"name": c["name"], "mb_s": round(d["mb_s"], 2), "sndbuf": d["sndbuf"],
+                         "p50_ms": round(d["p50_ms"], 3), "p99_ms": round(d["p99_ms"], 3),
+                         "bytes_delivered": d["bytes_delivered"], "bytes_expected": d["bytes_expected"],
+                         "requests": d["requests"], "failed": d["failed"],
+                         "mb_s_samples": [round(x["mb_s"], 2) for x in d["bulk"]],
+                         "ratio_mb_s": _ratio(d["mb_s"], base["mb_s"], 3),
+                         "ratio_p50": _ratio(d["p50_ms"], base["p50_ms"], 3),
+                         "ratio_p99": _ratio(d["p99_ms"], base["p99_ms"], 3),
+                         "ratio_sndbuf": _ratio(d["sndbuf"], base["sndbuf"], 3) if d["sndbuf"] else None})
+        results["harm"] = {"rows": rows, "conf": conf, "listening": subprocess.run(
+            ["docker", "exec", host, "ss", "-Hltnp"], stdout=subprocess.PIPE, universal_newlines=True,
+            check=False).stdout}
+    finally:
+        destroy_hosts([host])
+        os.unlink(inv)
+
+
+def start_hosts_image(names, image):
+    return FLEET.start(names, image=image)
 
 
 # ---------------------------------------------------------------------------- the kernel 5.10 VM
@@ -469,8 +528,8 @@ def svg_bars(title, rows, unit, log_scale):
     return "\n".join(out)
 
 
-def _ratio(a, b):
-    return round(a / b, 2) if a is not None and b else None
+def _ratio(a, b, digits=2):
+    return round(a / b, digits) if a is not None and b else None
 
 
 def targets(results):
@@ -546,6 +605,16 @@ def targets(results):
                           "within 10 %% of that floor or below it" % both)
         checks.append(("fleet %d host(s): re-run / first" % r["hosts"], "<= 0.35", r["rerun_over_first"],
                        lambda v: v <= 0.35, floor))
+    for r in (results.get("harm") or {}).get("rows", [])[1:]:
+        for key, what in (("ratio_mb_s", "bulk MB/s"), ("ratio_p50", "p50 latency"), ("ratio_p99", "p99 latency")):
+            checks.append(("harm, %s: %s / unhardened" % (r["name"], what), "within 2 % (0.98-1.02)", r[key],
+                           lambda v: v is not None and 0.98 <= v <= 1.02,
+                           "run-to-run noise of the same nginx on 2 shared cores exceeds 2 %: see the samples"))
+        checks.append(("harm, %s: bytes delivered" % r["name"], "all", r["bytes_delivered"] == r["bytes_expected"],
+                       lambda v: v is True, ""))
+        if r.get("ratio_sndbuf") is not None:
+            checks.append(("harm, %s: server send buffer at the end of a 16 MiB transfer / unhardened" % r["name"],
+                           "within 10 %", r["ratio_sndbuf"], lambda v: 0.9 <= v <= 1.1, ""))
     per_host = {r["hosts"]: r["collection"]["first_s_per_host"] for r in fleet}
     if 10 in per_host and 50 in per_host:
         naive = {r["hosts"]: r["naive"]["first_s"] / r["hosts"] for r in fleet}
@@ -678,6 +747,22 @@ def report(results, out_dir):
                 b = np_[i] if i < len(np_) else ("", "")
                 md.append("| %s | %s | | %s | %s |" % (a[0], a[1], b[0], b[1]))
         md.append("")
+    if "harm" in results:
+        c = results["harm"]["conf"]
+        md += ["## The service's normal work: hardened vs not (the same nginx four times, one run)", "",
+               "Bulk: %d MiB by HTTP through a delay line of %d ms each way (a %d ms round trip; TUN devices "
+               "and a relay, the kernel here has no sch_netem), %d rounds, the configurations in turns; the "
+               "server's send buffer (`ss -tm` skmem tb) near the end of each transfer. Latency: %d small "
+               "requests/s for %d s per configuration per round over loopback, open loop." % (
+                   c["bulk_bytes"] >> 20, c["delay_ms"], 2 * c["delay_ms"], c["rounds"], c["rate"], c["seconds"]),
+               "", "| configuration | MB/s (median) | / unhardened | send buffer B | p50 ms | / unhardened | p99 ms | "
+               "/ unhardened | bytes delivered | requests (failed) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["harm"]["rows"]:
+            md.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s of %s | %s (%s) |" % (
+                r["name"], r["mb_s"], r["ratio_mb_s"], r["sndbuf"], r["p50_ms"], r["ratio_p50"], r["p99_ms"],
+                r["ratio_p99"], r["bytes_delivered"], r["bytes_expected"], r["requests"], r["failed"]))
+        md += ["", "Bulk samples (MB/s): " + "; ".join(
+            "%s: %s" % (r["name"], r["mb_s_samples"]) for r in results["harm"]["rows"]) + ".", ""]
     tg = targets(results)
     if tg:
         md += ["## Targets", "", "| target | wanted | measured | met | why, if missed |", "|---|---|---|---|---|"]
@@ -698,7 +783,7 @@ def main():
         return 0
     smoke = "--smoke" in sys.argv
     part = args[0] if args else "all"
-    parts = set(part.split(",")) if part != "all" else {"recovery", "vm", "sysctl", "rollout", "fleet"}
+    parts = set(part.split(",")) if part != "all" else {"recovery", "vm", "sysctl", "rollout", "fleet", "harm"}
     date = datetime.date.today().isoformat()
     out_dir = os.path.join(TOP, "docs", "benchmarks", date)
     if "--out" in sys.argv:
@@ -711,7 +796,7 @@ def main():
     try:
         for name, run in (("recovery", lambda: recovery(results, smoke)), ("vm", lambda: vm_recovery(results)),
                           ("sysctl", lambda: sysctl(results)), ("rollout", lambda: rollout(results)),
-                          ("fleet", lambda: fleet_curve(results))):
+                          ("fleet", lambda: fleet_curve(results)), ("harm", lambda: harm(results))):
             if name in parts and (name == "recovery" or not smoke):
                 try:
                     run()

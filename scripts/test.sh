@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
-#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule el faults awx bench
+#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule rollout el
+#                               faults awx bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
@@ -140,6 +141,33 @@ do_molecule() {
 # run's table): the permanently failing service runs 1 minute here, 10 for the docs.
 do_faults() { "$venv/bin/python" tests/faults/faults.py --failing-minutes "${NETSVC_FAILING_MINUTES:-1}"; }
 
+# The rollout's gates on this leg's ansible-core (the EL leg runs them on 2.16): one real host
+# and unreachable names (tests/rollout/gates.py).
+do_rollout() {
+  local host="netsvc-rollout-$$" net="netsvc-rollout-$$" inv rc=0
+  docker network create --label "netsvc.run=$NETSVC_RUN_ID" "$net" >/dev/null || return 1
+  scripts/testbed.sh run "$host" "${NETSVC_IMAGE:-localhost/netsvc-debian12-systemd:latest}" \
+    "netsvc.run=$NETSVC_RUN_ID" "$net" "${NETSVC_INIT:-/lib/systemd/systemd}" || rc=1
+  inv=$(mktemp --suffix=.ini)
+  echo "$host ansible_connection=community.docker.docker" >"$inv"
+  if [ $rc = 0 ]; then
+    ANSIBLE_COLLECTIONS_PATH=$(collections_path) ANSIBLE_HOME=$(ansible_home rollout-home) \
+      "$venv/bin/ansible-playbook" -i "$inv" tests/rollout/prepare.yml >/dev/null || rc=1
+  fi
+  if [ $rc = 0 ]; then
+    ANSIBLE_COLLECTIONS_PATH=$(collections_path) ANSIBLE_HOME=$(ansible_home rollout-home) ANSIBLE_PIPELINING=true \
+      ANSIBLE_FORCE_COLOR=false ANSIBLE_STDOUT_CALLBACK=default \
+      "$venv/bin/python" tests/rollout/gates.py --playbook "$venv/bin/ansible-playbook" --host "$host" || rc=1
+    # the audit's report lands where ansible-playbook was started, from a checkout and installed
+    ANSIBLE_COLLECTIONS_PATH=$(collections_path) ANSIBLE_HOME=$(ansible_home rollout-home) ANSIBLE_FORCE_COLOR=false \
+      "$venv/bin/python" tests/rollout/audit_location.py --playbook "$venv/bin/ansible-playbook" --host "$host" || rc=1
+  fi
+  docker rm -f "$host" >/dev/null 2>&1
+  docker network rm "$net" >/dev/null 2>&1
+  rm -f "$inv"
+  return $rc
+}
+
 # AWX / AAP as far as it runs here: the EE build context (ansible-builder) and jobs under
 # ansible-runner against two containers (tests/awx/awx.py)
 do_awx() { "$venv/bin/python" tests/awx/awx.py; }
@@ -147,7 +175,7 @@ do_awx() { "$venv/bin/python" tests/awx/awx.py; }
 do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule el faults awx bench)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule rollout el faults awx bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
@@ -160,6 +188,7 @@ for s in "${steps[@]}"; do
     units) step units do_units ;;
     build) step build do_build ;;
     molecule) step molecule do_molecule ;;
+    rollout) step rollout do_rollout ;;
     el) step el-leg scripts/el-leg.sh ;;
     faults) step faults do_faults ;;
     awx) step awx do_awx ;;

@@ -1,10 +1,10 @@
 """Bounded loopback load for tests and benchmarks.
 
-  netsvc_load.py PORT COUNT [--serve] [--send TEXT]
+  netsvc_load.py PORT COUNT [--serve] [--send TEXT] [--host ADDR]
   netsvc_load.py PORT COUNT --finwait SECONDS
 
-Makes COUNT connections to 127.0.0.1:PORT (at most 20,000, at most 60 s), reading the
-answer of each. With --serve it first listens on PORT itself and closes each accepted
+Makes COUNT connections to 127.0.0.1:PORT (--host: another loopback address) (at most 20,000,
+at most 60 s), reading the answer of each. With --serve it first listens on PORT itself and closes each accepted
 connection first, which leaves COUNT TIME_WAIT sockets on PORT (an unrelated port's
 leftovers, for tests that prove the cleanup does not touch them).
 With --send TEXT (backslash escapes allowed, e.g. 'quit\\r\\n' for memcached, 'QUIT\\r\\n'
@@ -53,13 +53,14 @@ def main():
         finwait(port, min(count, 200), float(sys.argv[sys.argv.index("--finwait") + 1]))
         return
     serve = "--serve" in sys.argv[3:]
+    host = sys.argv[sys.argv.index("--host") + 1] if "--host" in sys.argv[3:] else "127.0.0.1"
     send = None
     if "--send" in sys.argv[3:]:
         send = sys.argv[sys.argv.index("--send") + 1].encode("latin-1").decode("unicode_escape").encode("latin-1")
     if serve:
         srv = socket.socket()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", port))
+        srv.bind((host, port))
         srv.listen(4096)
 
         def accept():
@@ -76,7 +77,7 @@ def main():
         if time.monotonic() > deadline:
             break
         try:
-            c = socket.create_connection(("127.0.0.1", port), timeout=2)
+            c = socket.create_connection((host, port), timeout=2)
             if send is not None:
                 c.sendall(send)
                 while c.recv(65536):

@@ -70,12 +70,16 @@ def test_restart_policies_merge_policy_overrides_and_wrap_supervisord_commands()
     ]
     out = restart_policies(services, {"restart_sec": 0, "start_limit_burst": 20}, "/usr/lib/x/hook", "auto")
     assert out[0] == {"restart_sec": 0, "start_limit_burst": 50, "name": "web.service", "backend": "auto",
-                      "socket_activation": False, "accepts_inherited_fds": False, "ports": [8080]}
+                      "socket_activation": False, "accepts_inherited_fds": False, "ports": [8080],
+                      "cleanup_hook": "/usr/lib/x/hook"}
     assert out[1]["command"] == "/usr/bin/job --port 7000" and out[1]["cleanup_hook"] == "/usr/lib/x/hook"
     assert out[1]["backend"] == "supervisord" and out[1]["start_limit_burst"] == 20
     assert out[2]["command"] == "/usr/bin/raw" and "cleanup_hook" not in out[2]
     assert out[3]["socket_activation"] and out[3]["accepts_inherited_fds"] and out[3]["ports"] == [7002]
     assert "cleanup_hook" not in restart_policies(services[1:2], None, "", "auto")[0]
+    # a program defined in supervisord's own files needs no command here, and still gets the hook
+    defined = restart_policies([{"name": "web", "ports": [9500]}], None, "/h", "auto")[0]
+    assert "command" not in defined and defined["cleanup_hook"] == "/h"
     assert restart_policies([dict(services[1], user="job")], None, "/h")[0]["user"] == "job"
 
 

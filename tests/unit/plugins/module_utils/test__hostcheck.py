@@ -149,9 +149,13 @@ def test_refusals_name_every_missing_service_and_supervisord_need():
     out = H.refusals(_facts(), SUPPORTED, services, health, {"web"})
     assert out == ["gone.service does not exist (LoadState=not-found)", "nothing listens on port(s) 81",
                    "supervisord programs need supervisorctl, and this host has none",
-                   "supervisord programs need a command: api"]
+                   "supervisord programs defined in no file supervisord reads need a command: api"]
     assert H.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], [],
                       {"web", "api"}) == []
+    # a program supervisord already runs has its command in its own section
+    running = H.service_health(services[2:], {}, {"api": "RUNNING"}, set())
+    assert H.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], running,
+                      {"web"}) == []
 
 
 def test_watch_paths_cover_what_can_override_us():
@@ -395,3 +399,15 @@ def test_a_file_that_is_no_longer_roots_alone_is_drift(tmp_path):
 class _St(object):
     def __init__(self, uid, gid, mode):
         self.st_uid, self.st_gid, self.st_mode = uid, gid, mode
+
+
+def test_a_status_file_older_than_the_last_start_is_not_that_start():
+    # the unit last started 100 s after boot; booted at 1795334000 (realtime)
+    show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100000000"}
+    fresh = H.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 100)
+    assert fresh["source"] == "status" and not fresh["stale"]
+    stale = H.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 50)
+    assert stale["stale"] and stale["last"] == {} and stale["source"] == ""
+    # then a trusted journal line of that start stands in
+    line = {"time": 1795334790, "result": "ok", "found": 1}
+    assert H.hook_report(show, STATUS, "netsvc-sockclean", line, 1795334739 - 50)["source"] == "journal"

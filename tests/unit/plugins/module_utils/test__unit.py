@@ -261,3 +261,14 @@ def test_supervisor_command_through_the_hook_drops_to_the_user():
 def test_user_names_are_checked():
     with pytest.raises(U.UnitError, match="'root;x'"):
         U.check_user_name("root;x")
+
+
+def test_an_escaped_unit_name_is_read_back_as_systemctl_show_quotes_it():
+    # systemctl show quotes such words and escapes their backslashes (seen on systemd 252)
+    shown = '"netsvc-revive@foo\\\\x2dbar.service.service"'
+    assert U.show_words(shown) == ["netsvc-revive@foo\\x2dbar.service.service"]
+    assert U.show_words("/etc/a.conf /etc/b.conf") == ["/etc/a.conf", "/etc/b.conf"]
+    o = U.normalize_options({"restart": "on-failure"})
+    checks = {c[0]: c for c in U.policy_readback(o, "foo\\x2dbar.service", 252)}
+    assert checks["OnFailure"][2](shown)
+    assert not checks["OnFailure"][2]('"netsvc-revive@foox2dbar.service.service"')

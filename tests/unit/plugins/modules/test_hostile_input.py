@@ -19,6 +19,7 @@ from ansible_collections.netsvc.resilience.plugins.modules import (
     service_restart_policy,
     socket_cleanup,
     sysctl_tcp,
+    undo,
 )
 
 PAYLOAD = {"native": {}, "python": "# the Python hook\n"}
@@ -204,6 +205,17 @@ CASES = [
     ("clean-listen", socket_cleanup, {"ports": [80], "states": ["listen"]}, ["listen"]),
     ("clean-live-no-force", socket_cleanup, {"ports": [80], "states": ["established"]}, ["established", "force"]),
     ("clean-local-shell", socket_cleanup, {"ports": [80], "local_address": "1.2.3.4; rm"}, ["1.2.3.4; rm", "IP"]),
+    # 1.0.0's options: the hook's drain, supervisord's main file and stop signal, undo
+    ("hook-drain-negative", prestart_hook, hook(drain_timeout=-1), ["drain_timeout -1", "between 0 and 600"]),
+    ("hook-drain-huge", prestart_hook, hook(drain_timeout=3600), ["drain_timeout 3600", "between 0 and 600"]),
+    ("hook-drain-word", prestart_hook, hook(drain_timeout="forever"), ["drain_timeout", "float"]),
+    ("policy-prestart-drain", service_restart_policy, policy(prestart=hook(drain_timeout=-5)),
+     ["prestart", "drain_timeout -5"]),
+    ("policy-supervisor-conf-relative", service_restart_policy, program(supervisor_conf="etc/supervisord.conf"),
+     ["etc/supervisord.conf", "absolute"]),
+    ("policy-stopsignal-shell", service_restart_policy, program(stopsignal="TERM;rm"), ["stopsignal", "TERM;rm"]),
+    ("undo-state-dir-relative", undo, {"state_dir": "var/lib/x"}, ["var/lib/x", "absolute"]),
+    ("undo-switch-timeout", undo, {"switch_timeout": 0}, ["switch_timeout 0", "between"]),
 ]
 
 
@@ -219,4 +231,5 @@ def test_hostile_input_is_refused_before_any_side_effect(run_module, module, arg
 def test_there_are_at_least_sixty_cases_across_every_module():
     assert len(CASES) >= 60
     assert {c[1].__name__.rsplit(".", 1)[-1] for c in CASES} == {
-        "host_check", "prestart_hook", "restart_probe", "service_restart_policy", "socket_cleanup", "sysctl_tcp"}
+        "host_check", "prestart_hook", "restart_probe", "service_restart_policy", "socket_cleanup", "sysctl_tcp",
+        "undo"}
