@@ -573,6 +573,27 @@ static int parse_target(const char *a)
 	return 1;
 }
 
+/* systemd's id of this start of the unit ($INVOCATION_ID, 32 hex digits, systemd >= 232): the
+ * status file carries it, so a reader can tell this start's record from an earlier one's. */
+static const char *invocation_id(char **envp)
+{
+	static const char key[] = "INVOCATION_ID=";
+	for (char **e = envp; *e; e++) {
+		const char *v = *e;
+		int i = 0;
+		while (key[i] && v[i] == key[i])
+			i++;
+		if (key[i])
+			continue;
+		v += i;
+		for (i = 0; i < 32; i++)
+			if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+				return 0;
+		return v[32] ? 0 : v;
+	}
+	return 0;
+}
+
 static int unit_ok(const char *u)
 {
 	size_t n = slen(u);
@@ -1072,6 +1093,9 @@ __attribute__((used)) void start_c(long *sp)
 			putu(&st, (unsigned long)sys1(SYS_getuid, 0));
 			put(&st, "\nkernel=");
 			put(&st, release);
+			put(&st, "\ninvocation=");
+			if (invocation_id(envp))
+				put(&st, invocation_id(envp));
 			put(&st, "\n");
 			write_status(status_dir, unit, st.b, st.n, &nowrite);
 			if (nowrite.n) {

@@ -331,7 +331,7 @@ def drift(record, inputs_digest, snapshot):
 
 # ------------------------------------------------------------------ the hook, as it really ran
 
-HOOK_PROPS = ("ExecStartPre", "ExecStartPreEx", "InactiveExitTimestampMonotonic")
+HOOK_PROPS = ("ExecStartPre", "ExecStartPreEx", "InactiveExitTimestampMonotonic", "InvocationID")
 
 
 def parse_exec_entries(text):
@@ -383,9 +383,12 @@ def hook_report(show, status_text, hook_name, journal=None, boot=None):
     ``journal``: its last trusted journal line parsed (trusted_hook_line), read only when there is
     no status file (a sandboxed hook, privilege none, may not write it): the status file, in
     a directory only root may write, is the record.
-    ``boot``: the realtime clock at boot (time.time() - time.monotonic()): a status file
-    older than the unit's last start (systemd's InactiveExitTimestampMonotonic) is not what the
-    hook did then - a hook without privileges runs but cannot write it - and is left out.
+    A status file from an earlier start is not what the hook did at the last one - a hook without
+    privileges runs but cannot write it - and is left out (stale): its ``invocation`` differs
+    from the unit's InvocationID (systemd >= 232 gives each start one), or, in a file without
+    one, its time (whole seconds) is before the second of the unit's last start
+    (InactiveExitTimestampMonotonic on ``boot``, the realtime clock at boot:
+    time.time() - time.monotonic()).
     Returns {installed, privileged (None: not shown by this systemd), exec (how systemd saw
     its last run: None, or code/status), last (what it did: the status file or the journal
     line), source ('status', 'journal' or ''), stale (a status file from before the last start)}.
@@ -400,9 +403,16 @@ def hook_report(show, status_text, hook_name, journal=None, boot=None):
     last, source = D.parse_status(status_text), "status" if status_text else ""
     stale = False
     started = show.get("InactiveExitTimestampMonotonic", "")
-    if last and boot is not None and started.isdigit() and int(started) and ran \
-            and last.get("time", 0) + 2 < boot + int(started) / 1e6:
-        last, source, stale = {}, "", True
+    invocation = show.get("InvocationID", "")
+    if last and ran:
+        if last.get("invocation") and invocation:
+            stale = last["invocation"] != invocation
+        elif boot is not None and started.isdigit() and int(started):
+            # the hook runs after the unit left inactive; its time is truncated to the second
+            # (50 ms for the error of ``boot``)
+            stale = last.get("time", 0) < int(boot + int(started) / 1e6 - 0.05)
+    if stale:
+        last, source = {}, ""
     if journal and not last:
         last, source = journal, "journal"
     return {

@@ -709,8 +709,15 @@ def hook_result(result, error=False):
     return "lost" if result.get("unsent_sockets") else "ok"
 
 
-def status_text(unit, when, label, result, cause, uid, release, error=False):
-    """The hook's status file (read by host_check and the audit)."""
+def invocation_id(environ):
+    """systemd's id of this start of the unit ($INVOCATION_ID: 32 hex digits), or ''."""
+    value = environ.get("INVOCATION_ID", "")
+    return value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else ""
+
+
+def status_text(unit, when, label, result, cause, uid, release, error=False, invocation=""):
+    """The hook's status file (read by host_check and the audit). ``invocation``: systemd's id
+    of the start the hook ran for, so that a reader tells it from an earlier start's record."""
     r = result if not error else {"before": {}, "after": {}, "destroyed": 0}
     outcome = hook_result(r, error)
     lines = [("version", "2"), ("unit", unit), ("time", "%d" % when), ("ports", label),
@@ -718,7 +725,8 @@ def status_text(unit, when, label, result, cause, uid, release, error=False):
              ("left", "%d" % sum(r["after"].values())), ("states", state_summary(r["before"])),
              ("delivered", "%d" % r.get("delivered", 0)), ("drain_ms", "%d" % r.get("drain_ms", 0)),
              ("unsent_sockets", "%d" % r.get("unsent_sockets", 0)), ("unsent_bytes", "%d" % r.get("unsent_bytes", 0)),
-             ("cause", cause if outcome in ("error", "left") else ""), ("uid", "%d" % uid), ("kernel", release)]
+             ("cause", cause if outcome in ("error", "left") else ""), ("uid", "%d" % uid), ("kernel", release),
+             ("invocation", invocation)]
     return "".join("%s=%s\n" % kv for kv in lines)
 
 
@@ -903,7 +911,7 @@ def _hook_main(argv):
         not_written = ""
         if args["unit"]:
             not_written = _write_status(args["status_dir"], args["unit"], status_text(
-                args["unit"], time.time(), args["label"], r, cause, uid, release, error))
+                args["unit"], time.time(), args["label"], r, cause, uid, release, error, invocation_id(os.environ)))
         sys.stdout.write(hook_line(args["label"], r, cause, error, not_written) + "\n")
     sys.stdout.flush()
     command = args["command"]

@@ -411,3 +411,23 @@ def test_a_status_file_older_than_the_last_start_is_not_that_start():
     # then a trusted journal line of that start stands in
     line = {"time": 1795334790, "result": "ok", "found": 1}
     assert H.hook_report(show, STATUS, "netsvc-sockclean", line, 1795334739 - 50)["source"] == "journal"
+
+
+def test_a_status_file_one_second_before_the_start_is_stale():
+    # booted at 1795334639, started 100.2 s later (1795334739.2): a file from 1795334738 is
+    # an earlier start's, one from the same second is this start's
+    show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100200000"}
+    earlier = STATUS.replace("time=1795334739", "time=1795334738")
+    assert H.hook_report(show, earlier, "netsvc-sockclean", None, 1795334639)["stale"]
+    assert not H.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334639)["stale"]
+
+
+def test_the_invocation_id_tells_this_start_from_an_earlier_one():
+    this, other = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100000000", "InvocationID": this}
+    mine = STATUS + "invocation=%s\n" % this
+    # same second or not, the id decides
+    r = H.hook_report(show, mine, "netsvc-sockclean", None, 1795334639 + 5)
+    assert not r["stale"] and r["source"] == "status"
+    r = H.hook_report(show, STATUS + "invocation=%s\n" % other, "netsvc-sockclean", None, 1795334639)
+    assert r["stale"] and r["last"] == {}

@@ -345,10 +345,15 @@ def test_native_hook_and_python_twin_print_and_record_the_same(tmp_path):
     outputs = []
     for argv in ([native], twin):
         port = _quiet_port(len(outputs))
-        _timewait_sockets(port, 20)
-        out = subprocess.check_output(argv + ["--unit", "t.service", "--status-dir", str(tmp_path), str(port), "bad"],
-                                      universal_newlines=True)
-        status = D.parse_status((tmp_path / "t.service.status").read_text())
+        # systemd's id of this start is recorded; a malformed one is not
+        for invocation, recorded in (("0123456789ABCDEF0123456789abcdef", ""), ("abc", ""),
+                                     ("0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef")):
+            _timewait_sockets(port, 20)
+            env = dict(os.environ, INVOCATION_ID=invocation)
+            args = ["--unit", "t.service", "--status-dir", str(tmp_path), str(port), "bad"]
+            out = subprocess.check_output(argv + args, universal_newlines=True, env=env)
+            status = D.parse_status((tmp_path / "t.service.status").read_text())
+            assert status["invocation"] == recorded
         kept = {k: v for k, v in status.items() if k not in ("time", "ports")}
         outputs.append((out.replace(str(port), "PORT"), kept))
     assert outputs[0] == outputs[1]
