@@ -7,11 +7,15 @@ service on port 7070, reached with the docker connection) and "ghosts" - invento
 with no container behind them, unreachable the moment anything touches them. A ghost that
 shows up in the rollout play's output was touched. Cases:
 
+  check mode           --check --diff on REAL: rc 0, nothing on the host changes (files, live
+                       values, the lock), the diff is shown where a change is due
   unreachable canary   ghost first: the rollout stops before any other host, REAL untouched
   failing crash test   REAL first with an SLO of 1 ms: its crash test fails, no ghost touched
   later batch fails    REAL, then batch 2 = REAL again (another name) and a ghost: half of it
                        fails, Ansible goes on, the gate (max-fail 0) stops before batch 3
   percentage           the same with netsvc_max_fail_percentage=50: batch 3 runs
+  tags                 "later batch fails" run with --tags kernel: the gate still holds
+  list-tags            --list-tags shows the tags the docs advertise
   no netsvc_services   a ghost without services first: one line says why it is left out, it
                        is never touched (so never the canary: REAL is), and the run succeeds
 
@@ -75,6 +79,16 @@ def touched(output, host):
     return False
 
 
+def snapshot(container):
+    """What the collection could write on the host: files (with their digests), live values, lock."""
+    script = ("find /etc/systemd/system /etc/sysctl.d /usr/lib/netsvc-resilience /var/lib/netsvc-resilience "
+              "/run/netsvc-resilience -xdev -type f 2>/dev/null | sort | xargs -r sha256sum; "
+              "cat /proc/sys/net/ipv4/tcp_fin_timeout /proc/sys/net/ipv4/ip_local_reserved_ports; "
+              "systemctl show -p NRestarts -p MainPID netsvc-echo.service")
+    return subprocess.run(["docker", "exec", container, "sh", "-c", script], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=False).stdout
+
+
 def case(name, ok, why, seconds):
     print("[rollout] %-22s %s (%.0f s)%s" % (name, "PASS" if ok else "FAIL", seconds, "" if ok else ": " + why),
           flush=True)
@@ -94,6 +108,13 @@ def main():
     print("[rollout] %s, host %s" % (version, args.host), flush=True)
     results = []
     later = ("real-b", "ghost-b", "ghost-c")
+
+    # check mode on the real host: nothing changes there (the crash test kills nothing either)
+    before = snapshot(args.host)
+    rc, out, t = run(args, [(real, True)], ["--check", "--diff"])
+    after = snapshot(args.host)
+    results.append(case("check mode", rc == 0 and before == after and before.strip() != "",
+                        "rc=%d, host changed: %s" % (rc, before != after), t))
 
     # a canary that does not answer: nothing else is touched (Ansible ends the play when a
     # whole batch failed; the gate would, too)
@@ -116,6 +137,18 @@ def main():
     results.append(case("later batch fails", rc != 0 and touched(out, "real-b") and touched(out, "ghost-b")
                         and not touched(out, "ghost-c") and "rollout stopped before ghost-c" in out,
                         "rc=%d, touched: %s" % (rc, [h for h in later if touched(out, h)]), t))
+
+    # a run limited by tags is gated the same way (the selection and the gate are tagged always)
+    rc, out, t = run(args, hosts, ["-e", "netsvc_batch=2", "--tags", "kernel"])
+    results.append(case("tags", rc != 0 and touched(out, "real-b") and not touched(out, "ghost-c")
+                        and "rollout stopped before ghost-c" in out,
+                        "rc=%d, touched: %s" % (rc, [h for h in later if touched(out, h)]), t))
+
+    # the advertised tags are listed
+    rc, out, t = run(args, hosts, ["--list-tags"])
+    listed = out.split("TASK TAGS: [")[-1].split("]")[0].split(", ") if "TASK TAGS: [" in out else []
+    missing = [tag for tag in ("kernel", "cleanup", "units", "verify") if tag not in listed]
+    results.append(case("list-tags", rc == 0 and not missing, "rc=%d, missing: %s" % (rc, missing), t))
 
     # the same with netsvc_max_fail_percentage=50: 1 of 3 done failed, batch 3 runs
     rc, out, t = run(args, hosts, ["-e", "netsvc_batch=2", "-e", "netsvc_max_fail_percentage=50"])
