@@ -6,8 +6,8 @@ Every part is a side-by-side comparison in ONE run on the same container(s):
   recovery  SIGKILL -> serving under a bounded loopback load, >= 10 kills per configuration:
             tutorial unit (Restart=on-failure, RestartSec=5s) with and without SO_REUSEADDR,
             the collection's default hardening with and without SO_REUSEADDR, socket
-            activation, a crash storm; plus the server's own exec -> listening floor.
-  cleanup   the restart hook's time vs TIME_WAIT count (0, 1k, 10k), native and Python twin.
+            activation, a crash storm; plus the server's own exec -> listening floor, and the
+            restart hook's own time vs TIME_WAIT count (0, 1k, 10k), native and Python twin.
   sysctl    8 keys with one sysctl_tcp task vs 8 ansible.posix.sysctl tasks (>= 5 runs).
   rollout   harden_restart.yml on 1, 5, 10 hosts (first run, re-run) vs the naive playbook.
   fleet     harden_restart.yml on 1, 10, 25, 50 hosts vs the naive playbook, forks = hosts (medians

@@ -378,7 +378,7 @@ def policy_warnings(o):
 def render_revive(delay):
     """The OnFailure= template: after the start limit was hit, wait, reset, start again.
 
-    It decides from systemd's own record only: Result=start-limit-hit (newer systemd), else
+    It decides from systemd's own record only: Result=start-limit-hit (a refused start), else
     PID 1's "Start request repeated too quickly" about that unit, selected by _PID=1 and
     UNIT= (journald sets _PID from the sender; a line the service logs itself has its own
     pid). The unit name reaches sh as an argument, never inside the script text, so an
@@ -391,8 +391,9 @@ def render_revive(delay):
         "# Ansible managed: netsvc.resilience.service_restart_policy\n"
         "# Started by OnFailure= of hardened services. Revives a service only when systemd gave\n"
         "# up because of its start limit, never after a failure that RestartPreventExitStatus= or\n"
-        "# a deliberate stop asked for. Newer systemd says so in Result=start-limit-hit; older ones\n"
-        "# (measured: 247) keep the previous Result=exit-code, and only PID 1's own journal entry\n"
+        "# a deliberate stop asked for. systemd says so in Result=start-limit-hit when a start is\n"
+        "# refused; when an automatic restart hits the limit the unit keeps the crash's Result\n"
+        "# (measured: exit-code or signal, systemd 247 and 252), and only PID 1's own journal entry\n"
         "# (_PID=1, UNIT=) says \"Start request repeated too quickly\" - never a line the service logs.\n"
         "[Unit]\n"
         "Description=netsvc.resilience: start %i again after its start limit was hit\n"

@@ -36,8 +36,9 @@ def main():
         subprocess.run([galaxy, "collection", "install", "--force", "-p", installed, tarball], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         env = {k: v for k, v in os.environ.items() if k not in ("NETSVC_AUDIT_DIR",)}
+        checkout = os.path.join(TOP, "playbooks", "audit.yml")
         for name, playbook, collections in (
-                ("from a checkout", os.path.join(TOP, "playbooks", "audit.yml"), env.get("ANSIBLE_COLLECTIONS_PATH", "")),
+                ("from a checkout", checkout, env.get("ANSIBLE_COLLECTIONS_PATH", "")),
                 ("installed collection", "netsvc.resilience.audit", installed)):
             cwd = tempfile.mkdtemp(dir=tmp)
             run_env = dict(env, ANSIBLE_COLLECTIONS_PATH=collections, PWD=cwd)
