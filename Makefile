@@ -1,7 +1,7 @@
 # netsvc.resilience — the two commands a newcomer runs (see README):
 #   make demo   the main job on an embedded default: a local container fleet
 #   make test   every test: lint, sanity, units, build, molecule
-.PHONY: demo demo-clean test venv testbed bench
+.PHONY: demo demo-clean test venv testbed bench docs lint
 
 demo:
 	scripts/demo.sh up
@@ -20,3 +20,10 @@ testbed:
 
 bench:
 	scripts/bench.sh $(PART)
+
+# the docs site (antsibull-docs + Sphinx) in build/docs, checked in headless Chromium
+docs:
+	scripts/docs.sh
+
+lint:
+	scripts/test.sh venv lint

@@ -28,7 +28,8 @@ down() {
 
 up() {
   scripts/venv.sh
-  scripts/testbed.sh all
+  # only the three images the demo's fleet runs (make test builds the others)
+  scripts/testbed.sh all debian12-systemd debian13-systemd debian12-supervisord
   down >/dev/null
   docker network create --label "$label" "$net" >/dev/null
   mkdir -p "$out"
@@ -44,13 +45,20 @@ up() {
   ANSIBLE_COLLECTIONS_PATH=$(mkdir -p .cache/collections/ansible_collections/netsvc && \
     ln -sfn "$top" .cache/collections/ansible_collections/netsvc/resilience && echo "$top/.cache/collections")
   export ANSIBLE_CONFIG="$top/demo/ansible.cfg"
-  NETSVC_DEMO_OUT="$out" NETSVC_AUDIT_DIR="$out/audit" \
-    "$venv/bin/ansible-playbook" -i "$inv" -e @demo/fleet_vars.yml demo/demo.yml
+  echo "[demo] crash test BEFORE, harden_restart.yml, crash test AFTER, audit (~1 min; log: $out/ansible.log)"
+  if ! NETSVC_DEMO_OUT="$out" NETSVC_AUDIT_DIR="$out/audit" \
+      "$venv/bin/ansible-playbook" -i "$inv" -e @demo/fleet_vars.yml demo/demo.yml >"$out/ansible.log" 2>&1; then
+    tail -40 "$out/ansible.log"
+    echo "[demo] the demo playbook failed; the whole log: $out/ansible.log"
+    exit 1
+  fi
+  # the table first: what the demo shows
   echo
   echo "=== netsvc.resilience demo: the same SIGKILL before and after harden_restart.yml"
   echo
   cat "$out/before_after.md"
   echo
+  echo "The playbook's own output: $out/ansible.log"
   echo "Readiness report: $out/audit/audit.html"
   echo "  open it: xdg-open $out/audit/audit.html   (no desktop here: python3 -m http.server -d $out/audit 8000,"
   echo "           then http://127.0.0.1:8000/audit.html; JSON: $out/audit/audit.json)"

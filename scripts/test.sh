@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
-#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build molecule rollout el
-#                               faults awx bench
+#   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build docs molecule
+#                               rollout el faults awx bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
@@ -57,12 +57,27 @@ ansible_home() {  # ansible_home [name]: lint and molecule each get their own
   echo "$top/.cache/${1:-ansible-home}"
 }
 
+# ansible-lint runs as in a plain clone (README, "Contributing"): no ANSIBLE_* variable, so it
+# works in its own .ansible/ - it installs tests/requirements.yml there and this collection from
+# disk. Galaxy is not reachable here: the development collections are put there first from the
+# venv (unpacked from the ansible wheel on PyPI), and ansible-galaxy then finds nothing to do.
+seed_lint_collections() {
+  local site dest="$top/.ansible/collections/ansible_collections" c
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  for c in community/docker community/library_inventory_filtering_v1 ansible/posix; do
+    [ -d "$dest/$c" ] && continue
+    mkdir -p "$dest/$(dirname "$c")"
+    cp -r "$site/ansible_collections/$c" "$dest/$c" || return 1
+  done
+}
+
 do_lint() {
   "$venv/bin/ruff" check . || return 1
   "$venv/bin/antsibull-changelog" lint || return 1
-  # not molecule's home: its prerun leaves a copy of the collection there, which lint would resolve first
-  ANSIBLE_HOME=$(ansible_home lint-home) ANSIBLE_COLLECTIONS_PATH=$(collections_path) PATH="$venv/bin:$PATH" \
-    "$venv/bin/ansible-lint" --profile production --offline -q || return 1
+  seed_lint_collections || return 1
+  (for v in $(env | grep -o '^ANSIBLE_[A-Z_]*'); do unset "$v"; done
+   PATH="$venv/bin:$PATH" "$venv/bin/ansible-lint" -q) || return 1
+  "$venv/bin/python" tests/docs_check.py || return 1
 }
 
 do_compat() {
@@ -113,6 +128,24 @@ do_build() {
       ANSIBLE_COLLECTIONS_PATH="$tmp/coll" "$venv/bin/ansible-doc" -t role -l netsvc.resilience 2>&1 \
         | grep -q "netsvc.resilience.$r" || { echo "role missing from ansible-doc: $r"; rc=1; }
     done
+    # the tarball holds only what runs (galaxy.yml's build_ignore says what and why)
+    local stray
+    stray=$(tar tzf "$tmp"/netsvc-resilience-*.tar.gz | grep -vE \
+      '^(MANIFEST\.json|FILES\.json|README\.md|LICENSE|CHANGELOG\.rst|(meta|plugins|roles|playbooks|files|src)/.*|docs/|docs/[^/]+\.md|docs/docsite/|docs/docsite/links\.yml)$' || true)
+    if [ -n "$stray" ]; then
+      echo "the tarball holds what it should not:"; echo "$stray" | head -20; rc=1
+    fi
+    for f in LICENSE README.md CHANGELOG.rst files/native/SHA256SUMS src/netsvc-sockclean.c; do
+      tar tzf "$tmp"/netsvc-resilience-*.tar.gz | grep -qx "$f" || { echo "the tarball lacks $f"; rc=1; }
+    done
+    # galaxy-importer, as Galaxy and Automation Hub run it on upload: no error, no warning
+    local gi
+    gi=$(cd "$tmp" && PATH="$venv/bin:$PATH" "$venv/bin/python" -m galaxy_importer.main \
+           "$tmp"/netsvc-resilience-*.tar.gz 2>&1) || { echo "$gi" | tail -20; echo "galaxy-importer failed"; rc=1; }
+    if grep -E '^(ERROR|WARNING)' <<<"$gi" | grep -v CryptographyDeprecationWarning; then
+      echo "galaxy-importer reported the lines above"; rc=1
+    fi
+    grep -q "Importer processing completed successfully" <<<"$gi" || { echo "galaxy-importer did not complete"; rc=1; }
   fi
   rm -rf "$tmp"
   return $rc
@@ -175,7 +208,7 @@ do_awx() { "$venv/bin/python" tests/awx/awx.py; }
 do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build molecule rollout el faults awx bench)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build docs molecule rollout el faults awx bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
@@ -187,6 +220,7 @@ for s in "${steps[@]}"; do
     sanity) step sanity do_sanity ;;
     units) step units do_units ;;
     build) step build do_build ;;
+    docs) step docs scripts/docs.sh ;;
     molecule) step molecule do_molecule ;;
     rollout) step rollout do_rollout ;;
     el) step el-leg scripts/el-leg.sh ;;

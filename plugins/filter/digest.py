@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 name: inputs_digest
 short_description: Digest of a host's rollout inputs plus this collection's code
-version_added: 0.1.0
+version_added: 1.0.0
 author: netsvc.resilience maintainers (@netsvc)
 description:
   - SHA-256 over the canonical JSON of the input (the variables that shape a host's

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: host_check
 short_description: Pre-flight facts, service health and the applied-state record in one round trip
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads in one call what a rollout needs to know about a host, so a fleet run does not pay a
     round trip per question. It reads the distribution and OS family (C(/etc/os-release)),

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: prestart_hook
 short_description: Install the pre-start socket cleanup hook and run it before every start of each service
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - One call does the whole cleanup concern for a host. It installs the hook and writes for
     each systemd service a drop-in C(/etc/systemd/system/<unit>.d/<dropin_name>.conf) with

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: restart_probe
 short_description: Crash test - kill a service like a crash would and measure its recovery
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Sends O(signal) (SIGKILL by default) to the main process of a systemd service or
     supervisord program, then measures the time until the service is running again with a

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: service_restart_policy
 short_description: Crash-recovery drop-ins for systemd services (or supervisord programs)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Writes a drop-in C(/etc/systemd/system/<unit>.d/<dropin_name>.conf) with a restart policy
     for a service, never the vendor's unit file.

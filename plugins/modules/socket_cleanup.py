@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: socket_cleanup
 short_description: Destroy the sockets a dead server left on its ports (TIME_WAIT, FIN_WAIT...)
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Finds TCP sockets whose LOCAL port is one of O(ports) in the orphan states a dead process
     leaves (TIME_WAIT, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK) and, with O(mode=kill),

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: sysctl_tcp
 short_description: Set TCP and network-core sysctls in one call, truthfully
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Sets many C(net.ipv4.*), C(net.ipv6.*) and C(net.core.*) keys in one module call, from a
     named O(profile) plus user O(settings) that override it.

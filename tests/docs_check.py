@@ -1,0 +1,116 @@
+"""The docs and the code agree (part of make test's lint step).
+
+  python tests/docs_check.py
+
+- README: at most 250 lines; the two set-up commands first; the sections of a certified
+  collection's README; only full URLs (Galaxy and Automation Hub render it outside the repo).
+- Every role has a README.md, and its meta platforms are the ones docs/platforms.md lists.
+- Every role variable set in defaults/main.yml is specified in meta/argument_specs.yml (entry
+  point main) and vice versa, with the same default where the spec gives one, inside its
+  choices.
+- galaxy.yml's version is released in changelogs/changelog.yaml.
+Prints every mismatch; exits 1 on any.
+"""
+import glob
+import os
+import re
+import sys
+
+import yaml
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTIONS = ["Description", "Requirements", "Installation", "Use cases", "What it changes on a host", "Testing",
+            "Contributing", "Support", "Release notes", "License"]
+# docs/platforms.md's rows -> (galaxy platform name, version)
+PLATFORM_ROWS = {
+    "CentOS/RHEL 7": ("EL", "7"), "RHEL 8": ("EL", "8"), "RHEL 9": ("EL", "9"), "RHEL 10": ("EL", "10"),
+    "Debian 11": ("Debian", "bullseye"), "Debian 12": ("Debian", "bookworm"), "Debian 13": ("Debian", "trixie"),
+    "Ubuntu 20.04": ("Ubuntu", "focal"), "Ubuntu 22.04": ("Ubuntu", "jammy"), "Ubuntu 24.04": ("Ubuntu", "noble"),
+}
+# variables a role leaves unset on purpose (the spec says what happens then)
+UNSET_ON_PURPOSE = {"harden_restart_kernel_profile", "harden_restart_extra_sysctls", "prestart_cleanup_hook_path"}
+
+
+def read(path):
+    with open(os.path.join(TOP, path)) as f:
+        return f.read()
+
+
+def check_readme(problems):
+    text = read("README.md")
+    lines = text.splitlines()
+    if len(lines) > 250:
+        problems.append("README.md has %d lines (at most 250)" % len(lines))
+    block = text.split("```")[1] if "```" in text else ""
+    commands = [line.split("#")[0].strip() for line in block.splitlines()[1:] if line.split("#")[0].strip()]
+    if commands[:2] != ["make demo", "make test"]:
+        problems.append("README.md's first code block must start with make demo and make test, has %s" % commands[:2])
+    headings = [line[3:].strip() for line in lines if line.startswith("## ")]
+    for name in SECTIONS:
+        if name not in headings:
+            problems.append("README.md has no section %r" % name)
+    for target in re.findall(r"\]\(([^)]*)\)", text):
+        if not target.startswith(("https://", "http://")):
+            problems.append("README.md links to %r: use a full URL" % target)
+
+
+def platforms_from_docs():
+    rows = set()
+    for line in read("docs/platforms.md").splitlines():
+        cell = line.split("|")[1].strip() if line.startswith("|") else ""
+        if cell in PLATFORM_ROWS:
+            rows.add(PLATFORM_ROWS[cell])
+    return rows
+
+
+def check_roles(problems):
+    want = platforms_from_docs()
+    if len(want) != len(PLATFORM_ROWS):
+        problems.append("docs/platforms.md lists %d of the %d platforms" % (len(want), len(PLATFORM_ROWS)))
+    for role_dir in sorted(glob.glob(os.path.join(TOP, "roles", "*"))):
+        role = os.path.basename(role_dir)
+        if not os.path.exists(os.path.join(role_dir, "README.md")):
+            problems.append("roles/%s has no README.md" % role)
+        meta = yaml.safe_load(read("roles/%s/meta/main.yml" % role))
+        have = {(p["name"], str(v)) for p in meta["galaxy_info"]["platforms"] for v in p["versions"]}
+        if have != want:
+            problems.append("roles/%s/meta/main.yml platforms %s, docs/platforms.md %s"
+                            % (role, sorted(have - want), sorted(want - have)))
+        defaults = yaml.safe_load(read("roles/%s/defaults/main.yml" % role)) or {}
+        spec = yaml.safe_load(read("roles/%s/meta/argument_specs.yml" % role))["argument_specs"]["main"]["options"]
+        for name in sorted(set(defaults) - set(spec)):
+            problems.append("roles/%s: %s is set in defaults but not in the argument spec" % (role, name))
+        for name, opt in sorted(spec.items()):
+            if name not in defaults and name not in UNSET_ON_PURPOSE and not opt.get("required"):
+                problems.append("roles/%s: %s is specified but has no default in defaults/main.yml" % (role, name))
+            if name in defaults and "default" in opt and "{{" not in str(defaults[name]) \
+                    and opt["default"] != defaults[name]:
+                problems.append("roles/%s: %s defaults to %r, its spec says %r" % (role, name, defaults[name],
+                                                                                   opt["default"]))
+            if name in defaults and opt.get("choices") and "{{" not in str(defaults[name]) \
+                    and defaults[name] not in opt["choices"]:
+                problems.append("roles/%s: %s defaults to %r, not one of %s" % (role, name, defaults[name],
+                                                                                 opt["choices"]))
+
+
+def check_release(problems):
+    version = yaml.safe_load(read("galaxy.yml"))["version"]
+    releases = (yaml.safe_load(read("changelogs/changelog.yaml")) or {}).get("releases") or {}
+    if str(version) not in releases:
+        problems.append("galaxy.yml's version %s is not released in changelogs/changelog.yaml (%s)"
+                        % (version, sorted(releases)))
+
+
+def main():
+    problems = []
+    check_readme(problems)
+    check_roles(problems)
+    check_release(problems)
+    for p in problems:
+        print("[docs-check] " + p)
+    print("[docs-check] %s" % ("%d problem(s)" % len(problems) if problems else "README, roles and release agree"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
