@@ -2,7 +2,9 @@
 
 Times the installed hook (the native build) and its Python twin (copied next to this driver as
 /root/netsvc_sockdiag.py), each exec'd like systemd does.
-Prints JSON: [{"sockets": N, "native_ms": [...], "python_ms": [...], "left": L}, ...]
+Prints JSON: [{"sockets": N, "native_ms": [...], "nodrain_ms": [...], "python_ms": [...], "left": L}, ...]
+``nodrain_ms``: the same native hook with ``--drain-ms 0`` - the cost of the drain when nothing is in
+flight (TIME_WAIT sockets hold no data: the drain is never entered), side by side with the default.
 """
 import json
 import subprocess
@@ -28,13 +30,16 @@ def timed(argv):
 
 def main():
     rows = []
-    for n, reps in ((0, 5), (1000, 5), (10000, 3)):
-        row = {"sockets": n, "native_ms": [], "python_ms": [], "left": None, "lines": []}
+    for n, reps in ((0, 15), (1000, 9), (10000, 3)):
+        row = {"sockets": n, "native_ms": [], "nodrain_ms": [], "python_ms": [], "left": None, "lines": []}
         for _i in range(reps):
             pile(n)
             ms, out = timed([HOOK, str(PORT)])
             row["native_ms"].append(ms)
             row["lines"].append(out.strip())
+            pile(n)
+            ms, _out = timed([HOOK, "--drain-ms", "0", str(PORT)])
+            row["nodrain_ms"].append(ms)
             pile(n)
             ms, out = timed(["python3", "-I", "-S", PY, str(PORT)])
             row["python_ms"].append(ms)
