@@ -348,11 +348,13 @@ def parse_exec_entries(text):
     return out
 
 
-def trusted_hook_line(json_lines, hook_path):
-    """The newest of journalctl's JSON entries (one per line) that the hook wrote as root,
-    parsed (_sockdiag.parse_hook_line) with its time; {} when none. Trusted: _UID=0 and _EXE
-    the hook itself, or a python running it (_CMDLINE) - fields journald sets from the
-    sender's credentials, which a service cannot forge (SYSLOG_IDENTIFIER it can)."""
+def trusted_hook_line(json_lines, hook_path, invocation=None):
+    """The newest of journalctl's JSON entries (one per line) that the hook wrote as root at the
+    unit's last start, parsed (_sockdiag.parse_hook_line) with its time; {} when none. Trusted:
+    _UID=0 and _EXE the hook itself, or a python running it (_CMDLINE) - fields journald sets
+    from the sender's credentials, which a service cannot forge (SYSLOG_IDENTIFIER it can).
+    ``invocation``: the unit's InvocationID; an entry of another start (its
+    _SYSTEMD_INVOCATION_ID, also journald's) is not what the hook did at the last one."""
     import json
 
     for raw in reversed(json_lines):
@@ -361,6 +363,8 @@ def trusted_hook_line(json_lines, hook_path):
         except ValueError:
             continue
         if not isinstance(entry, dict) or entry.get("_UID") != "0":
+            continue
+        if invocation and entry.get("_SYSTEMD_INVOCATION_ID") != invocation:
             continue
         exe, cmdline = entry.get("_EXE") or "", (entry.get("_CMDLINE") or "").split()
         if exe != hook_path and not (os.path.basename(exe).startswith("python") and hook_path in cmdline[1:3]):

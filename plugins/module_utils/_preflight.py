@@ -61,8 +61,9 @@ def root_record(path):
     return read_text(path)
 
 
-def hook_journal(module, unit, hook_path):
-    """The hook's last journal line for a unit, parsed with its time; {} when none.
+def hook_journal(module, unit, hook_path, invocation=None):
+    """The hook's journal line of the unit's last start (``invocation``), parsed with its time;
+    {} when none.
 
     Only an entry the hook itself wrote as root counts: _UID=0 and _EXE the hook (or, for the
     Python twin, _CMDLINE running it) - journald sets those from the sender, a service cannot.
@@ -72,7 +73,7 @@ def hook_journal(module, unit, hook_path):
         return {}
     _rc, out, _err = U.run(module, [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + C.HOOK_NAME,
                                     "-n", "20", "-o", "json", "--no-pager", "-q"], check=False)
-    return H.trusted_hook_line(out.splitlines(), hook_path)
+    return H.trusted_hook_line(out.splitlines(), hook_path, invocation)
 
 
 def observe(module, services, units, supervisorctl, ports, journal=False, hook_path=None):
@@ -102,8 +103,8 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     for row in health:
         status = root_record(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
         show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
-        lines = hook_journal(module, row["unit"], hook_path) if journal and row["backend"] == "systemd" \
-            and hook_path else None
+        lines = hook_journal(module, row["unit"], hook_path, show.get("InvocationID")) \
+            if journal and row["backend"] == "systemd" and hook_path else None
         row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines, time.time() - time.monotonic())
     if journal:  # the audit: why a running systemd service without the hook can do without it
         rows = {row["unit"]: row for row in health}

@@ -431,3 +431,17 @@ def test_the_invocation_id_tells_this_start_from_an_earlier_one():
     assert not r["stale"] and r["source"] == "status"
     r = H.hook_report(show, STATUS + "invocation=%s\n" % other, "netsvc-sockclean", None, 1795334639)
     assert r["stale"] and r["last"] == {}
+
+
+def test_a_trusted_line_of_an_earlier_start_is_not_the_last_start():
+    # molecule daemons: redis's privileged hook logged (with _EXE) at one start; after it was
+    # sandboxed, the next start's hook could neither clean nor log as root - the earlier line
+    # must not stand in for it
+    this, earlier = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    old = _entry(_UID="0", _EXE=HOOK, _SYSTEMD_INVOCATION_ID=earlier)
+    assert H.trusted_hook_line([old], HOOK, this) == {}
+    assert H.trusted_hook_line([old], HOOK, earlier)["found"] == 2
+    # without the unit's id (a systemd that has none) the newest trusted line counts, as before
+    assert H.trusted_hook_line([old], HOOK)["found"] == 2
+    # an entry journald could not tie to a start is not trusted for a unit that has one
+    assert H.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK, this) == {}
