@@ -610,8 +610,8 @@ def targets(results):
     harm_rows = (results.get("harm") or {}).get("rows", [])
     # servers that run the same code during normal work: the unhardened one's second copy, and
     # both drop-in variants (the hook runs only at a start): how far they spread is the noise
-    same_code = [r for r in harm_rows if r["name"] in ("unhardened, second copy", "hook (cleanup: true)",
-                                                        "no hook (cleanup: false)")]
+    same_names = ("unhardened, second copy", "hook (cleanup: true)", "no hook (cleanup: false)")
+    same_code = [r for r in harm_rows if r["name"] in same_names]
     for r in harm_rows[1:]:
         for key, what in (("ratio_mb_s", "bulk MB/s"), ("ratio_p50", "p50 latency"), ("ratio_p99", "p99 latency")):
             spread = [abs(x[key] - 1) * 100 for x in same_code if x.get(key) is not None]

@@ -128,15 +128,17 @@ do_build() {
       ANSIBLE_COLLECTIONS_PATH="$tmp/coll" "$venv/bin/ansible-doc" -t role -l netsvc.resilience 2>&1 \
         | grep -q "netsvc.resilience.$r" || { echo "role missing from ansible-doc: $r"; rc=1; }
     done
-    # the tarball holds only what runs (galaxy.yml's build_ignore says what and why)
-    local stray
-    stray=$(tar tzf "$tmp"/netsvc-resilience-*.tar.gz | grep -vE \
-      '^(MANIFEST\.json|FILES\.json|README\.md|LICENSE|CHANGELOG\.rst|(meta|plugins|roles|playbooks|files|src)/.*|docs/|docs/[^/]+\.md|docs/docsite/|docs/docsite/links\.yml)$' || true)
+    # the tarball holds only what runs (galaxy.yml's build_ignore says what and why); listed
+    # once (grep -q on a pipe would cut tar off: SIGPIPE, and pipefail calls that a failure)
+    local stray listing
+    listing=$(tar tzf "$tmp"/netsvc-resilience-*.tar.gz)
+    stray=$(grep -vE \
+      '^(MANIFEST\.json|FILES\.json|README\.md|LICENSE|CHANGELOG\.rst|(meta|plugins|roles|playbooks|files|src)/.*|docs/|docs/[^/]+\.md|docs/docsite/|docs/docsite/links\.yml)$' <<<"$listing" || true)
     if [ -n "$stray" ]; then
       echo "the tarball holds what it should not:"; echo "$stray" | head -20; rc=1
     fi
     for f in LICENSE README.md CHANGELOG.rst files/native/SHA256SUMS src/netsvc-sockclean.c; do
-      tar tzf "$tmp"/netsvc-resilience-*.tar.gz | grep -qx "$f" || { echo "the tarball lacks $f"; rc=1; }
+      grep -qx "$f" <<<"$listing" || { echo "the tarball lacks $f"; rc=1; }
     done
     # galaxy-importer, as Galaxy and Automation Hub run it on upload: no error, no warning
     local gi

@@ -89,8 +89,8 @@ def check_roles(problems):
                                                                                    opt["default"]))
             if name in defaults and opt.get("choices") and "{{" not in str(defaults[name]) \
                     and defaults[name] not in opt["choices"]:
-                problems.append("roles/%s: %s defaults to %r, not one of %s" % (role, name, defaults[name],
-                                                                                 opt["choices"]))
+                problems.append("roles/%s: %s defaults to %r, not one of %s"
+                                % (role, name, defaults[name], opt["choices"]))
 
 
 def check_release(problems):
