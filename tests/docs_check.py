@@ -9,8 +9,10 @@
   point main) and vice versa, with the same default where the spec gives one, inside its
   choices.
 - galaxy.yml's version is released in changelogs/changelog.yaml.
+- docs/architecture.md's picture and import table match the imports of plugins/.
 Prints every mismatch; exits 1 on any.
 """
+import ast
 import glob
 import os
 import re
@@ -101,11 +103,72 @@ def check_release(problems):
                         % (version, sorted(releases)))
 
 
+# concerns that may drive another concern (docs/architecture.md says why)
+CONCERN_EDGES = {("_policy", "_kernel"), ("_policy", "_prestart"), ("_undo", "_policy")}
+
+
+def module_utils_imports(path):
+    """The names a Python file imports from this collection's plugins.module_utils."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            and (node.module or "").endswith("plugins.module_utils") for alias in node.names}
+
+
+def check_architecture(problems):
+    text = read("docs/architecture.md")
+    table = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| ") else []
+        if len(cells) == 2 and cells[0].endswith(".py") and "/" in cells[0]:
+            table[cells[0]] = set() if cells[1] == "-" else {n.strip() for n in cells[1].split(",")}
+    real = {}
+    for sub in ("modules", "action", "plugin_utils", "filter", "module_utils"):
+        for path in sorted(glob.glob(os.path.join(TOP, "plugins", sub, "*.py"))):
+            if os.path.basename(path) != "__init__.py":
+                real["%s/%s" % (sub, os.path.basename(path))] = module_utils_imports(path)
+    for name in sorted(set(table) | set(real)):
+        if name not in real:
+            problems.append("docs/architecture.md lists %s, which does not exist" % name)
+        elif name not in table:
+            problems.append("docs/architecture.md does not list plugins/%s" % name)
+        elif table[name] != real[name]:
+            problems.append("docs/architecture.md: plugins/%s imports %s, the page says %s"
+                            % (name, sorted(real[name]), sorted(table[name])))
+    # the picture's layer rows: every module, concern and primitive in exactly one
+    rows = {}
+    for line in text.split("```")[1].splitlines() if "```" in text else []:
+        head, sep, rest = line.strip().partition(":")
+        if sep and head in ("modules", "concerns", "primitives"):
+            rows[head] = [w for w in re.findall(r"[_a-z][_a-z0-9]*", rest) if w.startswith("_") or head == "modules"]
+    modules = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(TOP, "plugins", "modules", "*.py"))}
+    utils = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(TOP, "plugins", "module_utils", "*.py"))} - {
+        "__init__"}
+    concerns, primitives = set(rows.get("concerns", [])), set(rows.get("primitives", []))
+    if set(rows.get("modules", [])) != modules:
+        problems.append("docs/architecture.md's modules row %s, plugins/modules %s"
+                        % (rows.get("modules"), sorted(modules)))
+    if concerns | primitives != utils or concerns & primitives:
+        problems.append("docs/architecture.md's concern and primitive rows do not cover module_utils once each: %s"
+                        % sorted(utils ^ (concerns | primitives) | (concerns & primitives)))
+    for name in sorted(modules):
+        extra = real.get("modules/%s.py" % name, set()) - concerns - {"_validate"}
+        if extra or len(real.get("modules/%s.py" % name, set()) & concerns) != 1:
+            problems.append("plugins/modules/%s.py must import one concern and _validate only, imports %s"
+                            % (name, sorted(real.get("modules/%s.py" % name, set()))))
+    for name in sorted(utils):
+        for dep in sorted(real.get("module_utils/%s.py" % name, set()) & concerns):
+            if name in primitives or (name, dep) not in CONCERN_EDGES:
+                problems.append("plugins/module_utils/%s.py imports the concern %s: not a layer the page allows"
+                                % (name, dep))
+
+
 def main():
     problems = []
     check_readme(problems)
     check_roles(problems)
     check_release(problems)
+    check_architecture(problems)
     for p in problems:
         print("[docs-check] " + p)
     print("[docs-check] %s" % ("%d problem(s)" % len(problems) if problems else "README, roles and release agree"))

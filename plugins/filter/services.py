@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.errors import AnsibleFilterError
+
 # Defaults of the shared netsvc_services data model: a key a service does not set has this value.
 SERVICE_DEFAULTS = {
     "backend": "auto",
@@ -14,9 +16,6 @@ SERVICE_DEFAULTS = {
     "reserve_ports": True,
     "socket_activation": False,
 }
-
-
-from ansible.errors import AnsibleFilterError
 
 
 def _services(services):
