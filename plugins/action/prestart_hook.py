@@ -12,11 +12,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
+from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native
 
 
-class ActionModule(N.PayloadAction):
+class ActionModule(_native.PayloadAction):
     MODULE = "netsvc.resilience.prestart_hook"
 
     def payload(self, args):
-        return N.hook_payload(args)
+        return _native.hook_payload(args)

@@ -15,11 +15,11 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native as N
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
+from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native
 
 
-class ActionModule(N.PayloadAction):
+class ActionModule(_native.PayloadAction):
     MODULE = "netsvc.resilience.service_restart_policy"
 
     def payload(self, args):
@@ -28,10 +28,10 @@ class ActionModule(N.PayloadAction):
             if "payload" in prestart:
                 raise AnsibleActionFail("prestart.payload is set by this action plugin from the collection; "
                                         "do not pass it")
-            hook = N.hook_payload(prestart)
+            hook = _native.hook_payload(prestart)
             if hook is not None:
                 args["prestart"] = dict(prestart, payload=hook)  # the args this action sends
         entries = [args] + [s for s in args.get("services") or [] if isinstance(s, dict)]
         if any(str(e.get("socket_activation")) == "preload" for e in entries):
-            return {"native": N.native_builds(C.PRELOAD_LIBRARY)}
+            return {"native": _native.native_builds(_constants.PRELOAD_LIBRARY)}
         return None

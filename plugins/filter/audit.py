@@ -10,8 +10,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _unit
 
 try:
     import jmespath
@@ -35,7 +34,7 @@ def service_checks(svc, facts=None):
     active = eff.get("ActiveState") == "active" or svc.get("socket_activation")
     checks.append(("running", "pass" if active else "fail", "ActiveState=%s" % eff.get("ActiveState", "?")))
     restart = eff.get("Restart", "no")
-    delay = U.show_usec(eff.get("RestartUSec") or "0")
+    delay = _unit.show_usec(eff.get("RestartUSec") or "0")
     if restart == "no":
         checks.append(("restart", "fail", "Restart=no: nothing restarts it after a crash"))
     elif delay is not None and delay > 1000000:
@@ -196,7 +195,7 @@ def expand_ports(text):
     """'8080,9000-9002' -> [8080, 9000, 9001, 9002] (ranges wider than 1024 stay 'a-b');
     parsed by the one port parser the sysctl module uses."""
     out = []
-    for low, high in S.parse_ports(str(text or "").replace(" ", "")) if str(text or "").strip() else []:
+    for low, high in _sysctl.parse_ports(str(text or "").replace(" ", "")) if str(text or "").strip() else []:
         if high - low <= 1024:
             out.extend(range(low, high + 1))
         else:

@@ -15,14 +15,13 @@ __metaclass__ = type
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import SysctlError, parse_ports
 
 SPEC = dict(
     ports=dict(type="list", elements="raw", required=True),
-    states=dict(type="list", elements="str", default=list(D.ORPHAN_STATES),
-                choices=list(D.ORPHAN_STATES) + list(D.LIVE_STATES) + ["syn-recv", "syn-sent"]),
+    states=dict(type="list", elements="str", default=list(_sockdiag.ORPHAN_STATES),
+                choices=list(_sockdiag.ORPHAN_STATES) + list(_sockdiag.LIVE_STATES) + ["syn-recv", "syn-sent"]),
     family=dict(type="str", default="all", choices=["all", "inet", "inet6"]),
     local_address=dict(type="str"),
     mode=dict(type="str", default="kill", choices=["kill", "report"]),
@@ -38,10 +37,10 @@ def capabilities():
     """What this kernel does for this process: a real try on loopback sockets of its own."""
     try:
         with open("/proc/self/status") as f:
-            cap = D.has_cap_net_admin(f.read())
+            cap = _sockdiag.has_cap_net_admin(f.read())
     except (IOError, OSError):
         cap = None
-    probe = D.probe_destroy()
+    probe = _sockdiag.probe_destroy()
     return {"kernel": os.uname()[2], "cap_net_admin": cap, "timewait_destroy": probe["timewait"],
             "orphan_destroy": probe["orphan"], "probe_errors": probe["errors"]}
 
@@ -55,13 +54,13 @@ def check_input(p):
     try:
         ports = parse_ports(p["ports"])
     except SysctlError as e:
-        raise V.InputError(str(e).replace("reserved port", "port"))
+        raise _validate.InputError(str(e).replace("reserved port", "port"))
     if not ports:
-        raise V.InputError("ports is empty: give at least one local port")
-    live = [s for s in p["states"] if s in D.LIVE_STATES]
+        raise _validate.InputError("ports is empty: give at least one local port")
+    live = [s for s in p["states"] if s in _sockdiag.LIVE_STATES]
     if live and not p["force"]:
-        raise V.InputError("states %s belong to live processes (their connections would be cut): set force=true "
-                           "to clean them" % ", ".join(live))
+        raise _validate.InputError("states %s belong to live processes (their connections would be cut): "
+                                   "set force=true to clean them" % ", ".join(live))
     local = p["local_address"]
     if local:
         import ipaddress  # Python 3 only: imported here so that this file imports under 2.7
@@ -69,7 +68,7 @@ def check_input(p):
         try:
             local = str(ipaddress.ip_address(u"%s" % local))
         except ValueError:
-            raise V.InputError("local_address %r is not an IP address" % local)
+            raise _validate.InputError("local_address %r is not an IP address" % local)
     return ports, local
 
 
@@ -78,13 +77,13 @@ def clean(module, p, ports, local, kill, caps):
     cleaned), then destroy. Returns _sockdiag.cleanup's report with listener owners."""
     families = FAMILIES[p["family"]]
     try:
-        r = D.cleanup(ports, tuple(p["states"]), "report" if p["fail_on_listener"] or not kill else "kill",
-                      local, families)
+        r = _sockdiag.cleanup(ports, tuple(p["states"]), "report" if p["fail_on_listener"] or not kill else "kill",
+                              local, families)
         if kill and p["fail_on_listener"] and not r["listeners"]:
-            r = D.cleanup(ports, tuple(p["states"]), "kill", local, families)
-    except D.DiagError as e:
+            r = _sockdiag.cleanup(ports, tuple(p["states"]), "kill", local, families)
+    except _sockdiag.DiagError as e:
         module.fail_json(msg="sock_diag is not usable here: %s" % e, capabilities=caps)
-    owners = D.listener_owners({x["inode"] for x in r["listeners"]}) if r["listeners"] else {}
+    owners = _sockdiag.listener_owners({x["inode"] for x in r["listeners"]}) if r["listeners"] else {}
     for lst in r["listeners"]:
         lst["owners"] = owners.get(lst["inode"], [])
     if r["listeners"] and p["fail_on_listener"]:
@@ -101,7 +100,7 @@ def run(module):
     p = module.params
     try:
         ports, local = check_input(p)
-    except V.InputError as e:
+    except _validate.InputError as e:
         module.fail_json(msg=str(e))
     caps = capabilities()
     kill = p["mode"] == "kill" and not module.check_mode
@@ -110,7 +109,7 @@ def run(module):
     supported = {s: r["supported"].get(s) for s in p["states"]}
     if not kill:  # not tried: say what the probe found this kernel does
         for s in p["states"]:
-            supported[s] = caps["timewait_destroy"] if s in D.TIMEWAIT_KIND else caps["orphan_destroy"]
+            supported[s] = caps["timewait_destroy"] if s in _sockdiag.TIMEWAIT_KIND else caps["orphan_destroy"]
     result = dict(changed=bool(r["destroyed"]) or (module.check_mode and p["mode"] == "kill" and would > 0),
                   before=r["before"], after=r["after"], destroyed=r["destroyed"],
                   would_destroy=would if not kill else 0, refused=r["refused"], listeners=r["listeners"],
@@ -121,5 +120,6 @@ def run(module):
                               before=format_counts(r["before"]), after=format_counts(after))
     left = sum(r["after"].values())
     if kill and p["require"] and left:
-        return result, "%d socket(s) left on the ports: %s" % (left, D.explain(r, caps["kernel"], os.getuid(), left))
+        why = _sockdiag.explain(r, caps["kernel"], os.getuid(), left)
+        return result, "%d socket(s) left on the ports: %s" % (left, why)
     return result, None

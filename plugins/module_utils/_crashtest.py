@@ -16,8 +16,7 @@ import os
 import signal
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._probe import (
     ProbeError,
     check_loopback,
@@ -54,27 +53,27 @@ class Target(object):
         self.module = module
         self.backend = backend
         if backend == "systemd":
-            self.name = U.check_unit_name(name)
+            self.name = _unit.check_unit_name(name)
             self.ctl = module.get_bin_path("systemctl", required=True)
         else:
-            self.name = U.check_program_name(U.program_name(name))
+            self.name = _unit.check_program_name(_unit.program_name(name))
             self.ctl = module.get_bin_path("supervisorctl", required=True)
 
     def state(self):
         """(pid, active, restarts)"""
         if self.backend == "systemd":
-            _rc, out, _err = U.run(self.module, [self.ctl, "show", self.name, "-p", "MainPID", "-p", "ActiveState",
-                                                 "-p", "NRestarts"], check=False)
-            show = U.parse_show(out)
+            _rc, out, _err = _unit.run(self.module, [self.ctl, "show", self.name, "-p", "MainPID", "-p", "ActiveState",
+                                                     "-p", "NRestarts"], check=False)
+            show = _unit.parse_show(out)
             return (int(show.get("MainPID") or 0), show.get("ActiveState") == "active",
                     int(show.get("NRestarts") or 0))
-        _rc, out, _err = U.run(self.module, [self.ctl, "status", self.name], check=False)
+        _rc, out, _err = _unit.run(self.module, [self.ctl, "status", self.name], check=False)
         fields = out.split()
         # STARTING counts as running: the process is up, supervisord only waits startsecs
         running = len(fields) > 1 and fields[1] in ("RUNNING", "STARTING")
         pid = 0
         if running:
-            _rc, out, _err = U.run(self.module, [self.ctl, "pid", self.name], check=False)
+            _rc, out, _err = _unit.run(self.module, [self.ctl, "pid", self.name], check=False)
             pid = int(out.strip()) if out.strip().isdigit() else 0
         return pid, running, 0
 
@@ -89,23 +88,23 @@ class Target(object):
         jc = self.module.get_bin_path("journalctl")
         if not jc:
             return ""
-        _rc, out, _err = U.run(self.module, [jc, "-u", self.name, "--since", "@%d" % int(since_epoch), "-o", "cat",
-                                             "--no-pager"], check=False)
+        _rc, out, _err = _unit.run(self.module, [jc, "-u", self.name, "--since", "@%d" % int(since_epoch), "-o", "cat",
+                                                 "--no-pager"], check=False)
         return out
 
 
 def check_input(p):
     """Every option, before anything is looked at or killed. Returns the loopback host."""
-    V.port(p["port"], "port")
-    V.number(p["kills"], "kills", 1, 100)
-    V.number(p["kill_interval_ms"], "kill_interval_ms", 0, 60000, " ms")
-    V.number(p["timeout"], "timeout", 1, 600, " seconds")
+    _validate.port(p["port"], "port")
+    _validate.number(p["kills"], "kills", 1, 100)
+    _validate.number(p["kill_interval_ms"], "kill_interval_ms", 0, 60000, " ms")
+    _validate.number(p["timeout"], "timeout", 1, 600, " seconds")
     if p["slo_ms"] is not None:
-        V.number(p["slo_ms"], "slo_ms", 0.001, 600000, " ms (a recovery time: positive, at most the timeout)")
-    V.number(p["connect_timeout"], "connect_timeout", 0.001, 60, " seconds")
-    V.number(p["connect_interval_ms"], "connect_interval_ms", 0.1, 10000, " ms")
+        _validate.number(p["slo_ms"], "slo_ms", 0.001, 600000, " ms (a recovery time: positive, at most the timeout)")
+    _validate.number(p["connect_timeout"], "connect_timeout", 0.001, 60, " seconds")
+    _validate.number(p["connect_interval_ms"], "connect_interval_ms", 0.1, 10000, " ms")
     if len(p["expect"]) > 4096:  # the bytes the service answers: any text, bounded
-        raise V.InputError("expect is %d characters long; at most 4096" % len(p["expect"]))
+        raise _validate.InputError("expect is %d characters long; at most 4096" % len(p["expect"]))
     return check_loopback(p["host"])
 
 
@@ -189,8 +188,8 @@ def run(module):
     p = module.params
     try:
         host = check_input(p)
-        target = Target(module, p["name"], U.resolve_backend(p["backend"]))
-    except (ProbeError, U.UnitError, V.InputError) as e:
+        target = Target(module, p["name"], _unit.resolve_backend(p["backend"]))
+    except (ProbeError, _unit.UnitError, _validate.InputError) as e:
         module.fail_json(msg=str(e))
     pid, active, restarts0 = first_pid(target, host, p["port"], p["expect"].encode("utf-8"))
     if not pid:

@@ -18,13 +18,12 @@ import os
 import stat
 import tempfile
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _sockdiag
 
 # What the collection wrote on this host (files it created or edited, with the originals of
 # those it edited; directories it created): what rollback undoes, whatever the inventory says.
-LEDGER = os.path.join(C.STATE_DIR, "ledger.json")
-ORIGINALS = os.path.join(C.STATE_DIR, "originals")
+LEDGER = os.path.join(_constants.STATE_DIR, "ledger.json")
+ORIGINALS = os.path.join(_constants.STATE_DIR, "originals")
 
 
 class UnsafePath(ValueError):
@@ -54,7 +53,7 @@ def unsafe_path(path):
     existing = os.path.dirname(path)
     while existing != "/" and _lstat(existing) is None:
         existing = os.path.dirname(existing)
-    why = D.unsafe_dir(os.path.realpath(existing))
+    why = _sockdiag.unsafe_dir(os.path.realpath(existing))
     if why:
         return why
     step = existing
@@ -310,7 +309,7 @@ def record_writes(module, writes, created_dirs, sysctl_before=None):
     led = load_ledger()
     files = led["files"]
     for w in writes:
-        if w.path.startswith(C.STATE_DIR + "/"):
+        if w.path.startswith(_constants.STATE_DIR + "/"):
             continue
         entry = files.get(w.path)
         if entry is None and w.new is not None:

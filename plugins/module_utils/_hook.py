@@ -26,7 +26,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
 from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
 
 PRIVILEGES = ("auto", "prefix", "permissions_start_only", "none")
@@ -85,10 +85,10 @@ def netns_refusal(show, version):
     252, 257): the hook then cleans the service's own sockets. Below, it is not known, and a
     hook in the host's namespace would clean whatever else uses the port there."""
     netns = own_netns(show)
-    if netns and version < C.NETNS_HOOK_MEASURED_SINCE:
+    if netns and version < _constants.NETNS_HOOK_MEASURED_SINCE:
         return ("%s on systemd %d: where its pre-start commands run is not measured below systemd %d, and the "
                 "hook must never clean the host's namespace for the service's port; no hook"
-                % (netns, version, C.NETNS_HOOK_MEASURED_SINCE))
+                % (netns, version, _constants.NETNS_HOOK_MEASURED_SINCE))
     return None
 
 
@@ -109,20 +109,20 @@ def plan_exec(path, unit, targets, version, privilege, blockers, drain_ms=None):
     """
     if privilege not in PRIVILEGES:
         raise UnitError("privilege %r must be one of %s" % (privilege, ", ".join(PRIVILEGES)))
-    if privilege == "auto" and version >= C.PLUS_PREFIX_SINCE:
+    if privilege == "auto" and version >= _constants.PLUS_PREFIX_SINCE:
         mode = "prefix"
     elif privilege == "auto":
         mode = "permissions_start_only" if blockers else "none"
-    elif privilege == "prefix" and version < C.PLUS_PREFIX_SINCE:
+    elif privilege == "prefix" and version < _constants.PLUS_PREFIX_SINCE:
         raise UnitError("privilege=prefix for %s: systemd %d has no '+' ExecStartPre= prefix (added in %d); use "
-                        "privilege=auto or permissions_start_only" % (unit, version, C.PLUS_PREFIX_SINCE))
-    elif privilege == "permissions_start_only" and version >= C.PLUS_PREFIX_SINCE:
+                        "privilege=auto or permissions_start_only" % (unit, version, _constants.PLUS_PREFIX_SINCE))
+    elif privilege == "permissions_start_only" and version >= _constants.PLUS_PREFIX_SINCE:
         # systemd >= 240 no longer exposes PermissionsStartOnly= (it turns it into '+' on every
         # other non-main command), so what it does could not even be read back
         raise UnitError("privilege=permissions_start_only for %s: systemd %d has the '+' prefix (since %d), which "
                         "gives full privileges to the hook alone; PermissionsStartOnly= would lift the sandbox from "
                         "every ExecStartPre=/ExecStartPost=/ExecReload=/ExecStop= command (and is deprecated from "
-                        "240): use privilege=auto or prefix" % (unit, version, C.PLUS_PREFIX_SINCE))
+                        "240): use privilege=auto or prefix" % (unit, version, _constants.PLUS_PREFIX_SINCE))
     else:
         mode = privilege
     argv = " ".join(hook_argv(path, "%n", targets, drain_ms))
@@ -173,7 +173,7 @@ def expected_readback(path, unit, targets, mode, version, drain_ms=None):
 
 
 def hook_dir(os_family):
-    return C.HOOK_DIRS.get(os_family, C.HOOK_DIR_FALLBACK)
+    return _constants.HOOK_DIRS.get(os_family, _constants.HOOK_DIR_FALLBACK)
 
 
 def pick_payload(payload, machine, python):

@@ -23,11 +23,7 @@ import hashlib
 import os
 import stat
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _preload, _sockdiag, _sysctl, _unit, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
 RECORD_VERSION = 1
@@ -46,7 +42,7 @@ _DISTROS = {
 }
 
 # supervisord include directories of both OS families (the table service_restart_policy writes by)
-SUPERVISOR_DIRS = tuple(U.supervisor_paths(family)[0] for family in ("Debian", "RedHat"))
+SUPERVISOR_DIRS = tuple(_unit.supervisor_paths(family)[0] for family in ("Debian", "RedHat"))
 
 # Effective unit properties that make up the applied state (never counters or timestamps).
 UNIT_PROPS = ("LoadState", "FragmentPath", "DropInPaths", "NeedDaemonReload", "Restart", "RestartUSec",
@@ -104,21 +100,21 @@ def check_services(services, service_mgr):
             raise ValueError("service %s: backend %r must be auto, systemd or supervisord" % (svc["name"], backend))
         # every entry checked (a port or a 'LOW-HIGH' range); only single ports are
         # health-checked and cleaned - a range has no single listener to wait for
-        checked = V.ports(svc.get("ports"), "service %s: ports entry" % svc["name"])
+        checked = _validate.ports(svc.get("ports"), "service %s: ports entry" % svc["name"])
         ports = [x for x in checked if isinstance(x, int)]
         try:
-            mode = PL.normalize_mode(svc.get("socket_activation", False))
-        except U.UnitError as e:
+            mode = _preload.normalize_mode(svc.get("socket_activation", False))
+        except _unit.UnitError as e:
             raise ValueError("service %s: %s" % (svc["name"], e))
-        backend = U.resolve_backend(backend, service_mgr)
+        backend = _unit.resolve_backend(backend, service_mgr)
         # the name goes into systemctl/supervisorctl argv and into paths: the same rules as the
         # modules that write the service's files
         try:
             if backend == "systemd":
-                U.check_unit_name(svc["name"])
+                _unit.check_unit_name(svc["name"])
             else:
-                U.check_program_name(U.program_name(svc["name"]))
-        except U.UnitError as e:
+                _unit.check_program_name(_unit.program_name(svc["name"]))
+        except _unit.UnitError as e:
             raise ValueError("services[%d]: %s" % (i, e))
         cleanup = svc.get("cleanup", "auto")
         if cleanup not in (True, False, "auto"):
@@ -153,18 +149,18 @@ def service_health(services, shows, supervisor, listening):
         row = {"name": svc["name"], "backend": svc["backend"], "ports": ports,
                "socket_activation": bool(svc.get("socket_activation"))}
         if svc["backend"] == "systemd":
-            unit = U.unit_name(svc["name"])
+            unit = _unit.unit_name(svc["name"])
             show = shows.get(unit, {})
             row["unit"] = unit
             row["load_state"] = show.get("LoadState", "not-found")
             row["exists"] = row["load_state"] == "loaded"
-            watched = U.socket_name(svc["name"]) if row["socket_activation"] else unit
+            watched = _unit.socket_name(svc["name"]) if row["socket_activation"] else unit
             row["active_state"] = shows.get(watched, {}).get("ActiveState", "unknown")
             row["active"] = row["active_state"] == "active"
             row["checked_unit"] = watched
         else:
-            state = supervisor.get(U.program_name(svc["name"]))
-            row["unit"] = U.program_name(svc["name"])
+            state = supervisor.get(_unit.program_name(svc["name"]))
+            row["unit"] = _unit.program_name(svc["name"])
             row["exists"] = state is not None
             row["load_state"] = "loaded" if state is not None else "not-found"
             row["active_state"] = state or "unknown"
@@ -224,17 +220,17 @@ def watch_paths(services, sysctl_files, hook_directory, state_file):
     if sysctl_files:
         paths.update(sysctl_files)
         # every place systemd-sysctl reads at boot (a file there can override ours)
-        paths.update(S.SYSCTL_DIRS)
-        paths.add(S.SYSCTL_CONF)
+        paths.update(_sysctl.SYSCTL_DIRS)
+        paths.add(_sysctl.SYSCTL_CONF)
     if hook_directory:
         paths.add(hook_directory)
     systemd = [s for s in services if s["backend"] == "systemd"]
     for svc in systemd:
-        paths.add(os.path.join(U.SYSTEMD_DIR, U.unit_name(svc["name"]) + ".d"))
+        paths.add(os.path.join(_unit.SYSTEMD_DIR, _unit.unit_name(svc["name"]) + ".d"))
         if svc.get("socket_activation"):
-            paths.add(os.path.join(U.SYSTEMD_DIR, U.socket_name(svc["name"])))
+            paths.add(os.path.join(_unit.SYSTEMD_DIR, _unit.socket_name(svc["name"])))
     if systemd:
-        paths.add(os.path.join(U.SYSTEMD_DIR, U.REVIVE_TEMPLATE))
+        paths.add(os.path.join(_unit.SYSTEMD_DIR, _unit.REVIVE_TEMPLATE))
     if any(s["backend"] == "supervisord" for s in services):
         paths.update(SUPERVISOR_DIRS)
     paths.discard(state_file)
@@ -300,7 +296,7 @@ def ownership_drift(paths, unsafe, lstat=os.lstat):
 def sysctl_keys(text):
     """Keys set by a sysctl.d file, in order, each once (parsed as sysctl_tcp parses them)."""
     keys = []
-    for key, _value, _line in S.parse_conf(text or ""):
+    for key, _value, _line in _sysctl.parse_conf(text or ""):
         if key not in keys:
             keys.append(key)
     return keys
@@ -373,7 +369,7 @@ def trusted_hook_line(json_lines, hook_path, invocation=None):
             when = int(entry.get("__REALTIME_TIMESTAMP", "0")) / 1e6
         except ValueError:
             continue
-        parsed = D.parse_hook_line(entry.get("MESSAGE") if isinstance(entry.get("MESSAGE"), str) else "", when)
+        parsed = _sockdiag.parse_hook_line(entry.get("MESSAGE") if isinstance(entry.get("MESSAGE"), str) else "", when)
         if parsed:
             return parsed
     return {}
@@ -404,7 +400,7 @@ def hook_report(show, status_text, hook_name, journal=None, boot=None):
     privileged = None
     if "flags" in entry:
         privileged = "privileged" in entry["flags"].split()
-    last, source = D.parse_status(status_text), "status" if status_text else ""
+    last, source = _sockdiag.parse_status(status_text), "status" if status_text else ""
     stale = False
     started = show.get("InactiveExitTimestampMonotonic", "")
     invocation = show.get("InvocationID", "")

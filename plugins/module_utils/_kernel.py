@@ -14,19 +14,16 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _files as F
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _files, _sysctl, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 SPEC = dict(
     settings=dict(type="dict", default={}),
-    profile=dict(type="str", default="none", choices=sorted(S.PROFILES)),
+    profile=dict(type="str", default="none", choices=sorted(_sysctl.PROFILES)),
     reserved_ports=dict(type="list", elements="raw", default=[]),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     purge=dict(type="bool", default=False),
-    path=dict(type="path", default=C.SYSCTL_FILE),
+    path=dict(type="path", default=_constants.SYSCTL_FILE),
     apply=dict(type="str", default="both", choices=["both", "persist", "live"]),
     on_conflict=dict(type="str", default="warn", choices=["warn", "fail"]),
     allow_unknown=dict(type="bool", default=False),
@@ -38,17 +35,17 @@ SPEC = dict(
 def read_state(p, persist):
     """(the file's text or None, the live values of every key the call may touch)."""
     current_text = read_text(p["path"]) if persist else None
-    keys = {S.normalize_key(str(k)) for k in p["settings"]}
-    keys.update(S.PROFILES[p["profile"]])
-    keys.update(k for k, _v, _n in S.parse_conf(current_text or ""))
-    keys.update([S.RESERVED_PORTS_KEY, "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets"])
-    return current_text, S.read_live(sorted(k for k in keys if S.KEY_NAME_RE.match(k)))
+    keys = {_sysctl.normalize_key(str(k)) for k in p["settings"]}
+    keys.update(_sysctl.PROFILES[p["profile"]])
+    keys.update(k for k, _v, _n in _sysctl.parse_conf(current_text or ""))
+    keys.update([_sysctl.RESERVED_PORTS_KEY, "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets"])
+    return current_text, _sysctl.read_live(sorted(k for k in keys if _sysctl.KEY_NAME_RE.match(k)))
 
 
 def boot_overrides(module, p, values, warnings):
     """Files that would replace our values at boot: a warning each, or a failure (on_conflict=fail)."""
     path = p["path"]
-    overridden = S.find_overrides(path, values, S.read_config_files(path))
+    overridden = _sysctl.find_overrides(path, values, _sysctl.read_config_files(path))
     for key, where in sorted(overridden.items()):
         msg = "%s = %s in %s would be overridden at boot by %s" % (
             key, values[key], path, ", ".join("%s (%s)" % (w["file"], w["value"]) for w in where))
@@ -61,8 +58,8 @@ def boot_overrides(module, p, values, warnings):
 def live_writes(module, p, live, targets, warnings):
     """The live values to write, or none when /proc/sys is read-only and that is allowed.
     Returns (to_write, skipped)."""
-    to_write = S.live_changes(live, targets)
-    unwritable = [k for k in sorted(to_write) if not os.access(S.key_to_proc_path(k), os.W_OK)]
+    to_write = _sysctl.live_changes(live, targets)
+    unwritable = [k for k in sorted(to_write) if not os.access(_sysctl.key_to_proc_path(k), os.W_OK)]
     if not unwritable:
         return to_write, False
     if p["live_readonly"] == "skip" or p["apply"] == "persist":
@@ -109,7 +106,7 @@ class Change(object):
     @property
     def paths(self):
         """What apply() writes: the file, then /proc/sys/... (named in a failed transaction's message)."""
-        return ([self.path] if self.file_changed else []) + [S.key_to_proc_path(k) for k in sorted(self.to_write)]
+        return ([self.path] if self.file_changed else []) + [_sysctl.key_to_proc_path(k) for k in sorted(self.to_write)]
 
     def _write_file(self, text):
         if text is None:
@@ -124,7 +121,7 @@ class Change(object):
             self.file_written = True
         for key in sorted(self.to_write):
             self.failed_key = key
-            S.write_live(key, self.to_write[key])
+            _sysctl.write_live(key, self.to_write[key])
             self.written.append(key)
         self.failed_key = None
 
@@ -132,19 +129,19 @@ class Change(object):
         """Note in the host's ledger the file and the live values' originals (once they hold)."""
         if not (self.file_written or self.written):
             return
-        old = F.to_bytes(self.old_text) if self.old_text is not None else None
-        writes = [F.Write(self.path, None if self.new_text is None else F.to_bytes(self.new_text), old, 0o644,
-                          self.old_mode, self.old_owner, None)] if self.file_written else []
+        old = _files.to_bytes(self.old_text) if self.old_text is not None else None
+        writes = [_files.Write(self.path, None if self.new_text is None else _files.to_bytes(self.new_text), old, 0o644,
+                               self.old_mode, self.old_owner, None)] if self.file_written else []
         if self.new_text is None:  # the file removed (rollback): the live values are back to their originals
-            F.record_writes(self.module, writes, [])
-            F.forget_sysctl(self.module, self.written)
+            _files.record_writes(self.module, writes, [])
+            _files.forget_sysctl(self.module, self.written)
         else:
-            F.record_writes(self.module, writes, [], {k: self.live.get(k) for k in self.written})
+            _files.record_writes(self.module, writes, [], {k: self.live.get(k) for k in self.written})
 
     def rollback(self):
         for key in reversed(self.written):
             try:
-                S.write_live(key, self.live[key])
+                _sysctl.write_live(key, self.live[key])
             except (IOError, OSError):
                 pass
         self.written = []
@@ -181,18 +178,18 @@ def plan(module, p, label=""):
     path = p["path"]
     try:
         # systemd-sysctl reads only *.conf files directly in its directories
-        V.abs_path(path, "path", under=S.SYSCTL_DIRS, suffix=".conf")
-        F.check_path(path)
-        V.single_line(p["header"], "header", 200)
+        _validate.abs_path(path, "path", under=_sysctl.SYSCTL_DIRS, suffix=".conf")
+        _files.check_path(path)
+        _validate.single_line(p["header"], "header", 200)
         persist = p["apply"] in ("both", "persist")
         current_text, live = read_state(p, persist)
-        planned = S.plan(p, live, current_text)
-    except (V.InputError, S.SysctlError, F.UnsafePath) as e:
+        planned = _sysctl.plan(p, live, current_text)
+    except (_validate.InputError, _sysctl.SysctlError, _files.UnsafePath) as e:
         module.fail_json(msg=label + str(e))
     values, warnings = planned["values"], planned["warnings"]
     new_text = None
     if values or planned["previous"] or planned["added"]:
-        new_text = S.render_conf(values, planned["previous"], planned["added"], p["header"])
+        new_text = _sysctl.render_conf(values, planned["previous"], planned["added"], p["header"])
     file_changed = persist and new_text != current_text
     overridden = boot_overrides(module, p, values, warnings) if persist and values else {}
     targets = planned["live_targets"] if p["apply"] in ("both", "live") else {}
@@ -201,7 +198,7 @@ def plan(module, p, label=""):
     change = Change(module, path, current_text, new_text, file_changed, to_write, live)
     result = dict(changed=change.changed, file=path, persisted=values, live_before=live_before,
                   live_after=dict(live_before, **to_write), live_skipped=live_skipped, overridden_by=overridden,
-                  warning_messages=warnings, netns=S.netns_info(),
+                  warning_messages=warnings, netns=_sysctl.netns_info(),
                   diff=diff(path, current_text, new_text, file_changed, live, to_write))
     return dict(result=result, change=change)
 
@@ -210,7 +207,7 @@ def finish(module, pl):
     """The result, with the live values read back when they were written."""
     result = pl["result"]
     if result["changed"] and not module.check_mode:
-        result["live_after"].update(S.read_live(sorted(pl["change"].to_write)))
+        result["live_after"].update(_sysctl.read_live(sorted(pl["change"].to_write)))
     return result
 
 

@@ -20,19 +20,21 @@ import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
-from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as KN
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
-from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
-from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor as SUP
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
+    _hook,
+    _hostcheck,
+    _kernel,
+    _preload,
+    _prestart,
+    _probe,
+    _reuse,
+    _sockdiag,
+    _supervisor,
+    _systemd,
+    _unit,
+    _validate,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
     FileSet,
     UnsafePath,
@@ -49,8 +51,8 @@ SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUS
 
 def service_show(module, systemctl, name, p):
     """LoadState and FragmentPath; a service that must exist and does not is refused."""
-    _rc, out, _err = U.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
-    show = U.parse_show(out)
+    _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
+    show = _unit.parse_show(out)
     if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
         module.fail_json(msg="service %s does not exist on this host (LoadState=%s); install it first or set "
                              "must_exist=false" % (name, show.get("LoadState", "unknown")))
@@ -66,19 +68,19 @@ def plan_present(module, p, name, files, paths, version, warnings):
         preload = plan_preload(module, p, name, paths)
         warnings.extend(preload.pop("warnings"))
         p = dict(p, extra_unit=preload["extra_unit"], extra_service=preload["extra_service"])
-    opts = U.normalize_options(p)
+    opts = _unit.normalize_options(p)
     if mode == "native" and not p["accepts_inherited_fds"]:
         module.fail_json(msg="socket_activation for %s needs accepts_inherited_fds=true: the service must take "
                              "its listening socket from systemd (LISTEN_FDS, fd 3), or it will fail to "
                              "bind a port the socket unit holds" % name)
     if mode == "native" and not p["ports"]:
         module.fail_json(msg="socket_activation for %s needs ports" % name)
-    content, more = U.render_dropin(opts, version)
+    content, more = _unit.render_dropin(opts, version)
     warnings.extend(more)
     files.want(paths["dropin_path"], content)
-    revive = U.render_revive(opts["revive_delay"]) if opts.get("revive") else None
+    revive = _unit.render_revive(opts["revive_delay"]) if opts.get("revive") else None
     if mode == "native":
-        files.want(paths["socket_path"], U.render_socket(name, p["ports"], p["backlog"]))
+        files.want(paths["socket_path"], _unit.render_socket(name, p["ports"], p["backlog"]))
     if preload:
         files.want(paths["socket_path"], preload["socket_text"])
         files.want(preload["library"], preload["library_content"])
@@ -92,20 +94,20 @@ def plan_absent(p, files, paths):
     current = read_text(paths["socket_path"]) or ""
     if "netsvc.resilience" in current:  # only a socket unit we wrote
         files.want(paths["socket_path"], None)
-    if PL.HEADER in current:
+    if _preload.HEADER in current:
         return {"undo": True, "library": p["preload_library"] or os.path.join(
-            K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)}
+            _hook.hook_dir(_hostcheck.read_os_release()["os_family"]), _preload.LIBRARY_NAME)}
     return None
 
 
 def native_socket_start(module, p, systemctl, name, socket_name):
     """Whether the native socket unit must be started; refused while its ports are held."""
-    _rc, sout, _err = U.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
-    if U.parse_show(sout).get("ActiveState") == "active":
+    _rc, sout, _err = _unit.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
+    if _unit.parse_show(sout).get("ActiveState") == "active":
         return False
     try:
-        held = D.listening_ports(p["ports"])
-    except D.DiagError as e:
+        held = _sockdiag.listening_ports(p["ports"])
+    except _sockdiag.DiagError as e:
         module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was written"
                              % (p["ports"], e))
     if held:
@@ -119,12 +121,12 @@ def native_socket_start(module, p, systemctl, name, socket_name):
 
 def systemd_plan(module, p, warnings, systemctl, version):
     """One service's change, planned and validated: nothing is written here."""
-    name = U.check_unit_name(p["name"])
-    dropin = U.check_dropin_name(p["dropin_name"])
+    name = _unit.check_unit_name(p["name"])
+    dropin = _unit.check_dropin_name(p["dropin_name"])
     show = service_show(module, systemctl, name, p)
-    socket_name = U.socket_name(name)
-    paths = dict(dropin_path=U.dropin_path(name, dropin), socket_name=socket_name,
-                 socket_path=os.path.join(U.SYSTEMD_DIR, socket_name))
+    socket_name = _unit.socket_name(name)
+    paths = dict(dropin_path=_unit.dropin_path(name, dropin), socket_name=socket_name,
+                 socket_path=os.path.join(_unit.SYSTEMD_DIR, socket_name))
     files = FileSet(module)
     present = p["state"] == "present"
     mode = p["socket_activation"]
@@ -146,25 +148,26 @@ def plan_preload(module, p, name, paths):
     except to mirror a switched service again (its listeners no longer match its socket unit):
     then it first binds on its own again (unswitch), so that what it asks for can be read."""
     def in_unit(pid):
-        return P.in_unit_cgroup(pid, name)
+        return _probe.in_unit_cgroup(pid, name)
 
     ports = sorted(set(p["ports"]))
-    systemd = SD.Systemd(module)
-    ours = PL.HEADER in (read_text(paths["socket_path"]) or "")
-    info = PL.observe(systemd, name, ports, in_unit, R.socket_options, ours)
+    systemd = _systemd.Systemd(module)
+    ours = _preload.HEADER in (read_text(paths["socket_path"]) or "")
+    info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, ours)
     remirror = info["remirror"]
     if remirror and not module.check_mode:
         unswitch(module, systemd, p, name, paths, ports)
-        info = PL.observe(systemd, name, ports, in_unit, R.socket_options, False)
-    library = p["preload_library"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), PL.LIBRARY_NAME)
-    V.abs_path(library, "preload_library", plain=True)
-    builds = PS.decode_payload(p["payload"] or {})["native"]
-    arch = K.NATIVE_ARCHES.get(os.uname()[4])
+        info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)
+    library = p["preload_library"] or os.path.join(_hook.hook_dir(_hostcheck.read_os_release()["os_family"]),
+                                                   _preload.LIBRARY_NAME)
+    _validate.abs_path(library, "preload_library", plain=True)
+    builds = _prestart.decode_payload(p["payload"] or {})["native"]
+    arch = _hook.NATIVE_ARCHES.get(os.uname()[4])
     if not builds.get(arch):
-        raise U.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
-                          "aarch64 are shipped); nothing was written" % (name, os.uname()[4]))
-    preload_value = PL.ld_preload(info["environment"], library)
-    extra_unit, extra_service = PL.service_directives(paths["socket_name"], preload_value, p["backlog"])
+        raise _unit.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
+                              "aarch64 are shipped); nothing was written" % (name, os.uname()[4]))
+    preload_value = _preload.ld_preload(info["environment"], library)
+    extra_unit, extra_service = _preload.service_directives(paths["socket_name"], preload_value, p["backlog"])
     merged_unit = dict(p["extra_unit"] or {})
     merged_unit.update(extra_unit)
     merged_service = dict(p["extra_service"] or {})
@@ -180,9 +183,9 @@ def plan_preload(module, p, name, paths):
         info["switched"] = False
     else:
         # the socket unit's own pre-start: it binds where the server's leftovers may still be
-        hook = "-" + " ".join(K.hook_argv(p["cleanup_hook"], "%n", info["streams"])) if p["cleanup_hook"] else None
-        socket_text = PL.render_socket(name, info["streams"], info["bind_v6only"], p["backlog"], hook,
-                                       info["directives"])
+        hook = "-" + " ".join(_hook.hook_argv(p["cleanup_hook"], "%n", info["streams"])) if p["cleanup_hook"] else None
+        socket_text = _preload.render_socket(name, info["streams"], info["bind_v6only"], p["backlog"], hook,
+                                             info["directives"])
     return dict(info, library=library, library_content=builds[arch], extra_unit=merged_unit, remirrored=remirror,
                 extra_service=merged_service, socket_text=socket_text, warnings=warnings)
 
@@ -192,19 +195,19 @@ def unswitch(module, systemd, p, name, paths, ports):
     again: stop both, its drop-in without the preload parts, no socket unit, one reload, start
     it until it listens. On failure every file is put back and both are started again."""
     files = FileSet(module)
-    opts = U.normalize_options(p)
-    files.want(paths["dropin_path"], U.render_dropin(opts, systemd.version)[0])
+    opts = _unit.normalize_options(p)
+    files.want(paths["dropin_path"], _unit.render_dropin(opts, systemd.version)[0])
     files.want(paths["socket_path"], None)
-    U.run(module, [systemd.systemctl, "stop", name, paths["socket_name"]], check=False)
+    _unit.run(module, [systemd.systemctl, "stop", name, paths["socket_name"]], check=False)
     try:
         files.apply()
         if systemd.reload()[0] != 0:
-            raise U.UnitError("systemctl daemon-reload failed")
-        PL.restart_on_its_own(module, systemd, name, ports, p["switch_timeout"])
-    except (U.UnitError, IOError, OSError) as e:
+            raise _unit.UnitError("systemctl daemon-reload failed")
+        _preload.restart_on_its_own(module, systemd, name, ports, p["switch_timeout"])
+    except (_unit.UnitError, IOError, OSError) as e:
         files.rollback()
         systemd.reload()
-        U.run(module, [systemd.systemctl, "start", paths["socket_name"], name], check=False)
+        _unit.run(module, [systemd.systemctl, "start", paths["socket_name"], name], check=False)
         module.fail_json(msg="socket_activation: preload for %s: mirroring its sockets again needs it to bind on its "
                              "own, and it did not (%s); its files were put back" % (name, e))
 
@@ -213,13 +216,13 @@ def referenced_elsewhere(plans, marker):
     """Does a drop-in other than the ones these plans write mention ``marker``?"""
     ours = {pl["dropin_path"] for pl in plans}
     return any(f not in ours and marker in (read_text(f) or "")
-               for f in glob.glob(os.path.join(U.SYSTEMD_DIR, "*.service.d", "*.conf")))
+               for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf")))
 
 
 def plan_revive(module, plans):
     """Files shared by services: the revive template while any drop-in of ours references it,
     and the preload library, removed with the last service that used it."""
-    revive_path = os.path.join(U.SYSTEMD_DIR, U.REVIVE_TEMPLATE)
+    revive_path = os.path.join(_unit.SYSTEMD_DIR, _unit.REVIVE_TEMPLATE)
     shared = FileSet(module)
     wanted = [pl["revive"] for pl in plans if pl["revive"]]
     if wanted:
@@ -229,7 +232,7 @@ def plan_revive(module, plans):
     kept = [pl for pl in plans if (pl["preload"] or {}).get("library") and not pl["preload"].get("undo")]
     undone = {pl["preload"]["library"] for pl in plans if (pl["preload"] or {}).get("undo")}
     for library in sorted(undone):
-        if not kept and os.path.exists(library) and not referenced_elsewhere(plans, PL.LIBRARY_NAME):
+        if not kept and os.path.exists(library) and not referenced_elsewhere(plans, _preload.LIBRARY_NAME):
             shared.want(library, None)
     return shared
 
@@ -241,20 +244,20 @@ def systemd_execute(module, systemd, plans, shared, tx):
     for pl in plans:
         if pl["socket_stop"]:
             if pl in undo:
-                U.run(module, [systemd.systemctl, "stop", pl["name"]], check=False)
-            U.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
+                _unit.run(module, [systemd.systemctl, "stop", pl["name"]], check=False)
+            _unit.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
     for pl in plans:
         tx.add(pl["files"], pl["name"], pl["show"].get("FragmentPath") if pl["present"] else None)
     tx.add(shared)
     tx.commit()
     for pl in plans:
         if pl["socket_start"]:
-            U.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
+            _unit.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
     for pl in undo:
         try:
-            took = PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+            took = _preload.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
             pl["preload"]["restarted_after_s"] = took
-        except U.UnitError as e:
+        except _unit.UnitError as e:
             module.fail_json(msg="socket activation removed, but %s" % e)
     for pl in plans:
         if (pl["preload"] or {}).get("switched") is False:
@@ -264,22 +267,23 @@ def systemd_execute(module, systemd, plans, shared, tx):
 def switch_preload(module, systemd, tx, pl):
     """Move a running service onto its socket unit; on any failure put everything back."""
     def in_unit(pid):
-        return P.in_unit_cgroup(pid, pl["name"])
+        return _probe.in_unit_cgroup(pid, pl["name"])
 
     try:
-        pl["preload"]["switch"] = PL.switch_over(module, systemd, pl["name"], pl["socket_name"], pl["switch_timeout"])
-        ok, listeners = PL.served_from_socket_unit(pl["ports"], in_unit)
+        pl["preload"]["switch"] = _preload.switch_over(module, systemd, pl["name"], pl["socket_name"],
+                                                       pl["switch_timeout"])
+        ok, listeners = _preload.served_from_socket_unit(pl["ports"], in_unit)
         pl["preload"]["listeners_after"] = listeners
         if not ok:
-            raise U.UnitError("after the switch %s does not serve from the sockets PID 1 holds: %s"
-                              % (pl["name"], listeners))
-    except (U.UnitError, D.DiagError) as e:
-        U.run(module, [systemd.systemctl, "stop", pl["socket_name"], pl["name"]], check=False)
+            raise _unit.UnitError("after the switch %s does not serve from the sockets PID 1 holds: %s"
+                                  % (pl["name"], listeners))
+    except (_unit.UnitError, _sockdiag.DiagError) as e:
+        _unit.run(module, [systemd.systemctl, "stop", pl["socket_name"], pl["name"]], check=False)
         tx.rollback()
         systemd.reload()
         try:
-            PL.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
-        except U.UnitError as again:
+            _preload.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+        except _unit.UnitError as again:
             e = "%s; and then: %s" % (e, again)
         module.fail_json(msg="socket_activation: preload for %s failed and was rolled back (every file restored, "
                              "the service restarted as before): %s" % (pl["name"], e))
@@ -294,8 +298,8 @@ def systemd_results(module, systemd, plans, shared):
         mismatches = []
         # in check mode (the audit) only an unchanged drop-in says what systemd uses now
         if pl["present"] and show.get("LoadState") == "loaded" and not (module.check_mode and pl["files"].changed):
-            wanted = U.policy_readback(pl["opts"], pl["name"], systemd.version)
-            mismatches = SD.effective_mismatches(pl["name"], wanted, show, pl["dropin_path"])
+            wanted = _unit.policy_readback(pl["opts"], pl["name"], systemd.version)
+            mismatches = _systemd.effective_mismatches(pl["name"], wanted, show, pl["dropin_path"])
         switching = (pl["preload"] or {}).get("switched") is False
         changed = pl["files"].changed or pl["socket_start"] or switching or (i == 0 and shared.changed)
         results.append(dict(changed=changed,
@@ -316,10 +320,10 @@ def supervisor_dir(p):
         d = p["supervisor_dir"]
         return d, ".ini" if d.rstrip("/").endswith("supervisord.d") else ".conf"
     for family in ("RedHat", "Debian"):
-        d, ext = U.supervisor_paths(family)
+        d, ext = _unit.supervisor_paths(family)
         if os.path.isdir(d):
             return d, ext
-    return U.supervisor_paths(H.read_os_release()["os_family"])
+    return _unit.supervisor_paths(_hostcheck.read_os_release()["os_family"])
 
 
 def supervisor_conf(module, p, ctl):
@@ -327,7 +331,7 @@ def supervisor_conf(module, p, ctl):
     supervisord's own search paths that exists."""
     if p["supervisor_conf"]:
         return p["supervisor_conf"]
-    _rc, out, _err = U.run(module, [ctl, "pid"], check=False)
+    _rc, out, _err = _unit.run(module, [ctl, "pid"], check=False)
     pid = out.strip()
     if pid.isdigit() and pid != "0":
         try:
@@ -341,16 +345,16 @@ def supervisor_conf(module, p, ctl):
                 arg.split("=", 1)[1] if arg.startswith("--configuration=") else None)
             if given:
                 return os.path.join(cwd, given)
-    for path in SUP.SEARCH:
+    for path in _supervisor.SEARCH:
         if os.path.isfile(path):
             return path
-    return SUP.SEARCH[0]
+    return _supervisor.SEARCH[0]
 
 
 def supervisor_files(module, p, ctl):
     """[(path, text)] of every file supervisord reads, in its order."""
     main = supervisor_conf(module, p, ctl)
-    return [(path, read_text(path) or "") for path in SUP.read_order(main, read_text)]
+    return [(path, read_text(path) or "") for path in _supervisor.read_order(main, read_text)]
 
 
 def originals(files):
@@ -374,25 +378,25 @@ def supervisor_updates(module, name, p, pristine):
     ...) stays as the section has it. Returns (updates, user, hooked, ports)."""
     user = p["user"] or pristine.get("user")
     if user and "%(" in user:
-        raise U.UnitError("supervisord program %s: user=%s uses an expansion; give the user as the user option"
-                          % (name, user))
+        raise _unit.UnitError("supervisord program %s: user=%s uses an expansion; give the user as the user option"
+                              % (name, user))
     ports = sorted(set(p["ports"]))
     hooked = bool(p["cleanup_hook"] and ports)
-    command = p["command"] or SUP.wrapped_command(pristine.get("command", ""), p["cleanup_hook"] or "")
+    command = p["command"] or _supervisor.wrapped_command(pristine.get("command", ""), p["cleanup_hook"] or "")
     if not command:
-        raise U.UnitError("supervisord program %s has no command (neither in its section nor given); nothing was "
-                          "written" % name)
+        raise _unit.UnitError("supervisord program %s has no command (neither in its section nor given); nothing was "
+                              "written" % name)
     ids = None
     if user and hooked:
-        U.check_user_name(user)
+        _unit.check_user_name(user)
         try:
             pw = pwd.getpwnam(user)
         except KeyError:
-            raise U.UnitError("supervisord program %s: user %r does not exist on this host; nothing was written"
-                              % (name, user))
+            raise _unit.UnitError("supervisord program %s: user %r does not exist on this host; nothing was written"
+                                  % (name, user))
         ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
-    targets = R.program_hook_targets(ports, supervisor_pid(module, name)) if hooked else ports
-    updates = {"command": U.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids),
+    targets = _reuse.program_hook_targets(ports, supervisor_pid(module, name)) if hooked else ports
+    updates = {"command": _unit.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids),
                "autorestart": "true", "startsecs": "%d" % p["startsecs"], "startretries": "%d" % p["startretries"],
                "killasgroup": "true"}
     if p["stopsignal"]:
@@ -408,7 +412,7 @@ def supervisor_updates(module, name, p, pristine):
 
 def supervisor_pid(module, name):
     ctl = module.get_bin_path("supervisorctl")
-    _rc, out, _err = U.run(module, [ctl, "pid", name], check=False) if ctl else (1, "", "")
+    _rc, out, _err = _unit.run(module, [ctl, "pid", name], check=False) if ctl else (1, "", "")
     return int(out.strip()) if out.strip().isdigit() else 0
 
 
@@ -416,7 +420,7 @@ def supervisor_plan(module, name, p, files, ext_dir):
     """The FileSet for one program: its own section edited where supervisord defines it (the
     last file having each key), a new file only for a program defined nowhere."""
     section = "program:" + name
-    defined = SUP.program_sections(files, name)
+    defined = _supervisor.program_sections(files, name)
     changes = FileSet(module)
     texts = dict(files)
     if p["state"] == "absent":
@@ -426,28 +430,29 @@ def supervisor_plan(module, name, p, files, ext_dir):
             if entry and entry["created"]:
                 changes.want(path, None)
             elif entry and entry.get("original"):
-                changes.want(path, SUP.restore(texts[path], read_text(entry["original"]) or "", section),
+                changes.want(path, _supervisor.restore(texts[path], read_text(entry["original"]) or "", section),
                              entry.get("mode") or 0o644)
         return changes, None
     if not defined:
         if not p["command"]:
-            raise U.UnitError("supervisord program %s is defined in no file supervisord reads (%s) and no command is "
-                              "given; nothing was written" % (name, ", ".join(path for path, _t in files) or "none"))
+            read = ", ".join(path for path, _t in files) or "none"
+            raise _unit.UnitError("supervisord program %s is defined in no file supervisord reads (%s) and no "
+                                  "command is given; nothing was written" % (name, read))
         updates, user, hooked, _targets = supervisor_updates(module, name, p, {})
         directory, ext = ext_dir
         path = os.path.join(directory, name + ext)
         text = "; Ansible managed: netsvc.resilience.service_restart_policy\n[%s]\n" % section
         if user and not hooked:
             updates.setdefault("user", user)
-        changes.want(path, SUP.edit(text, section, dict(updates, autostart="true")))
+        changes.want(path, _supervisor.edit(text, section, dict(updates, autostart="true")))
         return changes, path
-    pristine = SUP.effective(originals(files), name)
+    pristine = _supervisor.effective(originals(files), name)
     updates, _user, _hooked, _targets = supervisor_updates(module, name, p, pristine)
     edited = {}
     for key, value in sorted(updates.items()):
-        having = [path for path in defined if key in SUP.values(edited.get(path, texts[path]), section)]
+        having = [path for path in defined if key in _supervisor.values(edited.get(path, texts[path]), section)]
         for path in (having if value is None else [(having or defined)[-1]]):
-            edited[path] = SUP.edit(edited.get(path, texts[path]), section, {key: value})
+            edited[path] = _supervisor.edit(edited.get(path, texts[path]), section, {key: value})
     for path in defined:
         if path in edited:
             changes.want(path, edited[path], _mode(path))
@@ -461,27 +466,27 @@ def restart_unhooked(module, ctl, group, name, targets, timeout):
     rollback leaves it serving, not in BACKOFF. Returns the seconds it took to listen."""
     import time
 
-    U.run(module, [ctl, "stop", group], check=False)
-    parsed = [t for t in (D.parse_target(x) for x in targets) if t]
+    _unit.run(module, [ctl, "stop", group], check=False)
+    parsed = [t for t in (_sockdiag.parse_target(x) for x in targets) if t]
     ports = sorted({port for t in parsed for port in range(t["range"][0], t["range"][1] + 1)})
     try:
-        D.cleanup([t["range"] for t in parsed], targets=parsed, drain=D.DRAIN_DEFAULT_MS / 1000.0)
-    except D.DiagError:
+        _sockdiag.cleanup([t["range"] for t in parsed], targets=parsed, drain=_sockdiag.DRAIN_DEFAULT_MS / 1000.0)
+    except _sockdiag.DiagError:
         pass
-    U.run(module, [ctl, "update", group], check=False)
+    _unit.run(module, [ctl, "update", group], check=False)
     t0 = time.time()
     while True:
         try:
-            if set(ports) <= set(D.listening_ports(ports)):
+            if set(ports) <= set(_sockdiag.listening_ports(ports)):
                 return round(time.time() - t0, 1)
-        except D.DiagError:
+        except _sockdiag.DiagError:
             return None
         if time.time() - t0 >= timeout:
             module.warn("supervisord program %s does not listen on %s again after %d s" % (name, ports, timeout))
             return None
-        state = H.parse_supervisor_status(U.run(module, [ctl, "status", name], check=False)[1]).get(name)
+        state = _hostcheck.parse_supervisor_status(_unit.run(module, [ctl, "status", name], check=False)[1]).get(name)
         if state in ("FATAL", "BACKOFF", "EXITED", "STOPPED"):
-            U.run(module, [ctl, "start", name], check=False)
+            _unit.run(module, [ctl, "start", name], check=False)
         time.sleep(0.5)
 
 
@@ -493,12 +498,12 @@ def _mode(path):
 
 
 def supervisord_main(module, p, warnings):
-    name = U.check_program_name(U.program_name(p["name"]))
+    name = _unit.check_program_name(_unit.program_name(p["name"]))
     ctl = module.get_bin_path("supervisorctl", required=True)
     files = supervisor_files(module, p, ctl)
     changes, path = supervisor_plan(module, name, p, files, supervisor_dir(p))
     # what the hook cleaned for this program, while its command still runs through it
-    unhooked = [t for _path, text in files for t in SUP.hooked_programs(text).get(name, [])]
+    unhooked = [t for _path, text in files for t in _supervisor.hooked_programs(text).get(name, [])]
     result = dict(changed=changes.changed, path=path or "", content="", backend="supervisord", systemd_version=0,
                   socket_path="", diff=changes.diff(), files=changes.paths)
     if changes.changed and not module.check_mode:
@@ -507,19 +512,19 @@ def supervisord_main(module, p, warnings):
         except (IOError, OSError) as e:
             changes.rollback()
             module.fail_json(msg="writing %s failed: %s" % (", ".join(changes.paths), str(e)))
-        rc, out, err = U.run(module, [ctl, "reread"], check=False)
+        rc, out, err = _unit.run(module, [ctl, "reread"], check=False)
         if rc != 0 or "ERROR" in out:
             changes.rollback()
-            U.run(module, [ctl, "reread"], check=False)
+            _unit.run(module, [ctl, "reread"], check=False)
             module.fail_json(msg="supervisorctl reread rejected %s; every file was restored: %s"
                                  % (", ".join(changes.paths), (out + err).strip()))
         changes.record()
-        group = SUP.group_of(supervisor_files(module, p, ctl), name)
+        group = _supervisor.group_of(supervisor_files(module, p, ctl), name)
         if p["state"] == "absent" and unhooked:
             result["restarted_after_s"] = restart_unhooked(module, ctl, group, name, unhooked, p["switch_timeout"])
         else:
-            U.run(module, [ctl, "update", group], check=False)
-    _rc, out, _err = U.run(module, [ctl, "status", name], check=False)
+            _unit.run(module, [ctl, "update", group], check=False)
+    _rc, out, _err = _unit.run(module, [ctl, "status", name], check=False)
     result["effective"] = {"status": out.strip()}
     return result
 
@@ -528,21 +533,21 @@ SPEC = dict(
     name=dict(type="str"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     backend=dict(type="str", default="auto", choices=["auto", "systemd", "supervisord"]),
-    dropin_name=dict(type="str", default=C.POLICY_DROPIN),
+    dropin_name=dict(type="str", default=_constants.POLICY_DROPIN),
     apply_defaults=dict(type="bool", default=True),
-    restart=dict(type="str", choices=list(U.RESTART_VALUES)),
+    restart=dict(type="str", choices=list(_unit.RESTART_VALUES)),
     restart_sec=dict(type="raw"),
     start_limit_interval=dict(type="raw"),
     start_limit_burst=dict(type="int"),
     restart_steps=dict(type="int"),
     restart_max_delay=dict(type="raw"),
-    restart_mode=dict(type="str", choices=list(U.RESTART_MODES)),
+    restart_mode=dict(type="str", choices=list(_unit.RESTART_MODES)),
     restart_prevent_exit_status=dict(type="list", elements="str"),
     success_exit_status=dict(type="list", elements="str"),
-    kill_mode=dict(type="str", choices=list(U.KILL_MODES)),
+    kill_mode=dict(type="str", choices=list(_unit.KILL_MODES)),
     timeout_stop_sec=dict(type="raw"),
     limit_nofile=dict(type="str"),
-    oom_policy=dict(type="str", choices=list(U.OOM_POLICIES)),
+    oom_policy=dict(type="str", choices=list(_unit.OOM_POLICIES)),
     exec_start_pre=dict(type="list", elements="str"),
     exec_stop_post=dict(type="list", elements="str"),
     watchdog_sec=dict(type="raw"),
@@ -577,28 +582,28 @@ def check_options(p):
 
     Normalizes socket_activation to none | native | preload in place.
     """
-    p["socket_activation"] = PL.normalize_mode(p["socket_activation"])
-    V.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
-    V.ports(p["ports"], "ports", ranges=False)
-    V.number(p["backlog"], "backlog", 1, 1048576)
-    V.number(p["startsecs"], "startsecs", 0, 3600, " seconds")
-    V.number(p["startretries"], "startretries", 0, 10000)
+    p["socket_activation"] = _preload.normalize_mode(p["socket_activation"])
+    _validate.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
+    _validate.ports(p["ports"], "ports", ranges=False)
+    _validate.number(p["backlog"], "backlog", 1, 1048576)
+    _validate.number(p["startsecs"], "startsecs", 0, 3600, " seconds")
+    _validate.number(p["startretries"], "startretries", 0, 10000)
     if p["stopwaitsecs"] is not None:
-        V.number(p["stopwaitsecs"], "stopwaitsecs", 0, 86400, " seconds")
+        _validate.number(p["stopwaitsecs"], "stopwaitsecs", 0, 86400, " seconds")
     if p["supervisor_dir"]:
-        V.abs_path(p["supervisor_dir"], "supervisor_dir")
+        _validate.abs_path(p["supervisor_dir"], "supervisor_dir")
     if p["supervisor_conf"]:
-        V.abs_path(p["supervisor_conf"], "supervisor_conf")
+        _validate.abs_path(p["supervisor_conf"], "supervisor_conf")
     if p["command"] is not None:
-        V.single_line(p["command"], "command (a supervisord program's single-line command)")
+        _validate.single_line(p["command"], "command (a supervisord program's single-line command)")
     if p["cleanup_hook"]:
-        V.abs_path(p["cleanup_hook"], "cleanup_hook", plain=True)
+        _validate.abs_path(p["cleanup_hook"], "cleanup_hook", plain=True)
     if p["user"]:
-        U.check_user_name(p["user"])
+        _unit.check_user_name(p["user"])
     # the revive unit runs `/bin/sleep DELAY`: what both systemd and sleep(1) understand
     if not re.match(r"^\d{1,6}(\.\d{1,3})?[smhd]?\Z", str(p["revive_delay"])):
-        raise V.InputError("revive_delay %r must be a number with an optional s, m, h or d suffix (e.g. 30s)"
-                           % (p["revive_delay"],))
+        raise _validate.InputError("revive_delay %r must be a number with an optional s, m, h or d suffix (e.g. 30s)"
+                                   % (p["revive_delay"],))
 
 
 def service_params(module, p):
@@ -606,7 +611,7 @@ def service_params(module, p):
     if p["services"] is None:
         try:
             check_options(p)
-        except (V.InputError, U.UnitError) as e:
+        except (_validate.InputError, _unit.UnitError) as e:
             module.fail_json(msg=str(e))
         return [(None, p)]
     out = []
@@ -619,7 +624,7 @@ def service_params(module, p):
         params = validated(module, label, item, SPEC, top)
         try:
             check_options(params)
-        except (V.InputError, U.UnitError) as e:
+        except (_validate.InputError, _unit.UnitError) as e:
             module.fail_json(msg="%s: %s" % (label, e))
         out.append((item, params))
     return out
@@ -645,9 +650,9 @@ def split_backends(module, params, service_mgr):
     Returns ([(item, p)] for systemd, [(item, p)] for supervisord)."""
     systemd, supervisord = [], []
     for item, p in service_params(module, params):
-        backend = U.resolve_backend(p["backend"], service_mgr)
+        backend = _unit.resolve_backend(p["backend"], service_mgr)
         if backend == "supervisord":
-            U.check_program_name(U.program_name(p["name"]))
+            _unit.check_program_name(_unit.program_name(p["name"]))
             if p["state"] == "present" and p["socket_activation"] != "none":
                 # fcgi-program sockets do not outlive a crash (README: why not supervisord)
                 module.fail_json(msg="socket_activation=%s for %s: supervisord has no socket that outlives the "
@@ -664,7 +669,7 @@ def prestart_params(module):
     raw = module.params.get("prestart")
     if raw is None:
         return None
-    p = validated(module, "prestart", raw, PS.SPEC)
+    p = validated(module, "prestart", raw, _prestart.SPEC)
     if p["state"] == "present" and not p["payload"]:
         module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
     return p
@@ -674,33 +679,33 @@ def kernel_params(module):
     """The ``kernel`` option checked as sysctl_tcp's own options, before anything is done; None
     without it."""
     raw = module.params.get("kernel")
-    return None if raw is None else validated(module, "kernel", raw, KN.SPEC)
+    return None if raw is None else validated(module, "kernel", raw, _kernel.SPEC)
 
 
 def apply_systemd(module, systemd, warnings, prestart=None, kernel=None):
     """Plan every systemd service (and, with ``prestart``, the restart hook's drop-ins; with
     ``kernel``, a _kernel plan, the sysctl file and live values), write them in one transaction
     with one reload, read back. ([(item, result)], prestart result)."""
-    sd = SD.Systemd(module)
+    sd = _systemd.Systemd(module)
     plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
     pre_plan = pre = None
     if prestart is not None:
         try:
-            pre_plan = PS.plan(module, prestart, sd)
-        except (U.UnitError, ValueError) as e:
+            pre_plan = _prestart.plan(module, prestart, sd)
+        except (_unit.UnitError, ValueError) as e:
             module.fail_json(msg="prestart: %s" % e)
     shared = plan_revive(module, plans) if plans else FileSet(module)
-    tx = SD.DropinTransaction(module, sd)
+    tx = _systemd.DropinTransaction(module, sd)
     if kernel is not None:
         tx.add(kernel["change"])  # first: a later write, verify or reload failure puts it back
     if pre_plan is not None:
-        pre = PS.stage(module, pre_plan, tx)
+        pre = _prestart.stage(module, pre_plan, tx)
     if not module.check_mode and (tx.changed or shared.changed or any(
             pl["files"].changed or pl["socket_start"] or (pl["preload"] or {}).get("switched") is False
             for pl in plans)):
         systemd_execute(module, sd, plans, shared, tx)
     if pre is not None and not module.check_mode:
-        PS.finish(sd, pre_plan, pre)
+        _prestart.finish(sd, pre_plan, pre)
     return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))), pre
 
 
@@ -720,7 +725,7 @@ def with_prestart(module, prestart, result, pre, warnings, failing):
 
 def with_kernel(module, kernel, result, warnings):
     """The kernel settings' result (sysctl_tcp's, read back) under ``kernel``; its changes count."""
-    result["kernel"] = kres = KN.finish(module, kernel)
+    result["kernel"] = kres = _kernel.finish(module, kernel)
     result["changed"] = result.get("changed", False) or kres["changed"]
     result["diff"] = result.get("diff", []) + kres["diff"]
     warnings.extend(kres["warning_messages"])
@@ -733,16 +738,16 @@ def run(module):
     kernel_p = kernel_params(module)
     pre = kernel = None
     try:
-        systemd, supervisord = split_backends(module, module.params, U.service_manager())
+        systemd, supervisord = split_backends(module, module.params, _unit.service_manager())
         if kernel_p is not None:
-            kernel = KN.plan(module, kernel_p, label="kernel: ")
+            kernel = _kernel.plan(module, kernel_p, label="kernel: ")
         done = []
         if systemd or prestart is not None:
             done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
         elif kernel is not None:
-            KN.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
+            _kernel.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
-    except (U.UnitError, UnsafePath) as e:
+    except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
     mismatches = [m for _item, r in done for m in r.get("effective_mismatches", [])]
     failing = [m for _item, r in done if r.get("effective_mismatch") == "fail" and not module.check_mode

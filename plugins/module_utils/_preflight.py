@@ -17,32 +17,34 @@ import os
 import sys
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _files as F
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
-from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
+    _files,
+    _hook,
+    _hostcheck,
+    _preload,
+    _probe,
+    _reuse,
+    _sockdiag,
+    _sysctl,
+    _systemd,
+    _unit,
+    _validate,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 
 def host_facts(module, service_mgr):
-    facts = H.read_os_release()
+    facts = _hostcheck.read_os_release()
     facts["service_mgr"] = service_mgr
     v = sys.version_info
     facts["python_version"] = "%d.%d.%d" % (v[0], v[1], v[2])
     facts["python"] = {"version": {"major": v[0], "minor": v[1], "micro": v[2]}, "executable": sys.executable}
     facts["supervisorctl"] = module.get_bin_path("supervisorctl") or ""
-    facts["hook_dir"] = K.hook_dir(facts["os_family"])
+    facts["hook_dir"] = _hook.hook_dir(facts["os_family"])
     facts["kernel"] = os.uname()[2]
     # a real try on our own loopback sockets: can this kernel destroy full / TIME_WAIT sockets?
-    facts["sock_destroy"] = D.probe_destroy()
+    facts["sock_destroy"] = _sockdiag.probe_destroy()
     return facts
 
 
@@ -56,7 +58,8 @@ def root_record(path):
         st = os.lstat(path)
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022 or D.unsafe_dir(os.path.dirname(path)):
+    if (not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022
+            or _sockdiag.unsafe_dir(os.path.dirname(path))):
         return None
     return read_text(path)
 
@@ -71,9 +74,9 @@ def hook_journal(module, unit, hook_path, invocation=None):
     journalctl = module.get_bin_path("journalctl")
     if not journalctl:
         return {}
-    _rc, out, _err = U.run(module, [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + C.HOOK_NAME,
-                                    "-n", "20", "-o", "json", "--no-pager", "-q"], check=False)
-    return H.trusted_hook_line(out.splitlines(), hook_path, invocation)
+    _rc, out, _err = _unit.run(module, [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + _constants.HOOK_NAME,
+                                        "-n", "20", "-o", "json", "--no-pager", "-q"], check=False)
+    return _hostcheck.trusted_hook_line(out.splitlines(), hook_path, invocation)
 
 
 def observe(module, services, units, supervisorctl, ports, journal=False, hook_path=None):
@@ -81,34 +84,34 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     shows = {}
     if units:
         argv = [module.get_bin_path("systemctl", required=True), "show"] + units
-        for prop in sorted(set(H.UNIT_PROPS + H.HEALTH_PROPS + H.HOOK_PROPS)):
+        for prop in sorted(set(_hostcheck.UNIT_PROPS + _hostcheck.HEALTH_PROPS + _hostcheck.HOOK_PROPS)):
             argv += ["-p", prop]
-        _rc, out, _err = U.run(module, argv)
-        blocks = SD.parse_show_many(out)
+        _rc, out, _err = _unit.run(module, argv)
+        blocks = _systemd.parse_show_many(out)
         if len(blocks) != len(units):
             module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         shows = dict(zip(units, blocks))
     supervisor = {}
     if supervisorctl and any(s["backend"] == "supervisord" for s in services):
-        _rc, out, _err = U.run(module, [supervisorctl, "status"], check=False)
-        supervisor = H.parse_supervisor_status(out)
+        _rc, out, _err = _unit.run(module, [supervisorctl, "status"], check=False)
+        supervisor = _hostcheck.parse_supervisor_status(out)
     listening = set()
     if ports:
         try:
-            listening = set(D.listening_ports(ports))
-        except D.DiagError as e:
+            listening = set(_sockdiag.listening_ports(ports))
+        except _sockdiag.DiagError as e:
             module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
-    health = H.service_health(services, shows, supervisor, listening)
+    health = _hostcheck.service_health(services, shows, supervisor, listening)
     preload_served(module, services, health, shows)
     for row in health:
-        status = root_record(os.path.join(C.HOOK_STATUS_DIR, row["unit"] + ".status"))
+        status = root_record(os.path.join(_constants.HOOK_STATUS_DIR, row["unit"] + ".status"))
         show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
         lines = hook_journal(module, row["unit"], hook_path, show.get("InvocationID")) \
             if journal and row["backend"] == "systemd" and hook_path else None
-        row["hook"] = H.hook_report(show, status, C.HOOK_NAME, lines, time.time() - time.monotonic())
+        row["hook"] = _hostcheck.hook_report(show, status, _constants.HOOK_NAME, lines, time.time() - time.monotonic())
     if journal:  # the audit: why a running systemd service without the hook can do without it
         rows = {row["unit"]: row for row in health}
-        for unit, (flag, reason) in R.listener_reuse(without_hook(health)).items():
+        for unit, (flag, reason) in _reuse.listener_reuse(without_hook(health)).items():
             rows[unit]["hook"]["reuse"] = {"flag": flag, "reason": reason}
     return shows, supervisor, health
 
@@ -122,14 +125,14 @@ def preload_served(module, services, health, shows):
     if not rows:
         return
     try:
-        listeners = D.listeners(sorted({p for r in rows for p in r["ports"]}))
-    except D.DiagError as e:
+        listeners = _sockdiag.listeners(sorted({p for r in rows for p in r["ports"]}))
+    except _sockdiag.DiagError as e:
         module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
-    owners = D.listener_owners([x["inode"] for x in listeners])
+    owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
     for row in rows:
         mine = [x for x in listeners if x["port"] in row["ports"]]
-        why = PL.not_served(mine, owners, lambda pid, unit=row["unit"]: P.in_unit_cgroup(pid, unit),
-                            shows.get(row["unit"], {}).get("ActiveState"))
+        why = _preload.not_served(mine, owners, lambda pid, unit=row["unit"]: _probe.in_unit_cgroup(pid, unit),
+                                  shows.get(row["unit"], {}).get("ActiveState"))
         if why:
             row["healthy"] = False
             row["problems"].append("%s is not served from its socket unit: %s" % (row["unit"], why))
@@ -148,13 +151,13 @@ def hooks_moved(health, shows):
     hooked = {}
     for row in health:
         if row["backend"] == "systemd" and row["active"] and row["ports"] and not row["socket_activation"]:
-            cleans = H.hook_cleans(shows.get(row["unit"], {}), C.HOOK_NAME)
+            cleans = _hostcheck.hook_cleans(shows.get(row["unit"], {}), _constants.HOOK_NAME)
             if cleans is not None:
                 hooked[row["unit"]] = cleans
     if not hooked:
         return []
     ports = {row["unit"]: row["ports"] for row in health if row["unit"] in hooked}
-    return H.moved_listeners(hooked, R.unit_hook_targets(ports))
+    return _hostcheck.moved_listeners(hooked, _reuse.unit_hook_targets(ports))
 
 
 def lost_reuse(reuse):
@@ -172,14 +175,14 @@ SPEC = dict(
     record=dict(type="bool", default=False),
     sysctl_files=dict(type="list", elements="path", default=[]),
     hook_dir=dict(type="str"),
-    state_file=dict(type="path", default=C.APPLIED_STATE_FILE),
+    state_file=dict(type="path", default=_constants.APPLIED_STATE_FILE),
     hook_journal=dict(type="bool", default=False),
     lock=dict(type="str", default="none", choices=["none", "acquire", "release"]),
     run_id=dict(type="str"),
     lock_holder=dict(type="str", default=""),
     lock_wait=dict(type="float", default=900),
     lock_lease=dict(type="float", default=600),
-    lock_file=dict(type="path", default=C.RUN_LOCK),
+    lock_file=dict(type="path", default=_constants.RUN_LOCK),
     supported=dict(type="dict"),
 )
 
@@ -187,24 +190,24 @@ SPEC = dict(
 def check_input(module, p, service_mgr):
     """Every option checked before anything is looked at; returns the services."""
     try:
-        V.number(p["wait"], "wait", 0, 600, " seconds")
-        V.number(p["lock_wait"], "lock_wait", 0, 7200, " seconds")
-        V.number(p["lock_lease"], "lock_lease", 5, 86400, " seconds")
+        _validate.number(p["wait"], "wait", 0, 600, " seconds")
+        _validate.number(p["lock_wait"], "lock_wait", 0, 7200, " seconds")
+        _validate.number(p["lock_lease"], "lock_lease", 5, 86400, " seconds")
         for key in ("state_file", "lock_file"):
-            V.abs_path(p[key], key)
+            _validate.abs_path(p[key], key)
         for path in p["sysctl_files"]:
-            V.abs_path(path, "sysctl_files entry")
+            _validate.abs_path(path, "sysctl_files entry")
         if p["hook_dir"] not in (None, "auto"):
-            V.abs_path(p["hook_dir"], "hook_dir")
+            _validate.abs_path(p["hook_dir"], "hook_dir")
         for key in ("inputs_digest", "run_id", "lock_holder"):
             if p[key] is not None:
-                V.single_line(p[key], key, 256)
+                _validate.single_line(p[key], key, 256)
         if p["lock"] != "none" and not p["run_id"]:
-            raise V.InputError("lock=%s needs run_id (this run's id)" % p["lock"])
+            raise _validate.InputError("lock=%s needs run_id (this run's id)" % p["lock"])
         for family, minimum in sorted((p["supported"] or {}).items()):
-            V.number(int(minimum) if isinstance(minimum, str) and minimum.isdigit() else minimum,
-                     "supported[%s]" % family, 1, 1000)
-        return H.check_services(p["services"], service_mgr)
+            _validate.number(int(minimum) if isinstance(minimum, str) and minimum.isdigit() else minimum,
+                             "supported[%s]" % family, 1, 1000)
+        return _hostcheck.check_services(p["services"], service_mgr)
     except ValueError as e:
         module.fail_json(msg=str(e))
 
@@ -213,9 +216,9 @@ def units_of(services):
     units = []
     for svc in services:
         if svc["backend"] == "systemd":
-            units.append(U.unit_name(svc["name"]))
+            units.append(_unit.unit_name(svc["name"]))
             if svc["socket_activation"]:
-                units.append(U.socket_name(svc["name"]))
+                units.append(_unit.socket_name(svc["name"]))
     return units
 
 
@@ -223,7 +226,8 @@ def look_until_healthy(module, p, services, units, facts):
     ports = sorted({x for s in services for x in s["ports"]})
     deadline = time.monotonic() + p["wait"]
     while True:
-        hook_path = os.path.join(facts["hook_dir"] if p["hook_dir"] in (None, "auto") else p["hook_dir"], C.HOOK_NAME)
+        hook_dir = facts["hook_dir"] if p["hook_dir"] in (None, "auto") else p["hook_dir"]
+        hook_path = os.path.join(hook_dir, _constants.HOOK_NAME)
         shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"],
                                       hook_path)
         healthy = all(row["healthy"] for row in health)
@@ -237,23 +241,24 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
     sysctl_keys = []
     for path in p["sysctl_files"]:
-        sysctl_keys.extend(k for k in H.sysctl_keys(read_text(path)) if k not in sysctl_keys)
+        sysctl_keys.extend(k for k in _hostcheck.sysctl_keys(read_text(path)) if k not in sysctl_keys)
     snapshot = {
-        "files": H.snapshot_paths(H.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
-        "sysctl": S.read_live(sysctl_keys),
-        "units": H.unit_state(shows, units),
+        "files": _hostcheck.snapshot_paths(
+            _hostcheck.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
+        "sysctl": _sysctl.read_live(sysctl_keys),
+        "units": _hostcheck.unit_state(shows, units),
     }
     text = read_text(p["state_file"])
     try:
         record = json.loads(text) if text else None
     except ValueError:
         record = None
-    reasons = H.drift(record, p["inputs_digest"], snapshot)
+    reasons = _hostcheck.drift(record, p["inputs_digest"], snapshot)
     # what root runs or reads must stay root's: every file the collection wrote (its ledger)
-    reasons += H.ownership_drift(F.load_ledger()["files"], F.unsafe_path)
+    reasons += _hostcheck.ownership_drift(_files.load_ledger()["files"], _files.unsafe_path)
     if not reasons and not p["record"]:  # would be converged: is each auto decision still true?
         auto = {s["name"] for s in services if s["cleanup"] == "auto"}
-        reasons = lost_reuse(R.listener_reuse(without_hook(health, auto)))
+        reasons = lost_reuse(_reuse.listener_reuse(without_hook(health, auto)))
         # and does each hook still clean what its service listens on?
         reasons += hooks_moved(health, shows)
     if os.path.exists(p["state_file"] + ".unverified"):
@@ -268,7 +273,7 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     if not result["healthy"]:
         module.fail_json(msg="not recording the applied state: %s" % "; ".join(
             "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
-    new = json.dumps({"version": H.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
+    new = json.dumps({"version": _hostcheck.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
                      sort_keys=True, indent=1) + "\n"
     if new != text:
         result["changed"] = True
@@ -286,8 +291,8 @@ def lock_before(module, p):
     """lock=acquire: one run at a time on this host (waits; a killed run's lease expires)."""
     if p["lock"] != "acquire" or module.check_mode:
         return None
-    info = H.take_lock(module, p["lock_file"], p["run_id"], p["lock_holder"] or "unknown", p["lock_wait"],
-                       p["lock_lease"], lambda path, text: atomic_write(module, path, text, 0o644))
+    info = _hostcheck.take_lock(module, p["lock_file"], p["run_id"], p["lock_holder"] or "unknown", p["lock_wait"],
+                                p["lock_lease"], lambda path, text: atomic_write(module, path, text, 0o644))
     prev = info["previous"] or {}
     if info["waited_s"] >= 1:
         module.warn("waited %.0f s for run %s (%s) to finish on this host" % (
@@ -310,17 +315,17 @@ def lock_after(module, p, result, info):
         if p["record"]:
             pass
         elif result["converged"]:
-            result["lock"]["released"] = H.release_lock(p["lock_file"], p["run_id"])
+            result["lock"]["released"] = _hostcheck.release_lock(p["lock_file"], p["run_id"])
         elif p["inputs_digest"] and os.path.exists(p["state_file"]):
             os.rename(p["state_file"], p["state_file"] + ".unverified")
     if p["lock"] == "release":
-        result["lock"] = {"released": H.release_lock(p["lock_file"], p["run_id"])}
+        result["lock"] = {"released": _hostcheck.release_lock(p["lock_file"], p["run_id"])}
 
 
 def run(module):
     """host_check: the pre-flight or post-check. Returns (result, why unhealthy or None)."""
     p = module.params
-    service_mgr = U.service_manager()
+    service_mgr = _unit.service_manager()
     services = check_input(module, p, service_mgr)
     facts = host_facts(module, service_mgr)
     lock = lock_before(module, p)
@@ -329,11 +334,11 @@ def run(module):
     result = dict(changed=False, services=health, healthy=healthy, converged=False, drift=[], recorded=False,
                   ansible_facts={"netsvc_host": facts})
     if p["supported"] is not None:
-        refused = H.refusals(facts, p["supported"], services, health,
-                             {s["name"] for s in p["services"] if isinstance(s, dict) and s.get("command")})
+        refused = _hostcheck.refusals(facts, p["supported"], services, health,
+                                      {s["name"] for s in p["services"] if isinstance(s, dict) and s.get("command")})
         if refused:
             if lock is not None:
-                H.release_lock(p["lock_file"], p["run_id"])
+                _hostcheck.release_lock(p["lock_file"], p["run_id"])
             module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
     if p["inputs_digest"]:
         applied_state(module, p, services, units, shows, health, facts, result)

@@ -21,13 +21,10 @@ import socket
 import stat
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _elf as E
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _elf, _sockdiag, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
 
-LIBRARY_NAME = C.PRELOAD_LIBRARY
+LIBRARY_NAME = _constants.PRELOAD_LIBRARY
 HEADER = "Ansible managed: netsvc.resilience.service_restart_policy (socket_activation: preload)"
 
 
@@ -78,10 +75,10 @@ def executable_refusal(path, read_head, lstat):
             return "%s is a script without an interpreter" % path
         return executable_refusal(interpreter[0].decode("utf-8", "replace"), read_head, lstat)
     try:
-        info = E.inspect(data)
-    except E.ElfError as e:
+        info = _elf.inspect(data)
+    except _elf.ElfError as e:
         return "%s: %s" % (path, e)
-    why = E.preload_refusal(info)
+    why = _elf.preload_refusal(info)
     return "%s is %s" % (path, why) if why else None
 
 
@@ -261,10 +258,10 @@ def observe(systemd, unit, ports, in_unit, read=None, socket_ours=False):
     if not ports:
         raise UnitError("socket_activation: preload for %s needs ports" % unit)
     try:
-        listeners = D.listeners(ports)
-    except D.DiagError as e:
+        listeners = _sockdiag.listeners(ports)
+    except _sockdiag.DiagError as e:
         raise UnitError("cannot read the listening sockets of %s (sock_diag): %s" % (unit, e))
-    owners = D.listener_owners([x["inode"] for x in listeners])
+    owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
     unit_pids = {o["pid"] for found in owners.values() for o in found if in_unit(o["pid"])}
     foreign = foreign_listeners(listeners, owners, unit_pids)
     if foreign:
@@ -300,13 +297,13 @@ def _start_until_bound(module, systemctl, unit, deadline):
     attempts = 0
     while True:
         attempts += 1
-        rc, _out, err = U.run(module, [systemctl, "start", unit], check=False)
+        rc, _out, err = _unit.run(module, [systemctl, "start", unit], check=False)
         if rc == 0:
             return attempts
         if time.time() >= deadline:
             raise UnitError("%s did not start within the switch-over window (%d attempts): %s"
                             % (unit, attempts, err.strip()))
-        U.run(module, [systemctl, "reset-failed", unit], check=False)
+        _unit.run(module, [systemctl, "reset-failed", unit], check=False)
         time.sleep(0.2)
 
 
@@ -318,10 +315,10 @@ def switch_over(module, systemd, unit, socket_unit, timeout=75.0):
     """
     systemctl = systemd.systemctl
     t0 = time.time()
-    U.run(module, [systemctl, "stop", unit])
+    _unit.run(module, [systemctl, "stop", unit])
     attempts = _start_until_bound(module, systemctl, socket_unit, t0 + timeout)
     gap_ms = (time.time() - t0) * 1000.0
-    U.run(module, [systemctl, "start", unit])
+    _unit.run(module, [systemctl, "start", unit])
     return {"gap_ms": round(gap_ms, 1), "bind_attempts": attempts}
 
 
@@ -329,8 +326,8 @@ def served_from_socket_unit(ports, in_unit, wait=10.0):
     """Every listener on ``ports`` is PID 1's socket and held by the service too (same inode)."""
     deadline = time.time() + wait
     while True:
-        listeners = D.listeners(ports)
-        owners = D.listener_owners([x["inode"] for x in listeners])
+        listeners = _sockdiag.listeners(ports)
+        owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
         ok = bool(listeners) and set(ports) <= {x["port"] for x in listeners} and all(
             1 in {o["pid"] for o in owners.get(x["inode"], [])}
             and any(in_unit(o["pid"]) for o in owners.get(x["inode"], [])) for x in listeners)
@@ -350,11 +347,11 @@ def restart_on_its_own(module, systemd, unit, ports, timeout=75.0):
     systemctl = systemd.systemctl
     t0 = time.time()
     while True:
-        U.run(module, [systemctl, "reset-failed", unit], check=False)
-        U.run(module, [systemctl, "start", unit], check=False)
+        _unit.run(module, [systemctl, "reset-failed", unit], check=False)
+        _unit.run(module, [systemctl, "start", unit], check=False)
         settle = time.time() + 2
         while time.time() < settle:
-            if set(ports) <= set(D.listening_ports(ports)):
+            if set(ports) <= set(_sockdiag.listening_ports(ports)):
                 return round(time.time() - t0, 1)
             time.sleep(0.1)
         if time.time() - t0 >= timeout:

@@ -16,13 +16,15 @@ import binascii
 import os
 import sys
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
-from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
+    _hook,
+    _hostcheck,
+    _reuse,
+    _systemd,
+    _unit,
+    _validate,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet
 
 HEADER = "Ansible managed: netsvc.resilience.prestart_hook"
@@ -31,8 +33,8 @@ LEGACY_FALLBACK = "netsvc_sockdiag.py"  # the shell hook's Python fallback, befo
 SPEC = dict(
     path=dict(type="path"),
     services=dict(type="list", elements="dict", default=[]),
-    dropin_name=dict(type="str", default=C.CLEANUP_DROPIN),
-    privilege=dict(type="str", default="auto", choices=list(K.PRIVILEGES)),
+    dropin_name=dict(type="str", default=_constants.CLEANUP_DROPIN),
+    privilege=dict(type="str", default="auto", choices=list(_hook.PRIVILEGES)),
     effective_mismatch=dict(type="str", default="fail", choices=["fail", "warn"]),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     drain_timeout=dict(type="float", default=2.0),
@@ -43,15 +45,15 @@ SPEC = dict(
 def decode_payload(payload):
     """{'native': {arch: base64 text}, 'python': text} -> the same with bytes; raises UnitError."""
     if not isinstance(payload, dict):
-        raise U.UnitError("payload must be the dict the action plugin sends (native builds and the Python hook)")
+        raise _unit.UnitError("payload must be the dict the action plugin sends (native builds and the Python hook)")
     native = {}
     for arch, text in (payload.get("native") or {}).items():
         try:
             native[arch] = base64.b64decode(text, validate=True)
         except (TypeError, ValueError, binascii.Error):
-            raise U.UnitError("payload native build for %s is not base64" % arch)
+            raise _unit.UnitError("payload native build for %s is not base64" % arch)
         if not native[arch]:
-            raise U.UnitError("payload native build for %s is empty" % arch)
+            raise _unit.UnitError("payload native build for %s is empty" % arch)
     return {"native": native, "python": payload.get("python")}
 
 
@@ -75,49 +77,49 @@ def hook_decision(present, cleanup, reuse):
 
 def plan(module, p, systemd):
     """Everything the call would do, validated; nothing is written here."""
-    path = V.abs_path(p["path"] or os.path.join(K.hook_dir(H.read_os_release()["os_family"]), C.HOOK_NAME),
-                      "path", plain=True)
-    drain_ms = int(round(V.number(p["drain_timeout"], "drain_timeout", 0, 600, " seconds") * 1000))
-    dropin = U.check_dropin_name(p["dropin_name"])
+    path = p["path"] or os.path.join(_hook.hook_dir(_hostcheck.read_os_release()["os_family"]), _constants.HOOK_NAME)
+    path = _validate.abs_path(path, "path", plain=True)
+    drain_ms = int(round(_validate.number(p["drain_timeout"], "drain_timeout", 0, 600, " seconds") * 1000))
+    dropin = _unit.check_dropin_name(p["dropin_name"])
     present = p["state"] == "present"
     targets = []
-    for svc in H.check_services(p["services"], U.service_manager()):
+    for svc in _hostcheck.check_services(p["services"], _unit.service_manager()):
         ports = sorted(set(svc["ports"]))
         if svc["backend"] == "systemd" and ports:  # a supervisord program's command goes through the hook
-            targets.append((U.unit_name(svc["name"]), ports, svc["cleanup"]))
+            targets.append((_unit.unit_name(svc["name"]), ports, svc["cleanup"]))
     hook = kind = None
     if present:
-        hook, kind = K.pick_payload(decode_payload(p["payload"]), os.uname()[4],
-                                    K.host_python(sys.executable))
+        hook, kind = _hook.pick_payload(decode_payload(p["payload"]), os.uname()[4],
+                                        _hook.host_python(sys.executable))
     units = [u for u, _ports, _c in targets]
     # cleanup: auto - no hook where the live listener rebinds over its own leftovers anyway
-    reuse = R.listener_reuse({u: ports for u, ports, c in targets if c == "auto"}) if present else {}
+    reuse = _reuse.listener_reuse({u: ports for u, ports, c in targets if c == "auto"}) if present else {}
     version = systemd.version if targets else 0
-    shows = systemd.show(units, K.SANDBOX_PROPS + ("LoadState", "FragmentPath")) if targets else {}
+    shows = systemd.show(units, _hook.SANDBOX_PROPS + ("LoadState", "FragmentPath")) if targets else {}
     decisions = {unit: hook_decision(present, cleanup, reuse.get(unit)) for unit, _ports, cleanup in targets}
     # what each hooked service listens on: the hook cleans those addresses, not the whole port
-    listens = R.unit_hook_targets({u: ports for u, ports, _c in targets if decisions[u][0] == "hook"})
+    listens = _reuse.unit_hook_targets({u: ports for u, ports, _c in targets if decisions[u][0] == "hook"})
     services = []
     for unit, ports, _cleanup in targets:
         show = shows[unit]
         decision, reason = decisions[unit]
         if decision == "hook" and show.get("LoadState") != "loaded":
-            raise U.UnitError("service %s does not exist on this host (LoadState=%s); nothing was written"
-                              % (unit, show.get("LoadState", "unknown")))
-        refused = K.netns_refusal(show, version) if decision == "hook" else None
+            raise _unit.UnitError("service %s does not exist on this host (LoadState=%s); nothing was written"
+                                  % (unit, show.get("LoadState", "unknown")))
+        refused = _hook.netns_refusal(show, version) if decision == "hook" else None
         if refused:
             decision, reason = "none", refused
-        blockers = K.sandbox_blockers(show)
+        blockers = _hook.sandbox_blockers(show)
         cleans, whole = listens.get(unit, ([str(x) for x in ports], None))
-        how = K.plan_exec(path, unit, cleans, version, p["privilege"], blockers, drain_ms) \
+        how = _hook.plan_exec(path, unit, cleans, version, p["privilege"], blockers, drain_ms) \
             if decision == "hook" else None
         text = None
         if how:
-            opts = U.normalize_options({"apply_defaults": False, "exec_start_pre": [how["line"]],
-                                        "extra_service": how["extra_service"]})
-            text = U.render_dropin(opts, version, header=HEADER)[0]
+            opts = _unit.normalize_options({"apply_defaults": False, "exec_start_pre": [how["line"]],
+                                            "extra_service": how["extra_service"]})
+            text = _unit.render_dropin(opts, version, header=HEADER)[0]
         services.append(dict(unit=unit, ports=ports, show=show, blockers=blockers, how=how, targets=cleans,
-                             whole=whole, drain_ms=drain_ms, dropin=U.dropin_path(unit, dropin), text=text,
+                             whole=whole, drain_ms=drain_ms, dropin=_unit.dropin_path(unit, dropin), text=text,
                              decision=decision, reason=reason, netns_refused=refused))
     return dict(path=path, hook=hook, kind=kind, present=present, services=services)
 
@@ -125,12 +127,12 @@ def plan(module, p, systemd):
 def run(module):
     """prestart_hook on its own: plan, one transaction, the read-back."""
     p = module.params
-    systemd = SD.Systemd(module)
-    tx = SD.DropinTransaction(module, systemd)
+    systemd = _systemd.Systemd(module)
+    tx = _systemd.DropinTransaction(module, systemd)
     try:
         pl = plan(module, p, systemd)
         result = stage(module, pl, tx)
-    except (U.UnitError, ValueError) as e:
+    except (_unit.UnitError, ValueError) as e:
         module.fail_json(msg=str(e))
     if module.check_mode:
         return result
@@ -189,6 +191,7 @@ def readback(systemd, path, services, version):
     shows = systemd.show([s["unit"] for s in services], props)
     out = []
     for svc in services:
-        wanted = K.expected_readback(path, svc["unit"], svc["targets"], svc["how"]["mode"], version, svc["drain_ms"])
-        out.extend(SD.effective_mismatches(svc["unit"], wanted, shows[svc["unit"]], svc["dropin"]))
+        wanted = _hook.expected_readback(path, svc["unit"], svc["targets"], svc["how"]["mode"], version,
+                                         svc["drain_ms"])
+        out.extend(_systemd.effective_mismatches(svc["unit"], wanted, shows[svc["unit"]], svc["dropin"]))
     return out

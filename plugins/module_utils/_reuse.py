@@ -24,8 +24,7 @@ import errno
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _probe, _sockdiag
 
 # pidfd_open / pidfd_getfd: the same numbers on every architecture (the unified table from 424 on)
 SYS_PIDFD_OPEN = 434
@@ -150,8 +149,8 @@ def _look(units, proc):
     """One sock_diag dump of the LISTEN sockets on every port of ``units`` and one /proc scan
     for their owners: (listeners, owners); raises DiagError."""
     wanted = sorted({p for ports in units.values() for p in ports})
-    listeners = D.listeners(wanted) if wanted else []
-    return listeners, D.listener_owners({x["inode"] for x in listeners}, proc)
+    listeners = _sockdiag.listeners(wanted) if wanted else []
+    return listeners, _sockdiag.listener_owners({x["inode"] for x in listeners}, proc)
 
 
 def listener_reuse(units, proc="/proc"):
@@ -160,13 +159,13 @@ def listener_reuse(units, proc="/proc"):
         return dict.fromkeys(units, (None, "no ports"))
     try:
         listeners, owners = _look(units, proc)
-    except D.DiagError as e:
+    except _sockdiag.DiagError as e:
         return dict.fromkeys(units, (None, "cannot list listening sockets (sock_diag): %s" % e))
     out = {}
     for unit, ports in units.items():
         mine = [x for x in listeners if x["port"] in ports]
         out[unit] = verdict(unit, ports, mine, owners, socket_reuseaddr,
-                            lambda pid, unit=unit: P.in_unit_cgroup(pid, unit, proc))
+                            lambda pid, unit=unit: _probe.in_unit_cgroup(pid, unit, proc))
     return out
 
 
@@ -200,14 +199,14 @@ def unit_hook_targets(units, proc="/proc"):
     unit (its cgroup's processes; PID 1's shared socket counts when the unit holds it too)."""
     try:
         listeners, owners = _look(units, proc) if any(units.values()) else ([], {})
-    except D.DiagError as e:
+    except _sockdiag.DiagError as e:
         listeners, owners, failed = [], {}, "cannot list listening sockets (sock_diag): %s" % e
     else:
         failed = None
     out = {}
     for unit, ports in units.items():
         mine = [x for x in listeners if x["port"] in ports
-                and any(P.in_unit_cgroup(o["pid"], unit, proc) for o in owners.get(x["inode"], []))]
+                and any(_probe.in_unit_cgroup(o["pid"], unit, proc) for o in owners.get(x["inode"], []))]
         targets, whole = hook_targets(ports, mine)
         why = failed or ("nothing of %s listens on %s (not running?): every address of %s is cleaned"
                          % (unit, ", ".join(str(p) for p in whole), "it" if len(whole) == 1 else "them")
@@ -247,7 +246,7 @@ def program_hook_targets(ports, pid, proc="/proc"):
     if pid:
         try:
             listeners, owners = _look({"program": ports}, proc)
-        except D.DiagError:
+        except _sockdiag.DiagError:
             listeners, owners = [], {}
         tree = process_tree(pid, proc)
         mine = [x for x in listeners if any(o["pid"] in tree for o in owners.get(x["inode"], []))]

@@ -17,7 +17,7 @@ import fnmatch
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _validate
 
 # systemd-sysctl's search path, highest priority first. A file name found in an earlier
 # directory masks the same name in later ones; all remaining files are applied sorted by
@@ -163,8 +163,8 @@ def parse_ports(value):
     ranges = []
     for item in items:
         try:
-            entry = V.port_entry(item, "reserved port")  # the one port/range rule
-        except V.InputError as e:
+            entry = _validate.port_entry(item, "reserved port")  # the one port/range rule
+        except _validate.InputError as e:
             raise SysctlError(str(e))
         ranges.append(entry if isinstance(entry, tuple) else (entry, entry))
     return merge_ranges(ranges)

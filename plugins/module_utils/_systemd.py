@@ -17,7 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
 
@@ -39,7 +39,7 @@ class Systemd(object):
     @property
     def version(self):
         if self._version is None:
-            self._version = U.parse_version(U.run(self.module, [self.systemctl, "--version"])[1])
+            self._version = _unit.parse_version(_unit.run(self.module, [self.systemctl, "--version"])[1])
         return self._version
 
     def show(self, units, props):
@@ -49,7 +49,7 @@ class Systemd(object):
         argv = [self.systemctl, "show"] + list(units)
         for prop in props:
             argv += ["-p", prop]
-        blocks = parse_show_many(U.run(self.module, argv)[1])
+        blocks = parse_show_many(_unit.run(self.module, argv)[1])
         if len(blocks) != len(units):
             self.module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         return dict(zip(units, blocks))
@@ -58,11 +58,11 @@ class Systemd(object):
         analyze = self.module.get_bin_path("systemd-analyze")
         if not analyze or not fragments:
             return ""
-        _rc, out, err = U.run(self.module, [analyze, "verify"] + list(fragments), check=False)
+        _rc, out, err = _unit.run(self.module, [analyze, "verify"] + list(fragments), check=False)
         return out + "\n" + err
 
     def reload(self):
-        rc, out, err = U.run(self.module, [self.systemctl, "daemon-reload"], check=False)
+        rc, out, err = _unit.run(self.module, [self.systemctl, "daemon-reload"], check=False)
         return rc, (err or out).strip()
 
 
@@ -150,7 +150,7 @@ class DropinTransaction(object):
         problems = []
         for f, unit, _fr in checked:
             for path in f.paths:
-                problems.extend((unit, line) for line in U.verify_problems(output, path))
+                problems.extend((unit, line) for line in _unit.verify_problems(output, path))
         return problems
 
 
@@ -160,7 +160,7 @@ class DropinTransaction(object):
 def unit_files(show):
     """The unit's files in the order systemd applies them: fragment, then DropInPaths."""
     files = [show["FragmentPath"]] if show.get("FragmentPath") else []
-    return files + U.show_words(show.get("DropInPaths"))
+    return files + _unit.show_words(show.get("DropInPaths"))
 
 
 def assignments(directive, paths, read=read_text):

@@ -21,28 +21,30 @@ __metaclass__ = type
 import os
 import shutil
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-from ansible_collections.netsvc.resilience.plugins.module_utils import _files as F
-from ansible_collections.netsvc.resilience.plugins.module_utils import _policy as POLICY
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
-from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor as SUP
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
+    _files,
+    _policy,
+    _preload,
+    _supervisor,
+    _sysctl,
+    _systemd,
+    _unit,
+    _validate,
+)
 
 SPEC = dict(
-    state_dir=dict(type="path", default=C.STATE_DIR),
+    state_dir=dict(type="path", default=_constants.STATE_DIR),
     switch_timeout=dict(type="float", default=75),
 )
 
 
-def preload_sockets(paths, read=F.read_text):
+def preload_sockets(paths, read=_files.read_text):
     """[(socket unit path, service, [ports])] of the ledger's files that are preload socket units."""
     out = []
     for path in sorted(paths):
         text = read(path) or ""
-        if not path.endswith(".socket") or PL.HEADER not in text:
+        if not path.endswith(".socket") or _preload.HEADER not in text:
             continue
         service, ports = None, set()
         for line in text.splitlines():
@@ -61,12 +63,12 @@ def preload_sockets(paths, read=F.read_text):
 def plan(module, led):
     """The FileSet putting back every file of the ledger: created ones removed, edited ones
     restored byte for byte with their mode and owner."""
-    files = F.FileSet(module)
+    files = _files.FileSet(module)
     for path, entry in sorted(led["files"].items()):
         if entry["created"]:
             files.want(path, None)
         elif entry.get("original"):
-            original = F.read_bytes(entry["original"])
+            original = _files.read_bytes(entry["original"])
             if original is not None:
                 files.want(path, original, entry.get("mode") or 0o644)
     return files
@@ -77,13 +79,13 @@ def restore_sysctl(module, led):
     they still hold what it set (a value changed since is someone else's)."""
     out = {}
     for key, before in sorted(led["sysctl"].items()):
-        if before is None or not S.KEY_NAME_RE.match(key):
+        if before is None or not _sysctl.KEY_NAME_RE.match(key):
             continue
-        now = S.read_live([key]).get(key)
+        now = _sysctl.read_live([key]).get(key)
         if now is not None and now != before:
             if not module.check_mode:
                 try:
-                    S.write_live(key, before)
+                    _sysctl.write_live(key, before)
                 except (IOError, OSError) as e:
                     module.warn("could not put back %s = %s: %s" % (key, before, e))
                     continue
@@ -106,29 +108,29 @@ def run(module):
     """undo: every file, directory and live value of the ledger put back; the state gone."""
     p = module.params
     try:
-        V.abs_path(p["state_dir"], "state_dir")
-        V.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
-    except V.InputError as e:
+        _validate.abs_path(p["state_dir"], "state_dir")
+        _validate.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
+    except _validate.InputError as e:
         module.fail_json(msg=str(e))
-    led = F.load_ledger()
+    led = _files.load_ledger()
     files = plan(module, led)
     sockets = preload_sockets([path for path in led["files"] if path in files.paths])
-    units = any(path.startswith(SD.DropinTransaction.unit_dirs) for path in files.paths)
-    supervisor = [path for path in files.paths if not path.startswith(SD.DropinTransaction.unit_dirs)
+    units = any(path.startswith(_systemd.DropinTransaction.unit_dirs) for path in files.paths)
+    supervisor = [path for path in files.paths if not path.startswith(_systemd.DropinTransaction.unit_dirs)
                   and path.endswith((".conf", ".ini")) and "supervisor" in path]
     # programs whose command still runs through the hook: cleaned and restarted on their own
     hooked = {}
     for path in supervisor:
-        hooked.update(SUP.hooked_programs(F.read_text(path) or ""))
+        hooked.update(_supervisor.hooked_programs(_files.read_text(path) or ""))
     result = dict(changed=files.changed or bool(led["sysctl"]) or bool(led["dirs"]), files=files.paths,
                   diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[])
     if module.check_mode:
         result["sysctl"] = restore_sysctl(module, led)
         return result
-    systemd = SD.Systemd(module) if units else None
+    systemd = _systemd.Systemd(module) if units else None
     for _path, service, _ports in sockets:  # stop them before their files go
-        U.run(module, [systemd.systemctl, "stop", service], check=False)
-        U.run(module, [systemd.systemctl, "disable", "--now", U.socket_name(service)], check=False)
+        _unit.run(module, [systemd.systemctl, "stop", service], check=False)
+        _unit.run(module, [systemd.systemctl, "disable", "--now", _unit.socket_name(service)], check=False)
     try:
         files.apply()
     except (IOError, OSError) as e:
@@ -141,20 +143,20 @@ def run(module):
     if supervisor:
         ctl = module.get_bin_path("supervisorctl")
         if ctl:
-            U.run(module, [ctl, "reread"], check=False)
-            restored = [(path, F.read_text(path) or "") for path in supervisor]
+            _unit.run(module, [ctl, "reread"], check=False)
+            restored = [(path, _files.read_text(path) or "") for path in supervisor]
             for name, targets in sorted(hooked.items()):
-                POLICY.restart_unhooked(module, ctl, SUP.group_of(restored, name), name, targets,
-                                        p["switch_timeout"])
-            U.run(module, [ctl, "update"], check=False)
+                _policy.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name, targets,
+                                         p["switch_timeout"])
+            _unit.run(module, [ctl, "update"], check=False)
     for _path, service, ports in sockets:
         try:
-            PL.restart_on_its_own(module, systemd, service, ports, p["switch_timeout"])
-        except U.UnitError as e:
+            _preload.restart_on_its_own(module, systemd, service, ports, p["switch_timeout"])
+        except _unit.UnitError as e:
             module.warn("socket activation removed, but %s" % e)
     result["sysctl"] = restore_sysctl(module, led)
     result["dirs"] = remove_dirs(module, led["dirs"])
-    for state in (p["state_dir"], C.STATE_DIR, os.path.dirname(C.HOOK_STATUS_DIR)):
+    for state in (p["state_dir"], _constants.STATE_DIR, os.path.dirname(_constants.HOOK_STATUS_DIR)):
         if os.path.isdir(state):
             shutil.rmtree(state)
     return result

@@ -151,14 +151,13 @@ verdict:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _crashtest as P
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _crashtest, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=P.SPEC, supports_check_mode=True)
-    V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    passed, result = P.run(module)
+    module = AnsibleModule(argument_spec=_crashtest.SPEC, supports_check_mode=True)
+    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
+    passed, result = _crashtest.run(module)
     if not passed:
         module.fail_json(msg=result["verdict"], **result)
     module.exit_json(**result)

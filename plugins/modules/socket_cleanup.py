@@ -136,14 +136,13 @@ capabilities:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _cleanup as CL
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _cleanup, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=CL.SPEC, supports_check_mode=True)
-    V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result, left = CL.run(module)
+    module = AnsibleModule(argument_spec=_cleanup.SPEC, supports_check_mode=True)
+    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
+    result, left = _cleanup.run(module)
     if left:
         module.fail_json(msg=left, **result)
     module.exit_json(**result)

@@ -183,14 +183,13 @@ netns:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as K
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=K.SPEC, supports_check_mode=True)
-    V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result = K.run(module)
+    module = AnsibleModule(argument_spec=_kernel.SPEC, supports_check_mode=True)
+    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
+    result = _kernel.run(module)
     for warning in result["warning_messages"]:
         module.warn(warning)
     module.exit_json(**result)

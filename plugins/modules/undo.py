@@ -83,14 +83,13 @@ dirs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _undo as UNDO
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate as V
+from ansible_collections.netsvc.resilience.plugins.module_utils import _undo, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=UNDO.SPEC, supports_check_mode=True)
-    V.require_python(module)  # before any Python 3 code: a clean message on an old host
-    module.exit_json(**UNDO.run(module))
+    module = AnsibleModule(argument_spec=_undo.SPEC, supports_check_mode=True)
+    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
+    module.exit_json(**_undo.run(module))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NATIVE_DIR = os.path.join(COLLECTION_ROOT, "files", "native")
@@ -49,7 +49,7 @@ def hook_payload(args):
     twin), or None when they remove it (state=absent)."""
     if args.get("state", "present") != "present":
         return None
-    return {"native": native_builds(C.HOOK_NAME), "python": read_text(PYTHON_HOOK)}
+    return {"native": native_builds(_constants.HOOK_NAME), "python": read_text(PYTHON_HOOK)}
 
 
 class PayloadAction(ActionBase):

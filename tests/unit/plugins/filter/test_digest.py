@@ -7,7 +7,7 @@ __metaclass__ = type
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsvc.resilience.plugins.filter import digest as D
+from ansible_collections.netsvc.resilience.plugins.filter import digest
 
 
 def _tree(tmp_path, text):
@@ -20,23 +20,23 @@ def _tree(tmp_path, text):
 
 def test_same_inputs_same_digest_key_order_irrelevant(tmp_path):
     top = _tree(tmp_path, u"code v1\n")
-    assert D.inputs_digest({"a": 1, "b": [1, 2]}, top) == D.inputs_digest({"b": [1, 2], "a": 1}, top)
-    assert D.inputs_digest({"a": 1}, top) != D.inputs_digest({"a": 2}, top)
+    assert digest.inputs_digest({"a": 1, "b": [1, 2]}, top) == digest.inputs_digest({"b": [1, 2], "a": 1}, top)
+    assert digest.inputs_digest({"a": 1}, top) != digest.inputs_digest({"a": 2}, top)
 
 
 def test_code_change_changes_the_digest(tmp_path):
     one = _tree(tmp_path / "one", u"code v1\n")
     two = _tree(tmp_path / "two", u"code v2\n")
-    assert D.inputs_digest({"a": 1}, one) != D.inputs_digest({"a": 1}, two)
-    assert D.code_digest(one) == D.code_digest(one)
+    assert digest.inputs_digest({"a": 1}, one) != digest.inputs_digest({"a": 1}, two)
+    assert digest.code_digest(one) == digest.code_digest(one)
 
 
 def test_the_real_collection_tree_is_digested():
-    assert len(D.code_digest()) == 64
+    assert len(digest.code_digest()) == 64
 
 
 def test_unserialisable_input_is_an_error_naming_the_problem(tmp_path):
     top = _tree(tmp_path, u"x\n")
     with pytest.raises(AnsibleFilterError) as e:
-        D.inputs_digest({1: {2}, (1, 2): 3}, top)
+        digest.inputs_digest({1: {2}, (1, 2): 3}, top)
     assert "not JSON-serialisable" in str(e.value)

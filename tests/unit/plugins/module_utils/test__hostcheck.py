@@ -8,11 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook as K
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hostcheck as H
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook, _hostcheck, _sysctl, _systemd, _unit
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
 ROCKY = 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
@@ -33,23 +29,23 @@ UNKNOWN_RHEL_LIKE = 'NAME="Acme Server"\nVERSION_ID="8.10"\nID=acme\nID_LIKE="rh
           "os_family": "unknown"}),
 ])
 def test_parse_os_release(text, expected):
-    assert H.parse_os_release(text) == expected
+    assert _hostcheck.parse_os_release(text) == expected
 
 
 def test_hook_dir_per_family():
-    assert K.hook_dir("RedHat") == "/usr/libexec/netsvc-resilience"
-    assert K.hook_dir("Debian") == "/usr/lib/netsvc-resilience"
-    assert K.hook_dir("Suse") == "/usr/local/libexec/netsvc-resilience"
+    assert _hook.hook_dir("RedHat") == "/usr/libexec/netsvc-resilience"
+    assert _hook.hook_dir("Debian") == "/usr/lib/netsvc-resilience"
+    assert _hook.hook_dir("Suse") == "/usr/local/libexec/netsvc-resilience"
 
 
 def test_check_services_resolves_backend_and_keeps_integer_ports():
-    out = H.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
-                            {"name": "job", "backend": "supervisord", "cleanup": False}], "systemd")
+    out = _hostcheck.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
+                                     {"name": "job", "backend": "supervisord", "cleanup": False}], "systemd")
     assert out == [{"name": "web", "backend": "systemd", "ports": [80], "socket_activation": False,
                     "mode": "none", "cleanup": "auto"},
                    {"name": "job", "backend": "supervisord", "ports": [], "socket_activation": False,
                     "mode": "none", "cleanup": False}]
-    assert H.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
+    assert _hostcheck.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
 
 
 @pytest.mark.parametrize("services, words", [
@@ -66,21 +62,21 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
 ])
 def test_check_services_rejects_with_the_value_and_rule(services, words):
     with pytest.raises(ValueError) as e:
-        H.check_services(services, "systemd")
+        _hostcheck.check_services(services, "systemd")
     assert words in str(e.value)
 
 
 def test_unit_and_socket_names():
-    assert U.unit_name("web") == "web.service"
-    assert U.unit_name("web.service") == "web.service"
-    assert U.socket_name("web") == "web.socket"
-    assert U.program_name("web.service") == "web"
-    assert U.dropin_path("web.service", "40-x") == "/etc/systemd/system/web.service.d/40-x.conf"
+    assert _unit.unit_name("web") == "web.service"
+    assert _unit.unit_name("web.service") == "web.service"
+    assert _unit.socket_name("web") == "web.socket"
+    assert _unit.program_name("web.service") == "web"
+    assert _unit.dropin_path("web.service", "40-x") == "/etc/systemd/system/web.service.d/40-x.conf"
 
 
 def test_parse_show_many_keeps_order_and_empty_values():
     text = "LoadState=loaded\nActiveState=active\n\nLoadState=not-found\nActiveState=inactive\nDropInPaths=\n"
-    assert SD.parse_show_many(text) == [
+    assert _systemd.parse_show_many(text) == [
         {"LoadState": "loaded", "ActiveState": "active"},
         {"LoadState": "not-found", "ActiveState": "inactive", "DropInPaths": ""}]
 
@@ -88,7 +84,7 @@ def test_parse_show_many_keeps_order_and_empty_values():
 def test_parse_supervisor_status_groups_and_states():
     text = ("web                              RUNNING   pid 12, uptime 0:01:02\n"
             "grp:job    FATAL     Exited too quickly\n")
-    assert H.parse_supervisor_status(text) == {"web": "RUNNING", "job": "FATAL"}
+    assert _hostcheck.parse_supervisor_status(text) == {"web": "RUNNING", "job": "FATAL"}
 
 
 def _svc(name, backend="systemd", ports=(), sa=False):
@@ -106,7 +102,7 @@ def test_service_health_reasons():
         "sa.service": {"LoadState": "loaded", "ActiveState": "inactive"},
         "sa.socket": {"LoadState": "loaded", "ActiveState": "active"},
     }
-    rows = {r["name"]: r for r in H.service_health(services, shows, {"prog": "RUNNING"}, {80, 82, 84, 85})}
+    rows = {r["name"]: r for r in _hostcheck.service_health(services, shows, {"prog": "RUNNING"}, {80, 82, 84, 85})}
     assert rows["ok"]["healthy"] and rows["ok"]["problems"] == []
     assert rows["down"]["problems"] == ["down.service is failed, not active", "nothing listens on port(s) 81"]
     assert rows["gone"]["exists"] is False and "does not exist (LoadState=not-found)" in rows["gone"]["problems"][0]
@@ -136,7 +132,7 @@ SUPPORTED = {"RedHat": 7, "Debian": 11}
     (_facts(python=(3, 5, 2)), "Python 3.5.2 is too old; the modules need 3.6+"),
 ])
 def test_refusals_name_the_distribution_and_python(facts, reason):
-    out = H.refusals(facts, SUPPORTED, [], [], set())
+    out = _hostcheck.refusals(facts, SUPPORTED, [], [], set())
     assert out == [] if reason is None else out[0].startswith(reason), out
 
 
@@ -145,28 +141,28 @@ def test_refusals_name_every_missing_service_and_supervisord_need():
                 _svc("api", backend="supervisord")]
     shows = {"ok.service": {"LoadState": "loaded", "ActiveState": "active"},
              "gone.service": {"LoadState": "not-found", "ActiveState": "inactive"}}
-    health = H.service_health(services, shows, {}, {80})
-    out = H.refusals(_facts(), SUPPORTED, services, health, {"web"})
+    health = _hostcheck.service_health(services, shows, {}, {80})
+    out = _hostcheck.refusals(_facts(), SUPPORTED, services, health, {"web"})
     assert out == ["gone.service does not exist (LoadState=not-found)", "nothing listens on port(s) 81",
                    "supervisord programs need supervisorctl, and this host has none",
                    "supervisord programs defined in no file supervisord reads need a command: api"]
-    assert H.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], [],
-                      {"web", "api"}) == []
+    assert _hostcheck.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], [],
+                               {"web", "api"}) == []
     # a program supervisord already runs has its command in its own section
-    running = H.service_health(services[2:], {}, {"api": "RUNNING"}, set())
-    assert H.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], running,
-                      {"web"}) == []
+    running = _hostcheck.service_health(services[2:], {}, {"api": "RUNNING"}, set())
+    assert _hostcheck.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], running,
+                               {"web"}) == []
 
 
 def test_watch_paths_cover_what_can_override_us():
-    paths = H.watch_paths([_svc("web", ports=[80], sa=True), _svc("job", backend="supervisord")],
-                          ["/etc/sysctl.d/90-x.conf"], "/usr/lib/netsvc-resilience", "/var/lib/x/state.json")
+    paths = _hostcheck.watch_paths([_svc("web", ports=[80], sa=True), _svc("job", backend="supervisord")],
+                                   ["/etc/sysctl.d/90-x.conf"], "/usr/lib/netsvc-resilience", "/var/lib/x/state.json")
     for p in ("/etc/sysctl.d/90-x.conf", "/run/sysctl.d", "/usr/lib/sysctl.d", "/etc/sysctl.conf",
               "/usr/lib/netsvc-resilience", "/etc/systemd/system/web.service.d", "/etc/systemd/system/web.socket",
               "/etc/systemd/system/netsvc-revive@.service", "/etc/supervisor/conf.d", "/etc/supervisord.d"):
         assert p in paths
     assert paths == sorted(paths)
-    assert H.watch_paths([], [], None, "/x") == []
+    assert _hostcheck.watch_paths([], [], None, "/x") == []
 
 
 def test_snapshot_sees_content_mode_and_new_files(tmp_path):
@@ -177,31 +173,32 @@ def test_snapshot_sees_content_mode_and_new_files(tmp_path):
     single = tmp_path / "one.conf"
     single.write_text(u"x\n")
     paths = [str(d), str(single), str(tmp_path / "absent")]
-    first = H.snapshot_paths(paths)
+    first = _hostcheck.snapshot_paths(paths)
     assert first[str(tmp_path / "absent")] is None
     assert list(first[str(d)]) == ["50-a.conf"]
-    assert H.snapshot_paths(paths) == first
+    assert _hostcheck.snapshot_paths(paths) == first
     os.chmod(str(f), 0o600)
-    assert H.snapshot_paths(paths) != first
+    assert _hostcheck.snapshot_paths(paths) != first
     os.chmod(str(f), 0o644)
     (d / "99-other.conf").write_text(u"[Service]\nRestart=no\n")
-    assert set(H.snapshot_paths(paths)[str(d)]) == {"50-a.conf", "99-other.conf"}
+    assert set(_hostcheck.snapshot_paths(paths)[str(d)]) == {"50-a.conf", "99-other.conf"}
 
 
 def test_sysctl_keys_and_live_values(tmp_path):
     text = ("# managed\nnet.ipv4.tcp_fin_timeout = 15\n-net.core.somaxconn=4096\n; comment\n\n"
             "net.ipv4.tcp_fin_timeout=15\n")
-    assert H.sysctl_keys(text) == ["net.ipv4.tcp_fin_timeout", "net.core.somaxconn"]
+    assert _hostcheck.sysctl_keys(text) == ["net.ipv4.tcp_fin_timeout", "net.core.somaxconn"]
     proc = tmp_path / "net" / "ipv4"
     proc.mkdir(parents=True)
     (proc / "ip_local_reserved_ports").write_text(u"7070\t8080\n")
-    live = S.read_live(["net.ipv4.ip_local_reserved_ports", "net.ipv4.nope"], proc_root=str(tmp_path))
+    live = _sysctl.read_live(["net.ipv4.ip_local_reserved_ports", "net.ipv4.nope"], proc_root=str(tmp_path))
     assert live == {"net.ipv4.ip_local_reserved_ports": "7070 8080", "net.ipv4.nope": None}
 
 
 def test_unit_state_keeps_only_recorded_properties():
     shows = {"a.service": {"Restart": "on-failure", "ActiveState": "active", "NRestarts": "3"}}
-    assert H.unit_state(shows, ["a.service", "b.service"]) == {"a.service": {"Restart": "on-failure"}, "b.service": {}}
+    assert _hostcheck.unit_state(shows, ["a.service", "b.service"]) == {
+        "a.service": {"Restart": "on-failure"}, "b.service": {}}
 
 
 SNAP = {"files": {"/etc/x.d": {"a.conf": "h1 644 0:0"}}, "sysctl": {"k": "1"},
@@ -209,11 +206,11 @@ SNAP = {"files": {"/etc/x.d": {"a.conf": "h1 644 0:0"}}, "sysctl": {"k": "1"},
 
 
 def _record(inputs="d1", snap=None):
-    return {"version": H.RECORD_VERSION, "inputs": inputs, "snapshot": snap or SNAP}
+    return {"version": _hostcheck.RECORD_VERSION, "inputs": inputs, "snapshot": snap or SNAP}
 
 
 def test_drift_none_when_identical():
-    assert H.drift(_record(), "d1", SNAP) == []
+    assert _hostcheck.drift(_record(), "d1", SNAP) == []
 
 
 @pytest.mark.parametrize("record, inputs, snapshot, reason", [
@@ -228,13 +225,13 @@ def test_drift_none_when_identical():
      "daemon-reload pending"),
 ])
 def test_drift_names_what_differs(record, inputs, snapshot, reason):
-    reasons = H.drift(record, inputs, snapshot)
+    reasons = _hostcheck.drift(record, inputs, snapshot)
     assert reasons and reason in reasons[0]
 
 
 def test_a_pending_daemon_reload_is_drift_even_when_recorded_that_way():
     snap = dict(SNAP, units={"a.service": {"Restart": "on-failure", "NeedDaemonReload": "yes"}})
-    assert H.drift(_record(snap=snap), "d1", snap) == [
+    assert _hostcheck.drift(_record(snap=snap), "d1", snap) == [
         "units: a.service has changes systemd has not loaded (daemon-reload pending)"]
 
 
@@ -249,23 +246,23 @@ STATUS = ("version=1\nunit=nginx.service\ntime=1795334739\nports=80\nresult=ok\n
 
 
 def test_hook_report_from_what_systemd_and_the_hook_say():
-    r = H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean")
+    r = _hostcheck.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean")
     assert r["installed"] and r["privileged"] and r["exec"] == {"code": "exited", "status": "0"}
     assert (r["last"]["result"], r["last"]["found"], r["source"]) == ("ok", 200, "status")
     never = RAN.split("} {")[1].replace("pid=2615", "pid=0").replace("code=exited", "code=(null)") \
         .replace("flags=ignore-failure privileged", "ignore_errors=yes")
-    r = H.hook_report({"ExecStartPre": "{ " + never}, None, "netsvc-sockclean")
+    r = _hostcheck.hook_report({"ExecStartPre": "{ " + never}, None, "netsvc-sockclean")
     assert r["installed"] and r["privileged"] is None and r["exec"] is None and r["last"] == {}
-    assert H.hook_report({"ExecStartPre": ""}, None, "netsvc-sockclean")["installed"] is False
+    assert _hostcheck.hook_report({"ExecStartPre": ""}, None, "netsvc-sockclean")["installed"] is False
     # a supervisord program: only the status file tells
-    assert H.hook_report({}, STATUS, "netsvc-sockclean")["installed"]
+    assert _hostcheck.hook_report({}, STATUS, "netsvc-sockclean")["installed"]
 
 
 def test_the_status_file_is_the_record_and_the_journal_only_stands_in_without_one():
     journal = {"time": 1795334900, "result": "error", "cause": "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)"}
-    r = H.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", journal)
+    r = _hostcheck.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", journal)
     assert r["source"] == "status" and r["last"]["result"] == "ok"
-    r = H.hook_report({"ExecStartPreEx": RAN}, None, "netsvc-sockclean", journal)
+    r = _hostcheck.hook_report({"ExecStartPreEx": RAN}, None, "netsvc-sockclean", journal)
     assert r["source"] == "journal" and r["last"]["result"] == "error"
 
 
@@ -282,7 +279,7 @@ def _entry(**fields):
 
 
 def test_only_a_line_the_hook_itself_wrote_as_root_is_trusted():
-    ok = H.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK)
+    ok = _hostcheck.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK)
     assert ok["found"] == 2 and ok["time"] == 1795334900
     # logger -t netsvc-sockclean from the service (any uid, or root through another program)
     forged = [_entry(_UID="33", _EXE="/usr/bin/logger", MESSAGE=LINE.replace("left 0", "left 0; forged")),
@@ -290,42 +287,42 @@ def test_only_a_line_the_hook_itself_wrote_as_root_is_trusted():
               _entry(_UID="33", _EXE=HOOK),
               _entry(_UID="0")]
     for entry in forged:
-        assert H.trusted_hook_line([entry], HOOK) == {}
+        assert _hostcheck.trusted_hook_line([entry], HOOK) == {}
     # the newest trusted entry wins over later forged ones; the Python twin counts by its command line
-    assert H.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)] + forged, HOOK)["found"] == 2
+    assert _hostcheck.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)] + forged, HOOK)["found"] == 2
     twin = _entry(_UID="0", _EXE="/usr/bin/python3.11", _CMDLINE="/usr/bin/python3 -IS %s --unit x 80" % HOOK)
-    assert H.trusted_hook_line([twin], HOOK)["found"] == 2
-    assert H.trusted_hook_line(["not json", "[]"], HOOK) == {}
+    assert _hostcheck.trusted_hook_line([twin], HOOK)["found"] == 2
+    assert _hostcheck.trusted_hook_line(["not json", "[]"], HOOK) == {}
 
 
 def test_hook_cleans_and_moved_listeners():
     show = {"ExecStartPre": "{ path=%s ; argv[]=%s --unit web.service --drain-ms 2000 127.0.0.1:80 [::1]:80 ; "
                             "ignore_errors=yes ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; "
                             "status=0/0 }" % (HOOK, HOOK)}
-    assert H.hook_cleans(show, "netsvc-sockclean") == ["127.0.0.1:80", "[::1]:80"]
-    assert H.hook_cleans({}, "netsvc-sockclean") is None
+    assert _hostcheck.hook_cleans(show, "netsvc-sockclean") == ["127.0.0.1:80", "[::1]:80"]
+    assert _hostcheck.hook_cleans({}, "netsvc-sockclean") is None
     hooked = {"web.service": ["127.0.0.1:80", "[::1]:80"]}
-    assert H.moved_listeners(hooked, {"web.service": (["[::1]:80", "127.0.0.1:80"], None)}) == []
-    assert H.moved_listeners(hooked, {"web.service": (["80"], "not running")}) == []
-    assert H.moved_listeners(hooked, {"web.service": (["0.0.0.0:80"], None)}) == [
+    assert _hostcheck.moved_listeners(hooked, {"web.service": (["[::1]:80", "127.0.0.1:80"], None)}) == []
+    assert _hostcheck.moved_listeners(hooked, {"web.service": (["80"], "not running")}) == []
+    assert _hostcheck.moved_listeners(hooked, {"web.service": (["0.0.0.0:80"], None)}) == [
         "web.service: its hook cleans 127.0.0.1:80 [::1]:80, but it now listens on 0.0.0.0:80"]
 
 
 def test_check_services_refuses_ports_it_cannot_check():
     with pytest.raises(ValueError, match="'http' is not a TCP port"):
-        H.check_services([{"name": "web", "ports": ["http"]}], "systemd")
-    ok = H.check_services([{"name": "web", "ports": [80, "9000-9010", "443"]}], "systemd")
+        _hostcheck.check_services([{"name": "web", "ports": ["http"]}], "systemd")
+    ok = _hostcheck.check_services([{"name": "web", "ports": [80, "9000-9010", "443"]}], "systemd")
     assert ok[0]["ports"] == [80, 443]
 
 
 def test_the_run_lock_is_a_lease():
-    held = H.parse_lock(H.lock_record("run-a", "ctl1 pid 10", 1000, 600))
+    held = _hostcheck.parse_lock(_hostcheck.lock_record("run-a", "ctl1 pid 10", 1000, 600))
     assert held["expires"] == 1600 and held["holder"] == "ctl1 pid 10"
-    assert H.lock_decision(None, "run-b", 1000) == "take"
-    assert H.lock_decision(held, "run-a", 1100) == "take"      # our own run (a later concern)
-    assert H.lock_decision(held, "run-b", 1100) == "wait"      # another live run
-    assert H.lock_decision(held, "run-b", 1601) == "take"      # a killed run's lease ran out
-    assert H.parse_lock("not json") is None and H.parse_lock('{"x": 1}') is None
+    assert _hostcheck.lock_decision(None, "run-b", 1000) == "take"
+    assert _hostcheck.lock_decision(held, "run-a", 1100) == "take"      # our own run (a later concern)
+    assert _hostcheck.lock_decision(held, "run-b", 1100) == "wait"      # another live run
+    assert _hostcheck.lock_decision(held, "run-b", 1601) == "take"      # a killed run's lease ran out
+    assert _hostcheck.parse_lock("not json") is None and _hostcheck.parse_lock('{"x": 1}') is None
 
 
 def _write(path, text):
@@ -341,26 +338,26 @@ def test_take_lock_waits_for_a_live_run_and_names_it(tmp_path):
     def sleep(s):
         now[0] += s
         if now[0] >= 1004:  # the other run ends after 4 s
-            H.release_lock(path, "run-a")
+            _hostcheck.release_lock(path, "run-a")
 
     os.makedirs(os.path.dirname(path))
-    write(path, H.lock_record("run-a", "ctl1", 1000, 600))
-    info = H.take_lock(None, path, "run-b", "ctl2", 60, 600, write, sleep=sleep, clock=lambda: now[0])
+    write(path, _hostcheck.lock_record("run-a", "ctl1", 1000, 600))
+    info = _hostcheck.take_lock(None, path, "run-b", "ctl2", 60, 600, write, sleep=sleep, clock=lambda: now[0])
     assert info["waited_s"] == 4 and info["previous"]["holder"] == "ctl1" and not info["expired"]
-    assert H.parse_lock(H.read_text(path))["run_id"] == "run-b"
+    assert _hostcheck.parse_lock(_hostcheck.read_text(path))["run_id"] == "run-b"
 
 
 def test_take_lock_takes_over_an_expired_lease(tmp_path):
     path = str(tmp_path / "run.lock")
-    _write(path, H.lock_record("run-killed", "ctl1", 0, 30))
-    info = H.take_lock(None, path, "run-b", "ctl2", 60, 600, _write,
-                       sleep=lambda s: None, clock=lambda: 100.0)
+    _write(path, _hostcheck.lock_record("run-killed", "ctl1", 0, 30))
+    info = _hostcheck.take_lock(None, path, "run-b", "ctl2", 60, 600, _write,
+                                sleep=lambda s: None, clock=lambda: 100.0)
     assert info["waited_s"] == 0 and info["expired"] and info["previous"]["run_id"] == "run-killed"
 
 
 def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
     path = str(tmp_path / "run.lock")
-    held = H.lock_record("run-a", "ctl1", 1000, 600)
+    held = _hostcheck.lock_record("run-a", "ctl1", 1000, 600)
     _write(path, held)
     now = [1000.0]
 
@@ -375,9 +372,9 @@ def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
         now[0] += s
 
     with pytest.raises(Failed) as e:
-        H.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
+        _hostcheck.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
     assert "waited 5 s" in str(e.value) and "run-a (ctl1)" in str(e.value) and "nothing was changed" in str(e.value)
-    assert H.read_text(path) == held
+    assert _hostcheck.read_text(path) == held
 
 
 def test_a_file_that_is_no_longer_roots_alone_is_drift(tmp_path):
@@ -386,14 +383,15 @@ def test_a_file_that_is_no_longer_roots_alone_is_drift(tmp_path):
     mine = tmp_path / "hook"
     mine.write_text("x")
     os.chmod(str(mine), 0o755)
-    assert H.ownership_drift([str(mine), str(tmp_path / "gone")], lambda p: None,
-                             lambda p: _St(0, 0, 0o100755) if p == str(mine) else os.lstat(p)) == []
-    assert H.ownership_drift([str(mine)], lambda p: None, lambda p: _St(65534, 0, 0o100755)) == [
+    assert _hostcheck.ownership_drift([str(mine), str(tmp_path / "gone")], lambda p: None,
+                                      lambda p: _St(0, 0, 0o100755) if p == str(mine) else os.lstat(p)) == []
+    assert _hostcheck.ownership_drift([str(mine)], lambda p: None, lambda p: _St(65534, 0, 0o100755)) == [
         "%s: owned by 65534:0, not root's" % mine]
-    assert H.ownership_drift([str(mine)], lambda p: None, lambda p: _St(0, 0, 0o100775)) == [
+    assert _hostcheck.ownership_drift([str(mine)], lambda p: None, lambda p: _St(0, 0, 0o100775)) == [
         "%s: writable by group or others (mode 775)" % mine]
-    assert H.ownership_drift([str(mine)], lambda p: "/usr/lib/x is owned by uid 1000", lambda p: _St(0, 0, 0o100755)) \
-        == ["%s: /usr/lib/x is owned by uid 1000" % mine]
+    owned = _hostcheck.ownership_drift([str(mine)], lambda p: "/usr/lib/x is owned by uid 1000",
+                                       lambda p: _St(0, 0, 0o100755))
+    assert owned == ["%s: /usr/lib/x is owned by uid 1000" % mine]
 
 
 class _St(object):
@@ -404,13 +402,13 @@ class _St(object):
 def test_a_status_file_older_than_the_last_start_is_not_that_start():
     # the unit last started 100 s after boot; booted at 1795334000 (realtime)
     show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100000000"}
-    fresh = H.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 100)
+    fresh = _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 100)
     assert fresh["source"] == "status" and not fresh["stale"]
-    stale = H.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 50)
+    stale = _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 50)
     assert stale["stale"] and stale["last"] == {} and stale["source"] == ""
     # then a trusted journal line of that start stands in
     line = {"time": 1795334790, "result": "ok", "found": 1}
-    assert H.hook_report(show, STATUS, "netsvc-sockclean", line, 1795334739 - 50)["source"] == "journal"
+    assert _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", line, 1795334739 - 50)["source"] == "journal"
 
 
 def test_a_status_file_one_second_before_the_start_is_stale():
@@ -418,8 +416,8 @@ def test_a_status_file_one_second_before_the_start_is_stale():
     # an earlier start's, one from the same second is this start's
     show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100200000"}
     earlier = STATUS.replace("time=1795334739", "time=1795334738")
-    assert H.hook_report(show, earlier, "netsvc-sockclean", None, 1795334639)["stale"]
-    assert not H.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334639)["stale"]
+    assert _hostcheck.hook_report(show, earlier, "netsvc-sockclean", None, 1795334639)["stale"]
+    assert not _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334639)["stale"]
 
 
 def test_the_invocation_id_tells_this_start_from_an_earlier_one():
@@ -427,9 +425,9 @@ def test_the_invocation_id_tells_this_start_from_an_earlier_one():
     show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100000000", "InvocationID": this}
     mine = STATUS + "invocation=%s\n" % this
     # same second or not, the id decides
-    r = H.hook_report(show, mine, "netsvc-sockclean", None, 1795334639 + 5)
+    r = _hostcheck.hook_report(show, mine, "netsvc-sockclean", None, 1795334639 + 5)
     assert not r["stale"] and r["source"] == "status"
-    r = H.hook_report(show, STATUS + "invocation=%s\n" % other, "netsvc-sockclean", None, 1795334639)
+    r = _hostcheck.hook_report(show, STATUS + "invocation=%s\n" % other, "netsvc-sockclean", None, 1795334639)
     assert r["stale"] and r["last"] == {}
 
 
@@ -439,9 +437,9 @@ def test_a_trusted_line_of_an_earlier_start_is_not_the_last_start():
     # must not stand in for it
     this, earlier = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
     old = _entry(_UID="0", _EXE=HOOK, _SYSTEMD_INVOCATION_ID=earlier)
-    assert H.trusted_hook_line([old], HOOK, this) == {}
-    assert H.trusted_hook_line([old], HOOK, earlier)["found"] == 2
+    assert _hostcheck.trusted_hook_line([old], HOOK, this) == {}
+    assert _hostcheck.trusted_hook_line([old], HOOK, earlier)["found"] == 2
     # without the unit's id (a systemd that has none) the newest trusted line counts, as before
-    assert H.trusted_hook_line([old], HOOK)["found"] == 2
+    assert _hostcheck.trusted_hook_line([old], HOOK)["found"] == 2
     # an entry journald could not tie to a start is not trusted for a unit that has one
-    assert H.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK, this) == {}
+    assert _hostcheck.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK, this) == {}

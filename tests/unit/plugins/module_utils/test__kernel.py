@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as K
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel, _sysctl
 
 
 class Failed(Exception):
@@ -39,10 +38,11 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
             raise OSError(30, "Read-only file system")
         writes.append((key, value))
 
-    monkeypatch.setattr(S, "write_live", write_live)
+    monkeypatch.setattr(_sysctl, "write_live", write_live)
     with pytest.raises(Failed) as e:
-        K.apply(FakeModule(), K.Change(FakeModule(), path, "old\n", "new\n", True,
-                                       {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}, live))
+        _kernel.apply(FakeModule(), _kernel.Change(FakeModule(), path, "old\n", "new\n", True,
+                                                   {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"},
+                                                   live))
     assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
     assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
     with open(path) as f:
@@ -52,13 +52,14 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
 
 def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, monkeypatch):
     path = str(tmp_path / "missing-dir" / "x.conf")
-    monkeypatch.setattr(S, "write_live", lambda k, v: pytest.fail("live value written"))
+    monkeypatch.setattr(_sysctl, "write_live", lambda k, v: pytest.fail("live value written"))
 
     class FullDisk(FakeModule):
         def atomic_move(self, src, dest):
             raise OSError(28, "No space left on device")
 
     with pytest.raises(Failed) as e:
-        K.apply(FullDisk(), K.Change(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {}))
+        _kernel.apply(FullDisk(), _kernel.Change(FullDisk(), path, None, "new\n", True,
+                                                 {"net.core.somaxconn": "8192"}, {}))
     assert "No space left on device" in str(e.value) and "as they were" in str(e.value)
     assert os.listdir(os.path.dirname(path)) == []

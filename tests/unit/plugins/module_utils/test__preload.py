@@ -10,8 +10,7 @@ import stat
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _elf as E
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload as PL
+from ansible_collections.netsvc.resilience.plugins.module_utils import _elf, _preload
 from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
 
 TOP = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
@@ -29,43 +28,43 @@ def v6(addr, port, inode=2):
 @pytest.mark.parametrize("value,mode", [(False, "none"), (None, "none"), ("none", "none"), (True, "native"),
                                         ("native", "native"), ("preload", "preload")])
 def test_normalize_mode_keeps_true_as_native(value, mode):
-    assert PL.normalize_mode(value) == mode
+    assert _preload.normalize_mode(value) == mode
 
 
 def test_normalize_mode_refuses_anything_else():
     with pytest.raises(UnitError, match="'maybe'"):
-        PL.normalize_mode("maybe")
+        _preload.normalize_mode("maybe")
 
 
 def test_mirror_what_the_server_listens_on():
     # nginx's default: 0.0.0.0:80 and [::]:80 bound separately - the v6 one is IPv6-only
-    assert PL.mirror([v4("0.0.0.0", 80), v6("::", 80)]) == (["0.0.0.0:80", "[::]:80"], "ipv6-only")
+    assert _preload.mirror([v4("0.0.0.0", 80), v6("::", 80)]) == (["0.0.0.0:80", "[::]:80"], "ipv6-only")
     # a v6 wildcard alone is dual-stack, as a server gets by default
-    assert PL.mirror([v6("::", 8080)]) == (["[::]:8080"], "both")
-    assert PL.mirror([v4("127.0.0.1", 9000)]) == (["127.0.0.1:9000"], None)
-    assert PL.mirror([v6("::1", 9000)]) == (["[::1]:9000"], None)
+    assert _preload.mirror([v6("::", 8080)]) == (["[::]:8080"], "both")
+    assert _preload.mirror([v4("127.0.0.1", 9000)]) == (["127.0.0.1:9000"], None)
+    assert _preload.mirror([v6("::1", 9000)]) == (["[::1]:9000"], None)
     with pytest.raises(UnitError, match="BindIPv6Only= is per unit"):
-        PL.mirror([v4("0.0.0.0", 80), v6("::", 80), v6("::", 8080, 3)])
+        _preload.mirror([v4("0.0.0.0", 80), v6("::", 80), v6("::", 8080, 3)])
 
 
 def test_render_socket_unit():
-    text = PL.render_socket("nginx.service", ["0.0.0.0:80", "[::]:80"], "ipv6-only", 4096,
-                            "-/usr/lib/x/netsvc-sockclean --unit %n 80")
+    text = _preload.render_socket("nginx.service", ["0.0.0.0:80", "[::]:80"], "ipv6-only", 4096,
+                                  "-/usr/lib/x/netsvc-sockclean --unit %n 80")
     for line in ("ListenStream=0.0.0.0:80\n", "ListenStream=[::]:80\n", "BindIPv6Only=ipv6-only\n", "Accept=no\n",
                  "Backlog=4096\n", "Service=nginx.service\n",
                  "ExecStartPre=-/usr/lib/x/netsvc-sockclean --unit %n 80\n"):
         assert line in text
-    assert text.startswith("# " + PL.HEADER)
+    assert text.startswith("# " + _preload.HEADER)
 
 
 def test_ld_preload_is_appended_never_replaced():
     lib = "/usr/lib/netsvc-resilience/libnetsvc-preload.so"
-    assert PL.ld_preload("", lib) == lib
-    assert PL.ld_preload("LANG=C LD_PRELOAD=/usr/lib/libjemalloc.so.2", lib) == "/usr/lib/libjemalloc.so.2:" + lib
-    assert PL.ld_preload('"LD_PRELOAD=/a.so /b.so" X=1', lib) == "/a.so:/b.so:" + lib
+    assert _preload.ld_preload("", lib) == lib
+    assert _preload.ld_preload("LANG=C LD_PRELOAD=/usr/lib/libjemalloc.so.2", lib) == "/usr/lib/libjemalloc.so.2:" + lib
+    assert _preload.ld_preload('"LD_PRELOAD=/a.so /b.so" X=1', lib) == "/a.so:/b.so:" + lib
     # idempotent: a unit that already has it keeps one copy
-    assert PL.ld_preload("LD_PRELOAD=/a.so:" + lib, lib) == "/a.so:" + lib
-    unit, service = PL.service_directives("nginx.socket", lib, 4096)
+    assert _preload.ld_preload("LD_PRELOAD=/a.so:" + lib, lib) == "/a.so:" + lib
+    unit, service = _preload.service_directives("nginx.socket", lib, 4096)
     assert unit == {"Requires": "nginx.socket", "After": "nginx.socket"}
     assert service["Sockets"] == "nginx.socket"
     assert service["Environment"] == ['"LD_PRELOAD=%s"' % lib, '"NETSVC_PRELOAD_BACKLOG=4096"']
@@ -73,13 +72,13 @@ def test_ld_preload_is_appended_never_replaced():
 
 def test_exec_path_and_foreign_listeners():
     show = "{ path=/usr/sbin/nginx ; argv[]=/usr/sbin/nginx -g daemon on; ; ignore_errors=no ; start_time=[n/a] }"
-    assert PL.exec_path(show) == "/usr/sbin/nginx"
-    assert PL.exec_path("") is None
+    assert _preload.exec_path(show) == "/usr/sbin/nginx"
+    assert _preload.exec_path("") is None
     listeners = [v4("0.0.0.0", 80, 10), v4("0.0.0.0", 81, 11), v4("0.0.0.0", 82, 12)]
     owners = {10: [{"pid": 1, "command": "systemd"}, {"pid": 55, "command": "nginx"}],
               11: [{"pid": 55, "command": "nginx"}],
               12: [{"pid": 77, "command": "apache2"}]}
-    foreign = PL.foreign_listeners(listeners, owners, {55})
+    foreign = _preload.foreign_listeners(listeners, owners, {55})
     assert [(x["port"], [o["command"] for o in who]) for x, who in foreign] == [(82, ["apache2"])]
 
 
@@ -113,21 +112,21 @@ def test_executable_refusals(tmp_path):
         return files[path][1]
 
     if files["/usr/sbin/nginx"][1]:
-        assert PL.executable_refusal("/usr/sbin/nginx", read, lstat) is None
-        assert PL.executable_refusal("/usr/local/bin/app.py", read, lstat) is None  # judged by its interpreter
-    assert "setuid/setgid" in PL.executable_refusal("/usr/bin/su", read, lstat)
-    assert "statically linked" in PL.executable_refusal("/usr/local/bin/static", read, lstat)
-    assert "does not exist" in PL.executable_refusal("/nope", read, lstat)
-    assert "not a regular file" in PL.executable_refusal("/etc", read, lstat)
-    assert "not an ELF file" in PL.executable_refusal("/usr/local/bin/text", read, lstat)
-    assert "cannot be resolved" in PL.executable_refusal("nginx", read, lstat)
+        assert _preload.executable_refusal("/usr/sbin/nginx", read, lstat) is None
+        assert _preload.executable_refusal("/usr/local/bin/app.py", read, lstat) is None  # judged by its interpreter
+    assert "setuid/setgid" in _preload.executable_refusal("/usr/bin/su", read, lstat)
+    assert "statically linked" in _preload.executable_refusal("/usr/local/bin/static", read, lstat)
+    assert "does not exist" in _preload.executable_refusal("/nope", read, lstat)
+    assert "not a regular file" in _preload.executable_refusal("/etc", read, lstat)
+    assert "not an ELF file" in _preload.executable_refusal("/usr/local/bin/text", read, lstat)
+    assert "cannot be resolved" in _preload.executable_refusal("nginx", read, lstat)
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_the_shipped_preload_library_loads_on_el7_glibc(arch):
     """No symbol version newer than GLIBC_2.17 (EL7), read from the file's .gnu.version_r."""
-    with open(os.path.join(NATIVE, arch, PL.LIBRARY_NAME), "rb") as f:
-        info = E.inspect(f.read())
+    with open(os.path.join(NATIVE, arch, _preload.LIBRARY_NAME), "rb") as f:
+        info = _elf.inspect(f.read())
     assert info["glibc_versions"], "no GLIBC version needs found: the reader is broken"
     assert max(info["glibc_versions"]) <= (2, 17), info["glibc_versions"]
     assert info["machine"] == {"x86_64": 62, "aarch64": 183}[arch]
@@ -136,14 +135,14 @@ def test_the_shipped_preload_library_loads_on_el7_glibc(arch):
 def test_the_native_hook_needs_no_libc_at_all():
     for arch in ("x86_64", "aarch64"):
         with open(os.path.join(NATIVE, arch, "netsvc-sockclean"), "rb") as f:
-            info = E.inspect(f.read())
+            info = _elf.inspect(f.read())
         assert info["interp"] is None and info["glibc_versions"] == []
 
 
 def test_elf_refusals_and_junk():
-    with pytest.raises(E.ElfError):
-        E.inspect(b"#!/bin/sh\n")
-    assert E.preload_refusal({"sections": [".go.buildinfo"], "interp": "/lib64/ld-linux-x86-64.so.2"}).startswith(
+    with pytest.raises(_elf.ElfError):
+        _elf.inspect(b"#!/bin/sh\n")
+    assert _elf.preload_refusal({"sections": [".go.buildinfo"], "interp": "/lib64/ld-linux-x86-64.so.2"}).startswith(
         "a Go binary")
-    assert E.preload_refusal({"sections": [".text"], "interp": None}).startswith("statically linked")
-    assert E.preload_refusal({"sections": [".text"], "interp": "/lib/ld.so"}) is None
+    assert _elf.preload_refusal({"sections": [".text"], "interp": None}).startswith("statically linked")
+    assert _elf.preload_refusal({"sections": [".text"], "interp": "/lib/ld.so"}) is None

@@ -11,34 +11,34 @@ import threading
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe as P
+from ansible_collections.netsvc.resilience.plugins.module_utils import _probe
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1"])
 def test_loopback_accepted(host):
-    assert P.check_loopback(host)
+    assert _probe.check_loopback(host)
 
 
 @pytest.mark.parametrize("host", ["10.0.0.1", "192.168.1.1", "8.8.8.8", "localhost", "::", "0.0.0.0"])
 def test_non_loopback_refused(host):
-    with pytest.raises(P.ProbeError):
-        P.check_loopback(host)
+    with pytest.raises(_probe.ProbeError):
+        _probe.check_loopback(host)
 
 
 def test_journal_scan():
     text = ("Started x.\nOSError: [Errno 98] Address already in use\n"
             "x.service: Start request repeated too quickly.\nx.service: Failed with result 'start-limit-hit'.\n")
-    found = P.scan_journal(text)
+    found = _probe.scan_journal(text)
     assert found["eaddrinuse"] == ["OSError: [Errno 98] Address already in use"]
     assert len(found["start_limit"]) == 2
-    assert P.scan_journal("Started x.\n") == {"eaddrinuse": [], "start_limit": []}
+    assert _probe.scan_journal("Started x.\n") == {"eaddrinuse": [], "start_limit": []}
 
 
 def test_verdict():
-    assert P.verdict(False, None, 100) == (False, "not serving again before the timeout")
-    assert P.verdict(True, 150.0, 100)[0] is False
-    assert P.verdict(True, 50.0, 100) == (True, "serving again after 50.0 ms")
-    assert P.verdict(True, 5000.0, None)[0] is True
+    assert _probe.verdict(False, None, 100) == (False, "not serving again before the timeout")
+    assert _probe.verdict(True, 150.0, 100)[0] is False
+    assert _probe.verdict(True, 50.0, 100) == (True, "serving again after 50.0 ms")
+    assert _probe.verdict(True, 5000.0, None)[0] is True
 
 
 def test_try_connect_against_a_real_loopback_listener():
@@ -55,12 +55,12 @@ def test_try_connect_against_a_real_loopback_listener():
     t = threading.Thread(target=answer)
     t.start()
     try:
-        assert P.try_connect("127.0.0.1", port, 2.0, b"ok\n") is True
+        assert _probe.try_connect("127.0.0.1", port, 2.0, b"ok\n") is True
     finally:
         t.join(5)
         srv.close()
     # nothing listens there any more: refused, not an exception
-    assert P.try_connect("127.0.0.1", port, 0.5) is False
+    assert _probe.try_connect("127.0.0.1", port, 0.5) is False
 
 
 def test_process_gone(tmp_path):
@@ -68,9 +68,9 @@ def test_process_gone(tmp_path):
     (tmp_path / "10" / "stat").write_text("10 (my (odd) name) S 1 10\n")
     (tmp_path / "11").mkdir()
     (tmp_path / "11" / "stat").write_text("11 (python3) Z 1 11\n")
-    assert P.process_gone(10, str(tmp_path)) is False
-    assert P.process_gone(11, str(tmp_path)) is True
-    assert P.process_gone(12, str(tmp_path)) is True
+    assert _probe.process_gone(10, str(tmp_path)) is False
+    assert _probe.process_gone(11, str(tmp_path)) is True
+    assert _probe.process_gone(12, str(tmp_path)) is True
 
 
 def test_only_a_pid_in_the_unit_cgroup_is_signalled(tmp_path):
@@ -79,15 +79,15 @@ def test_only_a_pid_in_the_unit_cgroup_is_signalled(tmp_path):
     (proc / "42" / "cgroup").write_text(u"12:pids:/system.slice/web.service\n0::/system.slice/web.service\n")
     (proc / "43").mkdir()
     (proc / "43" / "cgroup").write_text(u"0::/system.slice/web2.service\n")
-    assert P.in_unit_cgroup(42, "web.service", str(proc))
-    assert not P.in_unit_cgroup(43, "web.service", str(proc))  # another unit
-    assert not P.in_unit_cgroup(44, "web.service", str(proc))  # gone
+    assert _probe.in_unit_cgroup(42, "web.service", str(proc))
+    assert not _probe.in_unit_cgroup(43, "web.service", str(proc))  # another unit
+    assert not _probe.in_unit_cgroup(44, "web.service", str(proc))  # gone
 
 
 @pytest.mark.parametrize("name", ["_probe.py", "_sockdiag.py"])
 def test_files_copied_to_hosts_alone_import_nothing_of_the_collection(name):
     # _probe.py goes to benchmark hosts with recovery_driver.py, _sockdiag.py is the hook's twin
-    path = os.path.join(os.path.dirname(P.__file__), name)
+    path = os.path.join(os.path.dirname(_probe.__file__), name)
     with open(path) as f:
         tree = ast.parse(f.read())
     imported = [n.module if isinstance(n, ast.ImportFrom) else a.name

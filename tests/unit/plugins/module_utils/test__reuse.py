@@ -13,8 +13,7 @@ import socket
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
-from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse as R
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart, _reuse
 
 LIS = [{"port": 80, "address": "0.0.0.0", "inode": 10}, {"port": 80, "address": "::", "inode": 11},
        {"port": 443, "address": "0.0.0.0", "inode": 12}]
@@ -35,13 +34,13 @@ def mine(pid):
 
 
 def test_every_listener_with_the_flag_needs_no_hook():
-    flag, why = R.verdict("web.service", [80, 443], LIS, OWNERS, flags({6: True, 7: True, 8: True}), mine)
+    flag, why = _reuse.verdict("web.service", [80, 443], LIS, OWNERS, flags({6: True, 7: True, 8: True}), mine)
     assert flag is True
     assert why == "every listener on 80, 443 sets SO_REUSEADDR (read from pid 5)"
 
 
 def test_one_listener_without_the_flag_keeps_the_hook():
-    flag, why = R.verdict("web.service", [80, 443], LIS, OWNERS, flags({6: True, 7: False, 8: True}), mine)
+    flag, why = _reuse.verdict("web.service", [80, 443], LIS, OWNERS, flags({6: True, 7: False, 8: True}), mine)
     assert flag is False
     assert why == "the listener on :::80 (pid 5) does not set SO_REUSEADDR"
 
@@ -56,7 +55,7 @@ def test_one_listener_without_the_flag_keeps_the_hook():
     ([], OWNERS, {}, "no ports"),
 ])
 def test_what_cannot_be_read_is_unknown_never_a_guess(ports, owners, table, words):
-    flag, why = R.verdict("web.service", ports, [x for x in LIS if x["port"] in ports], owners, flags(table), mine)
+    flag, why = _reuse.verdict("web.service", ports, [x for x in LIS if x["port"] in ports], owners, flags(table), mine)
     assert flag is None
     assert words in why
 
@@ -67,20 +66,20 @@ def test_the_flag_is_read_from_a_live_socket_of_a_process():
     with_flag.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         try:
-            assert R.socket_reuseaddr(os.getpid(), with_flag.fileno()) is True
+            assert _reuse.socket_reuseaddr(os.getpid(), with_flag.fileno()) is True
         except OSError as e:
             if e.errno == errno.ENOSYS:
                 pytest.skip("no pidfd_getfd on this kernel")
             raise
-        assert R.socket_reuseaddr(os.getpid(), without.fileno()) is False
+        assert _reuse.socket_reuseaddr(os.getpid(), without.fileno()) is False
         with pytest.raises(OSError) as e:
-            R.socket_reuseaddr(os.getpid(), 65000)  # no such descriptor
+            _reuse.socket_reuseaddr(os.getpid(), 65000)  # no such descriptor
         assert e.value.errno == errno.EBADF
-        assert R.why(e.value) == "it closed the socket meanwhile"
+        assert _reuse.why(e.value) == "it closed the socket meanwhile"
         with open(os.devnull) as f, pytest.raises(OSError) as e:
-            R.socket_reuseaddr(os.getpid(), f.fileno())
+            _reuse.socket_reuseaddr(os.getpid(), f.fileno())
         assert e.value.errno == errno.ENOTSOCK
-        assert R.why(e.value) == "the descriptor is no longer a socket (reused meanwhile)"
+        assert _reuse.why(e.value) == "the descriptor is no longer a socket (reused meanwhile)"
     finally:
         with_flag.close()
         without.close()
@@ -97,7 +96,7 @@ def test_syscall_failures_carry_their_errno_and_close_the_pidfd():
     try:
         os.close = closed.append
         with pytest.raises(OSError) as e:
-            R.socket_reuseaddr(5, 6, syscall=(call, lambda: errno.EPERM))
+            _reuse.socket_reuseaddr(5, 6, syscall=(call, lambda: errno.EPERM))
     finally:
         os.close = real_close
     assert e.value.errno == errno.EPERM and closed == [41]
@@ -113,14 +112,14 @@ def test_syscall_failures_carry_their_errno_and_close_the_pidfd():
     (False, True, None, "none", "state=absent"),
 ])
 def test_hook_decision(present, cleanup, reuse, decision, words):
-    got, why = PS.hook_decision(present, cleanup, reuse)
+    got, why = _prestart.hook_decision(present, cleanup, reuse)
     assert got == decision and words in why
 
 
 def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
     """Real sock_diag dump and real pidfd reads of our own listeners; only the /proc view that
     says which unit holds them is made up (this test does not run in a systemd unit)."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag
 
     socks, ports = [], []
     try:
@@ -139,9 +138,9 @@ def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
         (me / "cmdline").write_bytes(b"web\0")
         (me / "cgroup").write_text(u"0::/system.slice/web.service\n")
         try:
-            got = R.listener_reuse({"web.service": [ports[0]], "other.service": [ports[1]], "idle.service": [1]},
-                                   proc=str(tmp_path))
-        except D.DiagError:
+            got = _reuse.listener_reuse({"web.service": [ports[0]], "other.service": [ports[1]], "idle.service": [1]},
+                                        proc=str(tmp_path))
+        except _sockdiag.DiagError:
             pytest.skip("no sock_diag here")
         if got["web.service"][0] is None and "pidfd_getfd" in got["web.service"][1]:
             pytest.skip("no pidfd_getfd on this kernel")
@@ -151,7 +150,7 @@ def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
         assert "belongs to no process of other.service" in got["other.service"][1]
         assert got["idle.service"][0] is None and "nothing listens on 1" in got["idle.service"][1]
         (me / "cgroup").write_text(u"0::/system.slice/other.service\n")
-        got = R.listener_reuse({"other.service": [ports[1]]}, proc=str(tmp_path))
+        got = _reuse.listener_reuse({"other.service": [ports[1]]}, proc=str(tmp_path))
         assert got["other.service"] == (False, "the listener on 127.0.0.1:%d (pid %d) does not set SO_REUSEADDR"
                                         % (ports[1], os.getpid()))
     finally:
@@ -162,7 +161,7 @@ def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
 def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
     """The fast re-run path: a unit cleanup auto left without the hook is read again, and a
     listener that lost SO_REUSEADDR (a new server version) makes the run a full one."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _preflight as PF
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _preflight
 
     row = {"name": "web.service", "unit": "web.service", "backend": "systemd", "ports": [80],
            "socket_activation": False, "active": True, "hook": {"installed": False}}
@@ -170,10 +169,11 @@ def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
     down = dict(row, name="db.service", unit="db.service", active=False)
     sup = dict(row, name="job", unit="job", backend="supervisord")
     health = [row, hooked, down, sup]
-    assert PF.without_hook(health) == {"web.service": [80]}
-    assert PF.without_hook(health, {"api.service", "db.service"}) == {}
-    assert PF.lost_reuse({"web.service": (True, "every listener on 80 sets SO_REUSEADDR (read from pid 5)"),
-                          "db.service": (None, "nothing listens on 5432 (is db.service running?)")}) == []
-    assert PF.lost_reuse({"web.service": (False, "the listener on 0.0.0.0:80 (pid 5) does not set SO_REUSEADDR")}) == [
+    assert _preflight.without_hook(health) == {"web.service": [80]}
+    assert _preflight.without_hook(health, {"api.service", "db.service"}) == {}
+    assert _preflight.lost_reuse({"web.service": (True, "every listener on 80 sets SO_REUSEADDR (read from pid 5)"),
+                                  "db.service": (None, "nothing listens on 5432 (is db.service running?)")}) == []
+    lost = {"web.service": (False, "the listener on 0.0.0.0:80 (pid 5) does not set SO_REUSEADDR")}
+    assert _preflight.lost_reuse(lost) == [
         "web.service: cleanup auto left out the hook, but now the listener on 0.0.0.0:80 (pid 5) does not set "
         "SO_REUSEADDR"]

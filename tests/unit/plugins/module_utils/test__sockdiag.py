@@ -14,7 +14,7 @@ import struct
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag as D
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag
 
 # Captured on kernel 6.18 (Debian 12 container): a SOCK_DIAG_BY_FAMILY dump answer for
 # 127.0.0.1:7900 with one LISTEN socket and one TIME_WAIT socket (peer port 43934).
@@ -28,10 +28,10 @@ CAPTURED = binascii.unhexlify(
 
 
 def test_decode_captured_dump():
-    msgs = D.parse_messages(CAPTURED)
-    assert [(t, seq) for t, seq, _p in msgs] == [(D.SOCK_DIAG_BY_FAMILY, 1), (D.SOCK_DIAG_BY_FAMILY, 1)]
-    listen = D.decode_diag_msg(msgs[0][2])
-    tw = D.decode_diag_msg(msgs[1][2])
+    msgs = _sockdiag.parse_messages(CAPTURED)
+    assert [(t, seq) for t, seq, _p in msgs] == [(_sockdiag.SOCK_DIAG_BY_FAMILY, 1), (_sockdiag.SOCK_DIAG_BY_FAMILY, 1)]
+    listen = _sockdiag.decode_diag_msg(msgs[0][2])
+    tw = _sockdiag.decode_diag_msg(msgs[1][2])
     assert (listen["state"], listen["sport"], listen["src"]) == ("listen", 7900, "127.0.0.1")
     assert listen["inode"] == 251898
     assert (tw["state"], tw["sport"], tw["dport"], tw["dst"]) == ("time-wait", 7900, 43934, "127.0.0.1")
@@ -40,27 +40,29 @@ def test_decode_captured_dump():
 
 
 def test_destroy_request_echoes_the_socket_id():
-    tw = D.decode_diag_msg(D.parse_messages(CAPTURED)[1][2])
+    tw = _sockdiag.decode_diag_msg(_sockdiag.parse_messages(CAPTURED)[1][2])
     sport, dport, src, dst, ifindex, cookie = tw["id"]
-    req = D._DESTROY.pack(D._DESTROY.size, D.SOCK_DESTROY, D.NLM_F_REQUEST | D.NLM_F_ACK, 7, 0, tw["family"],
-                          D.IPPROTO_TCP, 0, 0, 1 << 6, socket.htons(sport), socket.htons(dport), src, dst,
-                          ifindex, cookie[0], cookie[1])
-    generic = D.encode_request(D.SOCK_DESTROY, D.NLM_F_REQUEST | D.NLM_F_ACK, 7, tw["family"], 1 << 6, sockid=tw["id"])
+    flags = _sockdiag.NLM_F_REQUEST | _sockdiag.NLM_F_ACK
+    req = _sockdiag._DESTROY.pack(_sockdiag._DESTROY.size, _sockdiag.SOCK_DESTROY, flags, 7, 0, tw["family"],
+                                  _sockdiag.IPPROTO_TCP, 0, 0, 1 << 6, socket.htons(sport), socket.htons(dport),
+                                  src, dst, ifindex, cookie[0], cookie[1])
+    generic = _sockdiag.encode_request(_sockdiag.SOCK_DESTROY, flags, 7, tw["family"], 1 << 6, sockid=tw["id"])
     assert req == generic
     assert len(req) == 16 + 56
 
 
 def test_port_filter_bytecode_is_an_envelope_with_valid_jumps():
-    bc = D.port_filter([(8080, 8080), (9000, 9010)])
+    bc = _sockdiag.port_filter([(8080, 8080), (9000, 9010)])
     ops = [struct.unpack_from("=BBH", bc, off) for off in range(0, len(bc), 4)]
-    assert ops == [(D.INET_DIAG_BC_S_GE, 8, 20), (0, 0, 8080), (D.INET_DIAG_BC_S_LE, 8, 12), (0, 0, 9010)]
+    assert ops == [(_sockdiag.INET_DIAG_BC_S_GE, 8, 20), (0, 0, 8080),
+                   (_sockdiag.INET_DIAG_BC_S_LE, 8, 12), (0, 0, 9010)]
 
 
 def test_state_mask_and_listen_refused():
-    assert D.state_mask(["time-wait"]) == 1 << 6
-    assert D.state_mask(D.ORPHAN_STATES) == (1 << 6) | (1 << 4) | (1 << 5) | (1 << 11) | (1 << 9)
-    with pytest.raises(D.DiagError):
-        D.state_mask(["bogus"])
+    assert _sockdiag.state_mask(["time-wait"]) == 1 << 6
+    assert _sockdiag.state_mask(_sockdiag.ORPHAN_STATES) == (1 << 6) | (1 << 4) | (1 << 5) | (1 << 11) | (1 << 9)
+    with pytest.raises(_sockdiag.DiagError):
+        _sockdiag.state_mask(["bogus"])
 
 
 SOCKS = [
@@ -74,16 +76,16 @@ SOCKS = [
 
 
 def test_select_matches_local_port_and_state_only():
-    got = D.select(SOCKS, [(8080, 8080)], D.ORPHAN_STATES)
+    got = _sockdiag.select(SOCKS, [(8080, 8080)], _sockdiag.ORPHAN_STATES)
     assert [(s["state"], s["sport"]) for s in got] == [("time-wait", 8080), ("fin-wait-2", 8080)]
-    assert D.select(SOCKS, [(8080, 8080)], D.ORPHAN_STATES, local_addr="10.0.0.5") == [SOCKS[5]]
-    assert D.count_states(got) == {"time-wait": 1, "fin-wait-2": 1}
+    assert _sockdiag.select(SOCKS, [(8080, 8080)], _sockdiag.ORPHAN_STATES, local_addr="10.0.0.5") == [SOCKS[5]]
+    assert _sockdiag.count_states(got) == {"time-wait": 1, "fin-wait-2": 1}
 
 
 def test_cap_net_admin_from_status():
-    assert D.has_cap_net_admin("Name:\tx\nCapEff:\t000001ffffffffff\n") is True
-    assert D.has_cap_net_admin("CapEff:\t0000000000000000\n") is False
-    assert D.has_cap_net_admin("Name: x\n") is None
+    assert _sockdiag.has_cap_net_admin("Name:\tx\nCapEff:\t000001ffffffffff\n") is True
+    assert _sockdiag.has_cap_net_admin("CapEff:\t0000000000000000\n") is False
+    assert _sockdiag.has_cap_net_admin("Name: x\n") is None
 
 
 class FakeDiag(object):
@@ -99,7 +101,7 @@ class FakeDiag(object):
         FakeDiag.instance = self
 
     def dump(self, mask, ports, families):
-        return [s for s in self.socks if mask & (1 << D.STATES[s["state"]])]
+        return [s for s in self.socks if mask & (1 << _sockdiag.STATES[s["state"]])]
 
     def destroy(self, socks):
         out = {}
@@ -115,8 +117,8 @@ class FakeDiag(object):
 
 
 def test_cleanup_on_a_kernel_that_refuses_timewait(monkeypatch):
-    monkeypatch.setattr(D, "SockDiag", FakeDiag)
-    r = D.cleanup([(8080, 8080)])
+    monkeypatch.setattr(_sockdiag, "SockDiag", FakeDiag)
+    r = _sockdiag.cleanup([(8080, 8080)])
     assert r["before"] == {"time-wait": 1, "fin-wait-2": 1}
     assert r["destroyed"] == 1
     assert r["refused"] == {"EOPNOTSUPP": 1}
@@ -138,33 +140,33 @@ class KeepsOrphans(FakeDiag):
 
 
 def test_an_acknowledged_destroy_counts_only_when_the_socket_is_gone(monkeypatch):
-    monkeypatch.setattr(D, "SockDiag", KeepsOrphans)
-    r = D.cleanup([(8080, 8080)])
+    monkeypatch.setattr(_sockdiag, "SockDiag", KeepsOrphans)
+    r = _sockdiag.cleanup([(8080, 8080)])
     assert r["destroyed"] == 0
     assert r["kept"] == {"fin-wait-2": 1}
     assert r["supported"] == {"time-wait": False, "fin-wait-2": False}
-    assert D.explain(r, "5.10.0", 0, 2) == (
+    assert _sockdiag.explain(r, "5.10.0", 0, 2) == (
         "TIME_WAIT not destroyable on Linux 5.10.0 (needs >= 6.0); the kernel acknowledged SOCK_DESTROY but kept "
         "1 orphaned socket(s) (fin-wait-2 1) on Linux 5.10.0")
 
 
 def test_report_mode_destroys_nothing(monkeypatch):
-    monkeypatch.setattr(D, "SockDiag", FakeDiag)
-    r = D.cleanup([(8080, 8080)], mode="report")
+    monkeypatch.setattr(_sockdiag, "SockDiag", FakeDiag)
+    r = _sockdiag.cleanup([(8080, 8080)], mode="report")
     assert r["destroyed"] == 0
     assert r["after"] == r["before"] == {"time-wait": 1, "fin-wait-2": 1}
     assert len(FakeDiag.instance.socks) == len(SOCKS)
 
 
 def test_no_sockets_is_a_no_change_path(monkeypatch):
-    monkeypatch.setattr(D, "SockDiag", FakeDiag)
-    r = D.cleanup([(9999, 9999)])
+    monkeypatch.setattr(_sockdiag, "SockDiag", FakeDiag)
+    r = _sockdiag.cleanup([(9999, 9999)])
     assert r["before"] == {} and r["destroyed"] == 0 and r["after"] == {} and r["listeners"] == []
 
 
 def test_listen_state_can_never_be_cleaned():
-    with pytest.raises(D.DiagError) as err:
-        D.cleanup([(8080, 8080)], states=("listen",))
+    with pytest.raises(_sockdiag.DiagError) as err:
+        _sockdiag.cleanup([(8080, 8080)], states=("listen",))
     assert "port conflict" in str(err.value)
 
 
@@ -176,7 +178,7 @@ def test_listener_owners_from_proc(tmp_path):
     (fd / "12").symlink_to("socket:[777]")  # a dup of the same socket: one entry, the lowest fd
     (tmp_path / "42" / "cmdline").write_bytes(b"python3\0/usr/local/bin/netsvc-echo\0007070\0")
     (tmp_path / "self").mkdir()
-    assert D.listener_owners({777, 778}, str(tmp_path)) == {
+    assert _sockdiag.listener_owners({777, 778}, str(tmp_path)) == {
         777: [{"pid": 42, "command": "python3 /usr/local/bin/netsvc-echo 7070", "fd": 3}], 778: []}
 
 
@@ -201,54 +203,55 @@ def _result(before, after, destroyed, refusals=None, other=None):
     ({}, "6.18", 0, ""),
 ])
 def test_explain_names_the_true_cause(refusals, release, left, cause):
-    assert D.explain(_result({}, {}, 0, refusals), release, 996, left) == cause
+    assert _sockdiag.explain(_result({}, {}, 0, refusals), release, 996, left) == cause
 
 
 def test_explain_other_errno_and_refusal_kinds():
-    assert D.explain(_result({}, {}, 0, {"other": 1}, "EINVAL"), "6.18", 0, 1) == "SOCK_DESTROY failed with EINVAL"
-    assert D.refusal_kind(errno.EPERM, "time-wait") == "no_cap"
-    assert D.refusal_kind(errno.EOPNOTSUPP, "fin-wait-2") == "unsupported_timewait"
-    assert D.refusal_kind(errno.EOPNOTSUPP, "last-ack") == "unsupported_full"
-    assert D.kernel_version("5.10.0-26-amd64") == (5, 10) and D.kernel_version("") == (0, 0)
+    explained = _sockdiag.explain(_result({}, {}, 0, {"other": 1}, "EINVAL"), "6.18", 0, 1)
+    assert explained == "SOCK_DESTROY failed with EINVAL"
+    assert _sockdiag.refusal_kind(errno.EPERM, "time-wait") == "no_cap"
+    assert _sockdiag.refusal_kind(errno.EOPNOTSUPP, "fin-wait-2") == "unsupported_timewait"
+    assert _sockdiag.refusal_kind(errno.EOPNOTSUPP, "last-ack") == "unsupported_full"
+    assert _sockdiag.kernel_version("5.10.0-26-amd64") == (5, 10) and _sockdiag.kernel_version("") == (0, 0)
 
 
 def test_hook_line_status_and_journal_parse_round_trip():
     r = _result({"time-wait": 18, "fin-wait-1": 2}, {"time-wait": 18}, 2, {"unsupported_timewait": 18})
-    cause = D.explain(r, "5.10.0", 0, 18)
-    line = D.hook_line("9000,9100-9102", r, cause)
+    cause = _sockdiag.explain(r, "5.10.0", 0, 18)
+    line = _sockdiag.hook_line("9000,9100-9102", r, cause)
     assert line == ("netsvc-sockclean: ports 9000,9100-9102: found 20, destroyed 2, left 18 (fin-wait-1 2, "
                     "time-wait 18); cause: TIME_WAIT not destroyable on Linux 5.10.0 (needs >= 6.0)")
-    parsed = D.parse_hook_line("1795334739.5 host netsvc-sockclean[1]: " + line, 1795334739.5)
+    parsed = _sockdiag.parse_hook_line("1795334739.5 host netsvc-sockclean[1]: " + line, 1795334739.5)
     assert parsed == {"ports": "9000,9100-9102", "time": 1795334739, "result": "left", "found": 20,
                       "destroyed": 2, "left": 18, "cause": cause, "delivered": 0, "unsent_sockets": 0,
                       "unsent_bytes": 0}
-    status = D.parse_status(D.status_text("web.service", 1795334739.5, "9000", r, cause, 0, "5.10.0"))
+    status = _sockdiag.parse_status(_sockdiag.status_text("web.service", 1795334739.5, "9000", r, cause, 0, "5.10.0"))
     assert (status["result"], status["found"], status["destroyed"], status["left"], status["uid"]) == \
         ("left", 20, 2, 18, 0)
     assert status["cause"] == cause and status["unit"] == "web.service" and status["time"] == 1795334739
-    err = D.hook_line("11211", None, "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)", True)
-    assert D.parse_hook_line(err)["result"] == "error"
-    assert D.parse_hook_line("something else") == {}
+    err = _sockdiag.hook_line("11211", None, "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)", True)
+    assert _sockdiag.parse_hook_line(err)["result"] == "error"
+    assert _sockdiag.parse_hook_line("something else") == {}
 
 
 def test_a_drain_that_ran_out_is_counted_apart_and_is_not_ok():
     r = dict(_result({"fin-wait-1": 3, "time-wait": 2}, {}, 5, {}), delivered=2, drain_ms=500, unsent_sockets=1,
              unsent_bytes=812000)
-    line = D.hook_line("127.0.0.1:80", r, "")
+    line = _sockdiag.hook_line("127.0.0.1:80", r, "")
     assert line == ("netsvc-sockclean: ports 127.0.0.1:80: found 5, destroyed 5, left 0 (fin-wait-1 3, time-wait 2)"
                     "; delivered 2 in 500 ms; destroyed 1 with 812000 bytes unsent after 500 ms")
-    parsed = D.parse_hook_line(line, 1)
+    parsed = _sockdiag.parse_hook_line(line, 1)
     assert (parsed["result"], parsed["delivered"], parsed["unsent_sockets"], parsed["unsent_bytes"]) == \
         ("lost", 2, 1, 812000)
-    status = D.parse_status(D.status_text("web.service", 1, "127.0.0.1:80", r, "", 0, "6.18"))
+    status = _sockdiag.parse_status(_sockdiag.status_text("web.service", 1, "127.0.0.1:80", r, "", 0, "6.18"))
     assert (status["result"], status["unsent_bytes"], status["drain_ms"], status["version"]) == ("lost", 812000, 500, 2)
 
 
 def test_unsent_leaves_out_the_fin_and_timewait_holds_nothing():
-    assert D.unsent({"state": "time-wait", "wqueue": 0}) == 0
-    assert D.unsent({"state": "fin-wait-1", "wqueue": 1}) == 0       # only the FIN: everything delivered
-    assert D.unsent({"state": "fin-wait-1", "wqueue": 4097}) == 4096
-    assert D.unsent({"state": "last-ack", "wqueue": 0}) == 0
+    assert _sockdiag.unsent({"state": "time-wait", "wqueue": 0}) == 0
+    assert _sockdiag.unsent({"state": "fin-wait-1", "wqueue": 1}) == 0       # only the FIN: everything delivered
+    assert _sockdiag.unsent({"state": "fin-wait-1", "wqueue": 4097}) == 4096
+    assert _sockdiag.unsent({"state": "last-ack", "wqueue": 0}) == 0
 
 
 @pytest.mark.parametrize("arg, family, any_addr, rng", [
@@ -261,44 +264,46 @@ def test_unsent_leaves_out_the_fin_and_timewait_holds_nothing():
     ("[fe80::1]:443", socket.AF_INET6, False, (443, 443)),
 ])
 def test_targets_as_the_native_hook_takes_them(arg, family, any_addr, rng):
-    t = D.parse_target(arg)
+    t = _sockdiag.parse_target(arg)
     assert (t["family"], t["any"], t["range"]) == (family, any_addr, rng)
 
 
 @pytest.mark.parametrize("arg", ["x", "0", "70000", "300.1.1.1:80", "127.0.0.1:", "[::1]80", "[zz::1]:80", ":80",
                                  "1.2.3:80"])
 def test_bad_targets_are_refused(arg):
-    assert D.parse_target(arg) is None
+    assert _sockdiag.parse_target(arg) is None
 
 
 def test_a_target_matches_its_own_address_only():
     local = {"family": socket.AF_INET, "sport": 80, "src": "127.0.0.1"}
     other = dict(local, src="127.0.0.2")
     mapped = {"family": socket.AF_INET6, "sport": 80, "src": "::ffff:127.0.0.1"}
-    t = D.parse_target("127.0.0.1:80")
-    assert D.target_matches(t, local) and not D.target_matches(t, other) and not D.target_matches(t, mapped)
-    assert D.target_matches(D.parse_target("0.0.0.0:80"), other)
-    v6_any = D.parse_target("[::]:80")
-    assert D.target_matches(v6_any, mapped) and not D.target_matches(v6_any, local)
-    assert D.target_matches(D.parse_target("80"), mapped) and not D.target_matches(D.parse_target("81"), local)
+    t = _sockdiag.parse_target("127.0.0.1:80")
+    assert _sockdiag.target_matches(t, local)
+    assert not _sockdiag.target_matches(t, other) and not _sockdiag.target_matches(t, mapped)
+    assert _sockdiag.target_matches(_sockdiag.parse_target("0.0.0.0:80"), other)
+    v6_any = _sockdiag.parse_target("[::]:80")
+    assert _sockdiag.target_matches(v6_any, mapped) and not _sockdiag.target_matches(v6_any, local)
+    assert _sockdiag.target_matches(_sockdiag.parse_target("80"), mapped)
+    assert not _sockdiag.target_matches(_sockdiag.parse_target("81"), local)
 
 
 def test_hook_arguments_like_the_native_hook():
-    a = D.parse_hook_args(["--unit", "web.service", "--drain-ms", "500", "8080", "x", "0", "70000", "9000-9002",
-                           "9-1", "127.0.0.1:80", "--", "/bin/web", "-p", "8080"])
+    a = _sockdiag.parse_hook_args(["--unit", "web.service", "--drain-ms", "500", "8080", "x", "0", "70000", "9000-9002",
+                                   "9-1", "127.0.0.1:80", "--", "/bin/web", "-p", "8080"])
     assert a["ranges"] == [(8080, 8080), (9000, 9002), (80, 80)] and a["bad"] == ["x", "0", "70000", "9-1"]
     assert a["label"] == "8080,9000-9002,127.0.0.1:80" and a["drain_ms"] == 500
-    assert D.parse_hook_args(["--drain-ms", "x", "80"])["bad"] == ["--drain-ms x"]
+    assert _sockdiag.parse_hook_args(["--drain-ms", "x", "80"])["bad"] == ["--drain-ms x"]
     assert a["unit"] == "web.service" and a["command"] == ["/bin/web", "-p", "8080"]
-    assert D.parse_user("65534:65534:100,27") == (65534, 65534, [100, 27])
+    assert _sockdiag.parse_user("65534:65534:100,27") == (65534, 65534, [100, 27])
     with pytest.raises(ValueError, match="UID:GID"):
-        D.parse_user("nobody")
+        _sockdiag.parse_user("nobody")
 
 
 def test_status_dir_matches_the_constants():
     # _sockdiag runs standalone as the hook and cannot import _constants: the one copy is checked here
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _constants as C
-    assert D.HOOK_STATUS_DIR == C.HOOK_STATUS_DIR
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
+    assert _sockdiag.HOOK_STATUS_DIR == _constants.HOOK_STATUS_DIR
 
 
 def _timewait_sockets(port, count):
@@ -322,8 +327,8 @@ def _quiet_port(offset):
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low = int(f.read().split()[0])
     port = max(low, 2048) - 1000 - offset
-    D.cleanup([(port, port)])  # TIME_WAIT left by an earlier run of this test
-    assert not D.cleanup([(port, port)], mode="count")["after"], "port %d is busy" % port
+    _sockdiag.cleanup([(port, port)])  # TIME_WAIT left by an earlier run of this test
+    assert not _sockdiag.cleanup([(port, port)], mode="count")["after"], "port %d is busy" % port
     return port
 
 
@@ -341,7 +346,7 @@ def test_native_hook_and_python_twin_print_and_record_the_same(tmp_path):
     native = str(tmp_path / "netsvc-sockclean")
     shutil.copy(NATIVE, native)
     os.chmod(native, 0o755)
-    twin = [sys.executable, "-I", "-S", D.__file__.replace(".pyc", ".py")]
+    twin = [sys.executable, "-I", "-S", _sockdiag.__file__.replace(".pyc", ".py")]
     outputs = []
     for argv in ([native], twin):
         port = _quiet_port(len(outputs))
@@ -352,7 +357,7 @@ def test_native_hook_and_python_twin_print_and_record_the_same(tmp_path):
             env = dict(os.environ, INVOCATION_ID=invocation)
             args = ["--unit", "t.service", "--status-dir", str(tmp_path), str(port), "bad"]
             out = subprocess.check_output(argv + args, universal_newlines=True, env=env)
-            status = D.parse_status((tmp_path / "t.service.status").read_text())
+            status = _sockdiag.parse_status((tmp_path / "t.service.status").read_text())
             assert status["invocation"] == recorded
         kept = {k: v for k, v in status.items() if k not in ("time", "ports")}
         outputs.append((out.replace(str(port), "PORT"), kept))
@@ -435,7 +440,7 @@ def test_the_hook_cleans_only_its_own_address_and_delivers_what_is_in_flight(tmp
     import subprocess
     import sys
 
-    twin = [sys.executable, "-I", "-S", D.__file__.replace(".pyc", ".py")]
+    twin = [sys.executable, "-I", "-S", _sockdiag.__file__.replace(".pyc", ".py")]
     argv = [_runnable(tmp_path)] if which == "native" else twin
     port = _quiet_port(7 if which == "native" else 8)
     _leftovers("127.0.0.1", port, 3)
@@ -443,9 +448,9 @@ def test_the_hook_cleans_only_its_own_address_and_delivers_what_is_in_flight(tmp
     out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service",
                                           "127.0.0.1:%d" % port], universal_newlines=True)
     assert "found 3, destroyed 3, left 0 (time-wait 3)" in out
-    theirs = D.cleanup([(port, port)], mode="count")["after"]
+    theirs = _sockdiag.cleanup([(port, port)], mode="count")["after"]
     assert theirs == {"time-wait": 2}, theirs
-    D.cleanup([(port, port)])
+    _sockdiag.cleanup([(port, port)])
     # a response still being delivered (~1.6 MB/s reader): waited for, not a byte lost
     client, reader, got, sent = _in_flight(port, 1600000)
     out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service", "--drain-ms", "5000",
@@ -453,13 +458,13 @@ def test_the_hook_cleans_only_its_own_address_and_delivers_what_is_in_flight(tmp
     reader.join(10)
     client.close()
     assert got[0] == sent and "delivered 1 in" in out and "unsent" not in out, (out, got, sent)
-    assert D.parse_status((tmp_path / "a.service.status").read_text())["result"] == "ok"
+    assert _sockdiag.parse_status((tmp_path / "a.service.status").read_text())["result"] == "ok"
     # a client that never reads: destroyed after the drain bound, counted apart
     client, _t, _g, _s = _in_flight(port)
     out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "a.service", "--drain-ms", "200",
                                           str(port)], universal_newlines=True)
     client.close()
-    status = D.parse_status((tmp_path / "a.service.status").read_text())
+    status = _sockdiag.parse_status((tmp_path / "a.service.status").read_text())
     assert status["result"] == "lost" and status["unsent_sockets"] == 1 and status["unsent_bytes"] > 0, out
     assert "bytes unsent after" in out
 
@@ -471,7 +476,7 @@ def test_the_status_file_goes_only_into_a_root_only_directory_never_through_a_li
     import subprocess
     import sys
 
-    twin = [sys.executable, "-I", "-S", D.__file__.replace(".pyc", ".py")]
+    twin = [sys.executable, "-I", "-S", _sockdiag.__file__.replace(".pyc", ".py")]
     argv = [_runnable(tmp_path)] if which == "native" else twin
     port = _quiet_port(9)
     theirs = tmp_path / "theirs"
@@ -489,15 +494,16 @@ def test_the_status_file_goes_only_into_a_root_only_directory_never_through_a_li
 
 
 def test_legacy_request_layout_one_request_for_both_families():
-    bc = D.port_filter([(7000, 7001)])
-    req = D.encode_legacy_request(9, D.state_mask(["time-wait"]), bc)
+    bc = _sockdiag.port_filter([(7000, 7001)])
+    req = _sockdiag.encode_legacy_request(9, _sockdiag.state_mask(["time-wait"]), bc)
     length, msg_type, flags, seq, _pid = struct.unpack_from("=IHHII", req, 0)
-    assert (length, msg_type, flags, seq) == (len(req), D.TCPDIAG_GETSOCK, D.NLM_F_REQUEST | D.NLM_F_DUMP, 9)
+    dump = _sockdiag.NLM_F_REQUEST | _sockdiag.NLM_F_DUMP
+    assert (length, msg_type, flags, seq) == (len(req), _sockdiag.TCPDIAG_GETSOCK, dump, 9)
     assert req[16] == socket.AF_INET and struct.unpack_from("=II", req, 16 + 52) == (1 << 6, 0)
-    assert struct.unpack_from("=HH", req, 16 + 60) == (4 + len(bc), D.INET_DIAG_REQ_BYTECODE)
+    assert struct.unpack_from("=HH", req, 16 + 60) == (4 + len(bc), _sockdiag.INET_DIAG_REQ_BYTECODE)
 
 
-class ReplayDiag(D.SockDiag):
+class ReplayDiag(_sockdiag.SockDiag):
     """SockDiag over canned replies: the legacy request refused or answered."""
 
     def __init__(self, legacy_error):
@@ -515,21 +521,21 @@ class ReplayDiag(D.SockDiag):
 
     def _recv(self):
         msg_type = self.sent[-1]
-        if msg_type == D.TCPDIAG_GETSOCK and self.legacy_error:
-            return struct.pack("=IHHIIi", 20, D.NLMSG_ERROR, 0, self.seq, 0, -22)
+        if msg_type == _sockdiag.TCPDIAG_GETSOCK and self.legacy_error:
+            return struct.pack("=IHHIIi", 20, _sockdiag.NLMSG_ERROR, 0, self.seq, 0, -22)
         # one captured socket (AF_INET TIME_WAIT) in the reply type of the request, then DONE
-        payload = D.parse_messages(CAPTURED)[1][2]
+        payload = _sockdiag.parse_messages(CAPTURED)[1][2]
         msg = struct.pack("=IHHII", 16 + len(payload), msg_type, 2, self.seq, 0) + payload
-        return msg + struct.pack("=IHHIIi", 20, D.NLMSG_DONE, 2, self.seq, 0, 0)
+        return msg + struct.pack("=IHHIIi", 20, _sockdiag.NLMSG_DONE, 2, self.seq, 0, 0)
 
 
 def test_dump_uses_one_legacy_request_else_one_per_family():
     legacy = ReplayDiag(legacy_error=False)
-    assert [s["state"] for s in legacy.dump(D.state_mask(["time-wait"]))] == ["time-wait"]
-    assert legacy.sent == [D.TCPDIAG_GETSOCK]
-    assert legacy.dump(D.state_mask(["time-wait"]), families=(socket.AF_INET6,)) == []  # filtered by family
+    assert [s["state"] for s in legacy.dump(_sockdiag.state_mask(["time-wait"]))] == ["time-wait"]
+    assert legacy.sent == [_sockdiag.TCPDIAG_GETSOCK]
+    assert legacy.dump(_sockdiag.state_mask(["time-wait"]), families=(socket.AF_INET6,)) == []  # filtered by family
     refused = ReplayDiag(legacy_error=True)
-    assert len(refused.dump(D.state_mask(["time-wait"]))) == 2  # the canned socket once per family request
-    assert refused.sent == [D.TCPDIAG_GETSOCK, D.SOCK_DIAG_BY_FAMILY, D.SOCK_DIAG_BY_FAMILY]
-    refused.dump(D.state_mask(["time-wait"]))
-    assert refused.sent[3:] == [D.SOCK_DIAG_BY_FAMILY, D.SOCK_DIAG_BY_FAMILY]  # not asked again
+    assert len(refused.dump(_sockdiag.state_mask(["time-wait"]))) == 2  # the canned socket once per family request
+    assert refused.sent == [_sockdiag.TCPDIAG_GETSOCK, _sockdiag.SOCK_DIAG_BY_FAMILY, _sockdiag.SOCK_DIAG_BY_FAMILY]
+    refused.dump(_sockdiag.state_mask(["time-wait"]))
+    assert refused.sent[3:] == [_sockdiag.SOCK_DIAG_BY_FAMILY, _sockdiag.SOCK_DIAG_BY_FAMILY]  # not asked again

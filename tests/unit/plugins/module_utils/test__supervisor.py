@@ -9,7 +9,7 @@ import configparser
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor as SUP
+from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor
 
 APPS = """; apps of this host
 [program:migrate]
@@ -41,16 +41,17 @@ def supervisord_reads(*texts):
 
 
 def test_values_are_read_as_supervisord_reads_them():
-    mine = SUP.values(APPS, "program:web")
+    mine = _supervisor.values(APPS, "program:web")
     theirs = supervisord_reads(APPS)["program:web"]
     assert mine == theirs
-    assert SUP.values(APPS, "program:migrate")["command"] == "/usr/local/bin/migrate --all"
-    assert SUP.values(APPS, "program:nope") == {}
+    assert _supervisor.values(APPS, "program:migrate")["command"] == "/usr/local/bin/migrate --all"
+    assert _supervisor.values(APPS, "program:nope") == {}
 
 
 def test_an_edit_changes_only_the_keys_of_that_section():
-    edited = SUP.edit(APPS, "program:web", {"command": "/h --unit web 9500 -- /usr/bin/python3 -m http.server 9500",
-                                            "user": None, "autorestart": "true", "killasgroup": "true"})
+    edited = _supervisor.edit(APPS, "program:web",
+                              {"command": "/h --unit web 9500 -- /usr/bin/python3 -m http.server 9500",
+                               "user": None, "autorestart": "true", "killasgroup": "true"})
     before, after = APPS.splitlines(True), edited.splitlines(True)
     changed = [x for x in before if x not in after]
     assert changed == ["command = /usr/bin/python3 -m http.server 9500\n", "user=nobody\n"]
@@ -67,17 +68,17 @@ def test_an_edit_changes_only_the_keys_of_that_section():
 
 def test_continuation_lines_go_with_their_key():
     text = "[program:w]\ncommand=/bin/a\n  --flag\nuser=x\n"
-    assert SUP.values(text, "program:w")["command"] == "/bin/a\n--flag"
-    assert SUP.edit(text, "program:w", {"command": "/bin/b"}) == "[program:w]\ncommand=/bin/b\nuser=x\n"
+    assert _supervisor.values(text, "program:w")["command"] == "/bin/a\n--flag"
+    assert _supervisor.edit(text, "program:w", {"command": "/bin/b"}) == "[program:w]\ncommand=/bin/b\nuser=x\n"
 
 
 def test_restore_puts_one_section_back_byte_for_byte_and_leaves_the_others():
-    web = SUP.edit(APPS, "program:web", {"command": "/h -- x", "user": None, "killasgroup": "true"})
-    both = SUP.edit(web, "program:migrate", {"autorestart": "true"})
-    back = SUP.restore(both, APPS, "program:web")
-    assert SUP.values(back, "program:web") == SUP.values(APPS, "program:web")
-    assert SUP.values(back, "program:migrate")["autorestart"] == "true"       # still hardened
-    assert SUP.restore(back, APPS, "program:migrate") == APPS                  # and now the file is the original
+    web = _supervisor.edit(APPS, "program:web", {"command": "/h -- x", "user": None, "killasgroup": "true"})
+    both = _supervisor.edit(web, "program:migrate", {"autorestart": "true"})
+    back = _supervisor.restore(both, APPS, "program:web")
+    assert _supervisor.values(back, "program:web") == _supervisor.values(APPS, "program:web")
+    assert _supervisor.values(back, "program:migrate")["autorestart"] == "true"       # still hardened
+    assert _supervisor.restore(back, APPS, "program:migrate") == APPS  # and now the file is the original
 
 
 def test_includes_are_found_as_supervisord_finds_them(tmp_path):
@@ -95,22 +96,23 @@ def test_includes_are_found_as_supervisord_finds_them(tmp_path):
         except IOError:
             return None
 
-    order = SUP.read_order(str(main), read)
+    order = _supervisor.read_order(str(main), read)
     assert order == [str(main), str(tmp_path / "conf.d" / "a.conf"), str(tmp_path / "conf.d" / "b.conf")]
     files = [(p, read(p)) for p in order]
-    assert SUP.program_sections(files, "web") == order[1:]
+    assert _supervisor.program_sections(files, "web") == order[1:]
     # merged as supervisord merges them: the later file's user= wins
-    assert SUP.effective(files, "web") == {"command": "/bin/web", "user": "nobody"}
-    assert SUP.group_of([("x", APPS)], "web") == "site" and SUP.group_of([("x", APPS)], "migrate") == "migrate"
+    assert _supervisor.effective(files, "web") == {"command": "/bin/web", "user": "nobody"}
+    assert _supervisor.group_of([("x", APPS)], "web") == "site"
+    assert _supervisor.group_of([("x", APPS)], "migrate") == "migrate"
 
 
 def test_a_wrapped_command_is_never_wrapped_twice():
     hook = "/usr/lib/netsvc-resilience/netsvc-sockclean"
     wrapped = "%s --unit web --user 65534:65534 9500 -- /usr/bin/web -p 9500" % hook
-    assert SUP.wrapped_command(wrapped, hook) == "/usr/bin/web -p 9500"
-    assert SUP.wrapped_command("/usr/bin/web -- x", hook) == "/usr/bin/web -- x"
+    assert _supervisor.wrapped_command(wrapped, hook) == "/usr/bin/web -p 9500"
+    assert _supervisor.wrapped_command("/usr/bin/web -- x", hook) == "/usr/bin/web -- x"
 
 
 def test_a_missing_section_cannot_get_keys():
-    with pytest.raises(SUP.SupervisorError):
-        SUP.edit("[program:a]\n", "program:b", {"x": "1"})
+    with pytest.raises(_supervisor.SupervisorError):
+        _supervisor.edit("[program:a]\n", "program:b", {"x": "1"})

@@ -8,9 +8,9 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl
 
-K = S.RESERVED_PORTS_KEY
+K = _sysctl.RESERVED_PORTS_KEY
 
 # ---------------------------------------------------------------- validation table
 
@@ -58,13 +58,13 @@ BAD = [
 
 @pytest.mark.parametrize("key,value,expected", GOOD)
 def test_good_values_normalise(key, value, expected):
-    assert S.normalize_value(key, value) == expected
+    assert _sysctl.normalize_value(key, value) == expected
 
 
 @pytest.mark.parametrize("key,value,fragment", BAD)
 def test_bad_values_name_key_value_and_rule(key, value, fragment):
-    with pytest.raises(S.SysctlError) as err:
-        S.normalize_value(key, value)
+    with pytest.raises(_sysctl.SysctlError) as err:
+        _sysctl.normalize_value(key, value)
     msg = str(err.value)
     assert fragment in msg
     assert key in msg or key == K
@@ -75,42 +75,42 @@ def test_bad_values_name_key_value_and_rule(key, value, fragment):
     "net.ipv4.tcp_fin_timeout\n", "net.ipv4.$x", "fs.file-max", "../etc/passwd",
 ])
 def test_key_names_outside_scope_are_refused(key):
-    with pytest.raises(S.SysctlError) as err:
-        S.check_key_name(key)
+    with pytest.raises(_sysctl.SysctlError) as err:
+        _sysctl.check_key_name(key)
     assert "not allowed" in str(err.value)
 
 
 def test_tw_recycle_is_refused_with_the_reason():
-    with pytest.raises(S.SysctlError) as err:
-        S.check_key_name("net.ipv4.tcp_tw_recycle")
+    with pytest.raises(_sysctl.SysctlError) as err:
+        _sysctl.check_key_name("net.ipv4.tcp_tw_recycle")
     assert "removed in Linux 4.12" in str(err.value)
     assert "NAT" in str(err.value)
 
 
 def test_slash_keys_are_normalised():
-    assert S.normalize_key("net/ipv4/tcp_fin_timeout") == "net.ipv4.tcp_fin_timeout"
-    assert S.normalize_key("net/ipv4/conf/eth0.100/rp_filter") == "net.ipv4.conf.eth0/100.rp_filter"
-    assert S.normalize_key("net.core.somaxconn") == "net.core.somaxconn"
+    assert _sysctl.normalize_key("net/ipv4/tcp_fin_timeout") == "net.ipv4.tcp_fin_timeout"
+    assert _sysctl.normalize_key("net/ipv4/conf/eth0.100/rp_filter") == "net.ipv4.conf.eth0/100.rp_filter"
+    assert _sysctl.normalize_key("net.core.somaxconn") == "net.core.somaxconn"
 
 
 # ---------------------------------------------------------------- port sets
 
 
 def test_port_ranges_merge_as_sets():
-    assert S.parse_ports("9000-9010,8080, 9005 ,9011") == [(8080, 8080), (9000, 9011)]
-    assert S.format_ports(S.parse_ports("1,2,3,5")) == "1-3,5"
+    assert _sysctl.parse_ports("9000-9010,8080, 9005 ,9011") == [(8080, 8080), (9000, 9011)]
+    assert _sysctl.format_ports(_sysctl.parse_ports("1,2,3,5")) == "1-3,5"
 
 
 def test_port_subtraction_splits_ranges():
-    assert S.subtract_ranges([(9000, 9010)], [(9005, 9005)]) == [(9000, 9004), (9006, 9010)]
-    assert S.subtract_ranges([(1, 5)], [(1, 10)]) == []
-    assert S.subtract_ranges([(1, 5), (8, 8)], [(9, 9)]) == [(1, 5), (8, 8)]
+    assert _sysctl.subtract_ranges([(9000, 9010)], [(9005, 9005)]) == [(9000, 9004), (9006, 9010)]
+    assert _sysctl.subtract_ranges([(1, 5)], [(1, 10)]) == []
+    assert _sysctl.subtract_ranges([(1, 5), (8, 8)], [(9, 9)]) == [(1, 5), (8, 8)]
 
 
 def test_port_values_compare_as_sets():
-    assert S.values_equal(K, "8080,9000-9001", "9000,9001, 8080")
-    assert not S.values_equal(K, "8080", "8081")
-    assert S.values_equal("net.ipv4.ip_local_port_range", "1024\t65000", "1024 65000")
+    assert _sysctl.values_equal(K, "8080,9000-9001", "9000,9001, 8080")
+    assert not _sysctl.values_equal(K, "8080", "8081")
+    assert _sysctl.values_equal("net.ipv4.ip_local_port_range", "1024\t65000", "1024 65000")
 
 
 # ---------------------------------------------------------------- sysctl.d files
@@ -118,7 +118,7 @@ def test_port_values_compare_as_sets():
 
 def test_parse_conf_skips_comments_and_normalises():
     text = "# c\n; c2\n\nnet/ipv4/tcp_fin_timeout=30\n-net.core.somaxconn = 1024\nbogus line\n"
-    assert S.parse_conf(text) == [
+    assert _sysctl.parse_conf(text) == [
         ("net.ipv4.tcp_fin_timeout", "30", 4),
         ("net.core.somaxconn", "1024", 5),
     ]
@@ -130,7 +130,7 @@ def test_ordered_files_masks_and_sorts_like_systemd():
         "/usr/lib/sysctl.d": ["50-local.conf", "10-default.conf", "99-zz.conf"],
         "/run/sysctl.d": ["60-run.conf"],
     }
-    assert S.ordered_files(listing, conf_exists=True) == [
+    assert _sysctl.ordered_files(listing, conf_exists=True) == [
         "/usr/lib/sysctl.d/10-default.conf",
         "/etc/sysctl.d/50-local.conf",  # masks /usr/lib/sysctl.d/50-local.conf
         "/run/sysctl.d/60-run.conf",
@@ -149,7 +149,7 @@ def test_overrides_only_from_files_applied_later_with_other_values():
         ("/etc/sysctl.d/99-other.conf", "net.core.somaxconn=1024\nnet.ipv4.tcp_*=7\n"),
     ]
     desired = {"net.core.somaxconn": "4096", "net.ipv4.tcp_fin_timeout": "15"}
-    assert S.find_overrides(own, desired, files) == {
+    assert _sysctl.find_overrides(own, desired, files) == {
         "net.core.somaxconn": [{"file": "/etc/sysctl.d/99-other.conf", "value": "1024"}],
         "net.ipv4.tcp_fin_timeout": [{"file": "/etc/sysctl.d/99-other.conf", "value": "7"}],
     }
@@ -162,18 +162,18 @@ def test_overrides_when_our_file_does_not_exist_yet():
         ("/usr/lib/sysctl.d/90-netsvc-resilience.conf", "net.core.somaxconn = 2\n"),  # masked
         ("/etc/sysctl.conf", "net.core.somaxconn = 3\n"),
     ]
-    assert S.find_overrides(own, {"net.core.somaxconn": "4096"}, files) == {
+    assert _sysctl.find_overrides(own, {"net.core.somaxconn": "4096"}, files) == {
         "net.core.somaxconn": [{"file": "/etc/sysctl.conf", "value": "3"}],
     }
 
 
 def test_render_and_state_round_trip():
-    text = S.render_conf({"net.core.somaxconn": "4096", K: "8080"},
-                         {"net.core.somaxconn": "128"}, [(8080, 8080)], "Ansible managed: x")
+    text = _sysctl.render_conf({"net.core.somaxconn": "4096", K: "8080"},
+                               {"net.core.somaxconn": "128"}, [(8080, 8080)], "Ansible managed: x")
     assert text.startswith("# Ansible managed: x\n")
     assert "net.core.somaxconn = 4096\n" in text
-    assert S.parse_state(text) == ({"net.core.somaxconn": "128"}, [(8080, 8080)])
-    assert {k: v for k, v, _n in S.parse_conf(text)} == {"net.core.somaxconn": "4096", K: "8080"}
+    assert _sysctl.parse_state(text) == ({"net.core.somaxconn": "128"}, [(8080, 8080)])
+    assert {k: v for k, v, _n in _sysctl.parse_conf(text)} == {"net.core.somaxconn": "4096", K: "8080"}
 
 
 # ---------------------------------------------------------------- planning
@@ -196,7 +196,7 @@ def params(**kw):
 
 
 def test_profile_then_user_settings_override():
-    res = S.plan(params(profile="fast_restart", settings={"net.core.somaxconn": 8192}), LIVE, None)
+    res = _sysctl.plan(params(profile="fast_restart", settings={"net.core.somaxconn": 8192}), LIVE, None)
     assert res["values"] == {
         "net.ipv4.tcp_fin_timeout": "15",
         "net.core.somaxconn": "8192",
@@ -208,33 +208,33 @@ def test_profile_then_user_settings_override():
 
 
 def test_fast_restart_profile_holds_no_myths():
-    prof = S.PROFILES["fast_restart"]
+    prof = _sysctl.PROFILES["fast_restart"]
     assert "net.ipv4.tcp_tw_recycle" not in prof
     assert "net.ipv4.tcp_tw_reuse" not in prof
     assert "net.ipv4.tcp_max_tw_buckets" not in prof
 
 
 def test_reserved_ports_keep_other_entries_and_record_what_we_added():
-    res = S.plan(params(reserved_ports=[8080, "5000"]), LIVE, None)
+    res = _sysctl.plan(params(reserved_ports=[8080, "5000"]), LIVE, None)
     assert res["values"][K] == "5000,8080"
     assert res["added"] == [(8080, 8080)]
 
 
 def test_reserved_ports_no_change_is_stable():
-    first = S.plan(params(reserved_ports=[8080]), LIVE, None)
-    text = S.render_conf(first["values"], first["previous"], first["added"])
+    first = _sysctl.plan(params(reserved_ports=[8080]), LIVE, None)
+    text = _sysctl.render_conf(first["values"], first["previous"], first["added"])
     live = dict(LIVE, **{K: "5000,8080"})
-    second = S.plan(params(reserved_ports=["8080"]), live, text)
-    assert S.render_conf(second["values"], second["previous"], second["added"]) == text
-    assert S.live_changes(live, second["live_targets"]) == {}
+    second = _sysctl.plan(params(reserved_ports=["8080"]), live, text)
+    assert _sysctl.render_conf(second["values"], second["previous"], second["added"]) == text
+    assert _sysctl.live_changes(live, second["live_targets"]) == {}
 
 
 def test_absent_removes_only_what_was_asked_and_restores_previous():
-    first = S.plan(params(profile="fast_restart", reserved_ports=[8080, 8081]), LIVE, None)
-    text = S.render_conf(first["values"], first["previous"], first["added"])
+    first = _sysctl.plan(params(profile="fast_restart", reserved_ports=[8080, 8081]), LIVE, None)
+    text = _sysctl.render_conf(first["values"], first["previous"], first["added"])
     live = dict(LIVE, **{K: "5000,8080-8081", "net.ipv4.tcp_fin_timeout": "15"})
-    res = S.plan(params(state="absent", settings={"net.ipv4.tcp_fin_timeout": None},
-                        reserved_ports=[8081]), live, text)
+    res = _sysctl.plan(params(state="absent", settings={"net.ipv4.tcp_fin_timeout": None},
+                              reserved_ports=[8081]), live, text)
     assert "net.ipv4.tcp_fin_timeout" not in res["values"]
     assert res["restore"] == {"net.ipv4.tcp_fin_timeout": "60", K: "5000,8080"}
     assert res["live_targets"]["net.ipv4.tcp_fin_timeout"] == "60"
@@ -243,17 +243,17 @@ def test_absent_removes_only_what_was_asked_and_restores_previous():
 
 
 def test_unknown_key_fails_unless_allowed():
-    with pytest.raises(S.SysctlError) as err:
-        S.plan(params(settings={"net.ipv4.tcp_no_such_key": 1}), LIVE, None)
+    with pytest.raises(_sysctl.SysctlError) as err:
+        _sysctl.plan(params(settings={"net.ipv4.tcp_no_such_key": 1}), LIVE, None)
     assert "does not exist on this host" in str(err.value)
-    res = S.plan(params(settings={"net.ipv4.tcp_no_such_key": 1}, allow_unknown=True), LIVE, None)
+    res = _sysctl.plan(params(settings={"net.ipv4.tcp_no_such_key": 1}, allow_unknown=True), LIVE, None)
     assert res["values"] == {"net.ipv4.tcp_no_such_key": "1"}
     assert "net.ipv4.tcp_no_such_key" not in res["live_targets"]
 
 
 def test_reserved_key_in_settings_points_to_the_option():
-    with pytest.raises(S.SysctlError) as err:
-        S.plan(params(settings={K: "8080"}), LIVE, None)
+    with pytest.raises(_sysctl.SysctlError) as err:
+        _sysctl.plan(params(settings={K: "8080"}), LIVE, None)
     assert "reserved_ports option" in str(err.value)
 
 
@@ -264,38 +264,38 @@ def test_reserved_key_in_settings_points_to_the_option():
     ({"net.ipv4.tcp_tw_reuse": 1, "net.ipv4.tcp_timestamps": 0}, LIVE, "no effect while"),
 ])
 def test_myth_warnings(settings, live, fragment):
-    res = S.plan(params(settings=settings), live, None)
+    res = _sysctl.plan(params(settings=settings), live, None)
     assert any(fragment in w for w in res["warnings"]), res["warnings"]
 
 
 def test_no_warning_when_raising_tw_buckets_or_reuse_with_timestamps():
-    res = S.plan(params(settings={"net.ipv4.tcp_max_tw_buckets": 300000,
-                                  "net.ipv4.tcp_tw_reuse": 1}), LIVE, None)
+    res = _sysctl.plan(params(settings={"net.ipv4.tcp_max_tw_buckets": 300000,
+                                        "net.ipv4.tcp_tw_reuse": 1}), LIVE, None)
     assert res["warnings"] == []
 
 
 def test_bad_value_raises_before_any_plan_is_returned():
-    with pytest.raises(S.SysctlError) as err:
-        S.plan(params(profile="fast_restart", settings={"net.core.somaxconn": "1;reboot"}), LIVE, None)
+    with pytest.raises(_sysctl.SysctlError) as err:
+        _sysctl.plan(params(profile="fast_restart", settings={"net.core.somaxconn": "1;reboot"}), LIVE, None)
     assert "net.core.somaxconn" in str(err.value)
     assert "1;reboot" in str(err.value)
 
 
 def test_purge_restores_previous_values_and_removes_only_our_ports():
-    first = S.plan(params(profile="fast_restart", reserved_ports=[8080]), LIVE, None)
-    text = S.render_conf(first["values"], first["previous"], first["added"])
+    first = _sysctl.plan(params(profile="fast_restart", reserved_ports=[8080]), LIVE, None)
+    text = _sysctl.render_conf(first["values"], first["previous"], first["added"])
     live = dict(LIVE, **{K: "5000,8080", "net.ipv4.tcp_fin_timeout": "15", "net.ipv4.tcp_max_syn_backlog": "4096"})
-    res = S.plan(params(state="absent", purge=True), live, text)
+    res = _sysctl.plan(params(state="absent", purge=True), live, text)
     assert res["values"] == {}
     assert res["previous"] == {}
     assert res["added"] == []
     assert res["restore"] == {"net.ipv4.tcp_fin_timeout": "60", "net.core.somaxconn": "4096",
                               "net.ipv4.tcp_max_syn_backlog": "512", K: "5000"}
-    assert S.live_changes(live, res["live_targets"]) == {
+    assert _sysctl.live_changes(live, res["live_targets"]) == {
         "net.ipv4.tcp_fin_timeout": "60", "net.ipv4.tcp_max_syn_backlog": "512", K: "5000"}
 
 
 def test_ports_already_reserved_by_others_are_not_claimed():
-    res = S.plan(params(reserved_ports=[5000]), LIVE, None)
+    res = _sysctl.plan(params(reserved_ports=[5000]), LIVE, None)
     assert res["added"] == []
     assert K not in res["values"]

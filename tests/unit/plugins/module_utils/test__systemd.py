@@ -8,9 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart as PS
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd as SD
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart, _systemd, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
 
 
@@ -55,30 +53,30 @@ def _units(tmp_path):
 def test_who_wins_names_the_later_file(tmp_path):
     fragment, ours, local = _units(tmp_path)
     show = {"FragmentPath": fragment, "DropInPaths": "%s %s" % (ours, local), "Restart": "no"}
-    wanted = U.policy_readback(U.normalize_options({"restart": "on-failure"}), "web.service", 252)
-    out = SD.effective_mismatches("web.service", wanted, show, ours)
+    wanted = _unit.policy_readback(_unit.normalize_options({"restart": "on-failure"}), "web.service", 252)
+    out = _systemd.effective_mismatches("web.service", wanted, show, ours)
     assert out[0].startswith("web.service: Restart is 'no', asked on-failure: %s sets Restart=no" % local)
     assert "DropInPaths order" in out[0]
 
 
 def test_who_wins_when_ours_is_not_loaded_or_reload_is_pending(tmp_path):
     fragment, ours, _local = _units(tmp_path)
-    assert "not loaded by systemd" in SD.who_wins("Restart", {"FragmentPath": fragment, "DropInPaths": ""}, ours)
+    assert "not loaded by systemd" in _systemd.who_wins("Restart", {"FragmentPath": fragment, "DropInPaths": ""}, ours)
     pending = {"FragmentPath": fragment, "DropInPaths": ours, "NeedDaemonReload": "yes"}
-    assert "NeedDaemonReload=yes" in SD.who_wins("Restart", pending, ours)
+    assert "NeedDaemonReload=yes" in _systemd.who_wins("Restart", pending, ours)
 
 
 def test_policy_readback_accepts_what_systemd_shows():
-    o = U.normalize_options({})
+    o = _unit.normalize_options({})
     ok = {"Restart": "on-failure", "RestartUSec": "0", "StartLimitBurst": "20", "StartLimitIntervalUSec": "10s",
           "OnFailure": "netsvc-revive@web.service.service"}
-    assert SD.effective_mismatches("web.service", U.policy_readback(o, "web.service", 252), ok, "x") == []
+    assert _systemd.effective_mismatches("web.service", _unit.policy_readback(o, "web.service", 252), ok, "x") == []
     el7 = {"Restart": "on-failure", "RestartUSec": "0", "StartLimitBurst": "20", "StartLimitInterval": "10000000",
            "OnFailure": "netsvc-revive@web.service.service"}
-    assert SD.effective_mismatches("web.service", U.policy_readback(o, "web.service", 219), el7, "x") == []
+    assert _systemd.effective_mismatches("web.service", _unit.policy_readback(o, "web.service", 219), el7, "x") == []
     slow = dict(ok, RestartUSec="5s", OnFailure="")
     props = [m.split(":")[1].split()[0] for m in
-             SD.effective_mismatches("web.service", U.policy_readback(o, "web.service", 252), slow, "x")]
+             _systemd.effective_mismatches("web.service", _unit.policy_readback(o, "web.service", 252), slow, "x")]
     assert props == ["RestartUSec", "OnFailure"]
 
 
@@ -87,7 +85,7 @@ def _tx(tmp_path, systemd):
     atomic_write(FakeModule(), path, "old\n")
     files = FileSet(FakeModule())
     files.want(path, "new\n")
-    tx = SD.DropinTransaction(FakeModule(), systemd)
+    tx = _systemd.DropinTransaction(FakeModule(), systemd)
     tx.unit_dirs = (str(tmp_path / "etc" / "systemd") + "/",)
     tx.add(files, "web.service", "/lib/systemd/system/web.service")
     return tx, path
@@ -116,15 +114,15 @@ def test_transaction_reloads_once_and_only_for_unit_files(tmp_path):
     assert tx.commit() and systemd.reloads == 1 and read_text(path) == "new\n"
     hook = FileSet(FakeModule())
     hook.want(str(tmp_path / "usr" / "hook"), b"\x7fELF", 0o755)
-    hook_only = SD.DropinTransaction(FakeModule(), systemd)
+    hook_only = _systemd.DropinTransaction(FakeModule(), systemd)
     hook_only.add(hook)
     assert hook_only.commit() and systemd.reloads == 1  # the hook alone needs no reload
-    assert SD.DropinTransaction(FakeModule(), systemd).commit() is False
+    assert _systemd.DropinTransaction(FakeModule(), systemd).commit() is False
 
 
 def test_parse_show_many_keeps_order_and_empty_values():
     text = "LoadState=loaded\nUser=\n\nLoadState=not-found\n"
-    assert SD.parse_show_many(text) == [{"LoadState": "loaded", "User": ""}, {"LoadState": "not-found"}]
+    assert _systemd.parse_show_many(text) == [{"LoadState": "loaded", "User": ""}, {"LoadState": "not-found"}]
 
 
 def _hook_plan(tmp_path):
@@ -144,7 +142,7 @@ def test_hook_and_policy_drop_ins_share_one_transaction_and_one_reload(tmp_path)
     systemd = FakeSystemd()
     tx, policy = _tx(tmp_path, systemd)
     plan = _hook_plan(tmp_path)
-    result = PS.stage(FakeModule(), plan, tx)
+    result = _prestart.stage(FakeModule(), plan, tx)
     assert result["changed"] and result["cleanup"] == {"web.service": {"hook": True, "reason": "cleanup: true",
                                                                        "cleans": ["80"], "whole_ports": None}}
     assert result["dropins"] == {"web.service": plan["services"][0]["dropin"]}
@@ -159,7 +157,7 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
     dropin = plan["services"][0]["dropin"]
     systemd = FakeSystemd(verify="%s:2: Executable path is not absolute\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
-    PS.stage(FakeModule(), plan, tx)
+    _prestart.stage(FakeModule(), plan, tx)
     with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
         tx.commit()
     assert read_text(policy) == "old\n"  # the policy's drop-in as it was
@@ -169,8 +167,7 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
 def _kernel_change(tmp_path, monkeypatch, fail_key=None):
     """A _kernel.Change (service_restart_policy's ``kernel``): a sysctl file and two live values,
     written to a dict instead of /proc/sys."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel as KN
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl as S
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel, _sysctl
     live = {"net.core.somaxconn": "4096", "net.ipv4.tcp_max_syn_backlog": "128"}
     proc = dict(live)
 
@@ -179,18 +176,18 @@ def _kernel_change(tmp_path, monkeypatch, fail_key=None):
             raise OSError(30, "Read-only file system")
         proc[key] = value
 
-    monkeypatch.setattr(S, "write_live", write_live)
+    monkeypatch.setattr(_sysctl, "write_live", write_live)
     path = str(tmp_path / "sysctl.d" / "90-netsvc-resilience.conf")
     atomic_write(FakeModule(), path, "old\n")
-    change = KN.Change(FakeModule(), path, "old\n", "new\n", True,
-                       {"net.core.somaxconn": "8192", "net.ipv4.tcp_max_syn_backlog": "8192"}, live)
+    change = _kernel.Change(FakeModule(), path, "old\n", "new\n", True,
+                            {"net.core.somaxconn": "8192", "net.ipv4.tcp_max_syn_backlog": "8192"}, live)
     return change, path, proc, live
 
 
 def test_kernel_settings_join_the_transaction_and_need_no_reload(tmp_path, monkeypatch):
     change, path, proc, _live = _kernel_change(tmp_path, monkeypatch)
     systemd = FakeSystemd()
-    kernel_only = SD.DropinTransaction(FakeModule(), systemd)
+    kernel_only = _systemd.DropinTransaction(FakeModule(), systemd)
     kernel_only.add(change)
     assert kernel_only.changed and kernel_only.commit() and systemd.reloads == 0  # no unit file: no reload
     assert read_text(path) == "new\n" and proc["net.core.somaxconn"] == "8192"

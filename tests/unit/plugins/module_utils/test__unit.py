@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit as U
+from ansible_collections.netsvc.resilience.plugins.module_utils import _unit
 
 HOSTILE_NAMES = [
     "", "../x.service", "a/b.service", "/etc/passwd", "x\n.service", "x\x00.service", "-x.service",
@@ -21,8 +21,8 @@ HOSTILE_NAMES = [
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_unit_names_are_refused(name):
-    with pytest.raises(U.UnitError) as err:
-        U.check_unit_name(name)
+    with pytest.raises(_unit.UnitError) as err:
+        _unit.check_unit_name(name)
     msg = str(err.value)
     # the message names the value (as given, or with the .service suffix added) and the rule
     assert repr(name) in msg or repr(name + ".service") in msg
@@ -37,13 +37,13 @@ def test_hostile_unit_names_are_refused(name):
     ("my-app_2:x\\x2d.service", "my-app_2:x\\x2d.service"),
 ])
 def test_good_unit_names(name, expected):
-    assert U.check_unit_name(name) == expected
+    assert _unit.check_unit_name(name) == expected
 
 
 def opts(**kw):
     base = {"apply_defaults": True}
     base.update(kw)
-    return U.normalize_options(base)
+    return _unit.normalize_options(base)
 
 
 def sections(text):
@@ -59,7 +59,7 @@ def sections(text):
 
 @pytest.mark.parametrize("version", [219, 229])
 def test_start_limit_in_service_before_230(version):
-    text, _w = U.render_dropin(opts(), version)
+    text, _w = _unit.render_dropin(opts(), version)
     s = sections(text)
     assert "StartLimitInterval=10s" in s["Service"]
     assert "StartLimitBurst=20" in s["Service"]
@@ -68,7 +68,7 @@ def test_start_limit_in_service_before_230(version):
 
 @pytest.mark.parametrize("version", [230, 239, 247, 252, 257])
 def test_start_limit_in_unit_from_230(version):
-    text, _w = U.render_dropin(opts(), version)
+    text, _w = _unit.render_dropin(opts(), version)
     s = sections(text)
     assert "StartLimitIntervalSec=10s" in s["Unit"]
     assert "StartLimitBurst=20" in s["Unit"]
@@ -76,7 +76,7 @@ def test_start_limit_in_unit_from_230(version):
 
 
 def test_measured_defaults():
-    text, warnings = U.render_dropin(opts(), 252)
+    text, warnings = _unit.render_dropin(opts(), 252)
     s = sections(text)
     assert s["Service"][:2] == ["Restart=on-failure", "RestartSec=0"]
     assert "OnFailure=netsvc-revive@%n.service" in s["Unit"]
@@ -86,8 +86,8 @@ def test_measured_defaults():
 @pytest.mark.parametrize("version,rendered", [(219, False), (239, False), (247, False), (252, False),
                                               (254, True), (257, True)])
 def test_backoff_only_from_254(version, rendered):
-    text, warnings = U.render_dropin(opts(restart_sec="100ms", restart_steps=5, restart_max_delay="30s",
-                                          restart_mode="direct"), version)
+    text, warnings = _unit.render_dropin(opts(restart_sec="100ms", restart_steps=5, restart_max_delay="30s",
+                                              restart_mode="direct"), version)
     assert ("RestartSteps=5" in text) is rendered
     assert ("RestartMaxDelaySec=30s" in text) is rendered
     assert ("RestartMode=direct" in text) is rendered
@@ -95,19 +95,19 @@ def test_backoff_only_from_254(version, rendered):
 
 
 def test_backoff_with_restartsec_zero_warns():
-    _text, warnings = U.render_dropin(opts(restart_steps=5, restart_max_delay="30s"), 257)
+    _text, warnings = _unit.render_dropin(opts(restart_steps=5, restart_max_delay="30s"), 257)
     assert any("no effect with RestartSec=0" in w for w in warnings)
 
 
 @pytest.mark.parametrize("version,rendered", [(219, False), (239, False), (243, True), (252, True)])
 def test_oom_policy_from_243(version, rendered):
-    text, warnings = U.render_dropin(opts(oom_policy="stop"), version)
+    text, warnings = _unit.render_dropin(opts(oom_policy="stop"), version)
     assert ("OOMPolicy=stop" in text) is rendered
     assert any("OOMPolicy" in w for w in warnings) is (not rendered)
 
 
 def test_all_options_render():
-    text, _w = U.render_dropin(opts(
+    text, _w = _unit.render_dropin(opts(
         restart="always", restart_sec=0.5, restart_prevent_exit_status=["2", "SIGTERM"],
         success_exit_status=[143], kill_mode="mixed", timeout_stop_sec="1min 30s", limit_nofile="1024:4096",
         exec_start_pre=["-/usr/bin/true"], exec_stop_post=["/bin/true"], watchdog_sec=10,
@@ -121,8 +121,8 @@ def test_all_options_render():
 
 
 def test_apply_defaults_false_renders_only_given_directives():
-    text, warnings = U.render_dropin(U.normalize_options({"apply_defaults": False,
-                                                          "exec_start_pre": ["-/usr/bin/true"]}), 252)
+    text, warnings = _unit.render_dropin(_unit.normalize_options({"apply_defaults": False,
+                                                                  "exec_start_pre": ["-/usr/bin/true"]}), 252)
     assert sections(text) == {"Service": ["ExecStartPre=-/usr/bin/true"]}
     assert warnings == []
 
@@ -134,7 +134,7 @@ def test_apply_defaults_false_renders_only_given_directives():
     ({"restart": "always", "start_limit_interval": 0, "revive": False}, "tight loop"),
 ])
 def test_fact_based_warnings(kw, fragment):
-    _text, warnings = U.render_dropin(U.normalize_options(dict({"apply_defaults": True}, **kw)), 252)
+    _text, warnings = _unit.render_dropin(_unit.normalize_options(dict({"apply_defaults": True}, **kw)), 252)
     assert any(fragment in w for w in warnings), warnings
 
 
@@ -152,31 +152,31 @@ def test_fact_based_warnings(kw, fragment):
     ({"extra_unit": {"Description": "a\nb"}}, "single line"),
 ])
 def test_bad_options_name_value_and_rule(kw, fragment):
-    with pytest.raises(U.UnitError) as err:
-        U.normalize_options(kw)
+    with pytest.raises(_unit.UnitError) as err:
+        _unit.normalize_options(kw)
     assert fragment in str(err.value)
 
 
 def test_timespans():
-    assert U.parse_timespan("0", "x") == 0
-    assert U.parse_timespan("100ms", "x") == 100000
-    assert U.parse_timespan("1min 30s", "x") == 90000000
-    assert U.parse_timespan(5, "x") == 5000000
-    assert U.parse_timespan("infinity", "x") is None
+    assert _unit.parse_timespan("0", "x") == 0
+    assert _unit.parse_timespan("100ms", "x") == 100000
+    assert _unit.parse_timespan("1min 30s", "x") == 90000000
+    assert _unit.parse_timespan(5, "x") == 5000000
+    assert _unit.parse_timespan("infinity", "x") is None
 
 
 def test_render_is_deterministic_no_change_path():
-    first = U.render_dropin(opts(), 252)
-    second = U.render_dropin(opts(), 252)
+    first = _unit.render_dropin(opts(), 252)
+    second = _unit.render_dropin(opts(), 252)
     assert first == second
 
 
 def test_parse_version_and_show():
-    assert U.parse_version("systemd 252 (252.39-1~deb12u1)\n+PAM +AUDIT") == 252
-    assert U.parse_version("systemd 219\n+PAM") == 219
-    with pytest.raises(U.UnitError):
-        U.parse_version("not systemd")
-    assert U.parse_show("Restart=on-failure\nExecStartPre={ path=/x ; argv[]=/x a=b }\n") == {
+    assert _unit.parse_version("systemd 252 (252.39-1~deb12u1)\n+PAM +AUDIT") == 252
+    assert _unit.parse_version("systemd 219\n+PAM") == 219
+    with pytest.raises(_unit.UnitError):
+        _unit.parse_version("not systemd")
+    assert _unit.parse_show("Restart=on-failure\nExecStartPre={ path=/x ; argv[]=/x a=b }\n") == {
         "Restart": "on-failure", "ExecStartPre": "{ path=/x ; argv[]=/x a=b }"}
 
 
@@ -184,23 +184,23 @@ def test_verify_problems_only_ours():
     out = ("/lib/systemd/system/x.service:3: Unknown key 'FooBar' in section [Service], ignoring.\n"
            "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf:9: Unknown key 'NoSuch' in section "
            "[Service], ignoring.\n")
-    assert U.verify_problems(out, "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf") == [
+    assert _unit.verify_problems(out, "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf") == [
         "/etc/systemd/system/x.service.d/50-netsvc-resilience.conf:9: Unknown key 'NoSuch' in section "
         "[Service], ignoring."]
-    assert U.verify_problems("", "/x") == []
+    assert _unit.verify_problems("", "/x") == []
 
 
 def test_supervisord_paths_and_names():
-    assert U.supervisor_paths("RedHat") == ("/etc/supervisord.d", ".ini")
-    assert U.supervisor_paths("Debian") == ("/etc/supervisor/conf.d", ".conf")
-    with pytest.raises(U.UnitError):
-        U.check_program_name("../web")
+    assert _unit.supervisor_paths("RedHat") == ("/etc/supervisord.d", ".ini")
+    assert _unit.supervisor_paths("Debian") == ("/etc/supervisor/conf.d", ".conf")
+    with pytest.raises(_unit.UnitError):
+        _unit.check_program_name("../web")
 
 
 def test_socket_and_revive_rendering():
-    sock = U.render_socket("web.service", [8080, 8443], 4096)
+    sock = _unit.render_socket("web.service", [8080, 8443], 4096)
     assert "ListenStream=8080\nListenStream=8443\nAccept=no\nBacklog=4096\nService=web.service\n" in sock
-    revive = U.render_revive("30s")
+    revive = _unit.render_revive("30s")
     assert "ExecStartPre=/bin/sleep 30s\n" in revive
     # the unit name is an argument of sh, never part of its script
     assert revive.rstrip().endswith("' netsvc-revive %i")
@@ -212,7 +212,7 @@ def _run_revive(tmp_path, result, journal_pid1, journal_service=""):
     import re
     import subprocess
 
-    line = [x for x in U.render_revive("1s").splitlines() if x.startswith("ExecStart=")][0]
+    line = [x for x in _unit.render_revive("1s").splitlines() if x.startswith("ExecStart=")][0]
     script = re.match(r"ExecStart=/bin/sh -c '(.*)' netsvc-revive %i$", line).group(1).replace("$$", "$")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -251,24 +251,24 @@ def test_a_line_the_service_logs_itself_never_revives(tmp_path):
 
 
 def test_supervisor_command_through_the_hook_drops_to_the_user():
-    cmd = U.supervisor_command("web", "/usr/bin/web -p 80", "/usr/lib/x/netsvc-sockclean", [80, 443],
-                               (996, 996, [27]))
+    cmd = _unit.supervisor_command("web", "/usr/bin/web -p 80", "/usr/lib/x/netsvc-sockclean", [80, 443],
+                                   (996, 996, [27]))
     assert cmd == "/usr/lib/x/netsvc-sockclean --unit web --user 996:996:27 80 443 -- /usr/bin/web -p 80"
-    assert U.supervisor_command("web", "/usr/bin/web", None, [80], None) == "/usr/bin/web"
-    assert U.supervisor_command("web", "/usr/bin/web", "/h", [], None) == "/usr/bin/web"
+    assert _unit.supervisor_command("web", "/usr/bin/web", None, [80], None) == "/usr/bin/web"
+    assert _unit.supervisor_command("web", "/usr/bin/web", "/h", [], None) == "/usr/bin/web"
 
 
 def test_user_names_are_checked():
-    with pytest.raises(U.UnitError, match="'root;x'"):
-        U.check_user_name("root;x")
+    with pytest.raises(_unit.UnitError, match="'root;x'"):
+        _unit.check_user_name("root;x")
 
 
 def test_an_escaped_unit_name_is_read_back_as_systemctl_show_quotes_it():
     # systemctl show quotes such words and escapes their backslashes (seen on systemd 252)
     shown = '"netsvc-revive@foo\\\\x2dbar.service.service"'
-    assert U.show_words(shown) == ["netsvc-revive@foo\\x2dbar.service.service"]
-    assert U.show_words("/etc/a.conf /etc/b.conf") == ["/etc/a.conf", "/etc/b.conf"]
-    o = U.normalize_options({"restart": "on-failure"})
-    checks = {c[0]: c for c in U.policy_readback(o, "foo\\x2dbar.service", 252)}
+    assert _unit.show_words(shown) == ["netsvc-revive@foo\\x2dbar.service.service"]
+    assert _unit.show_words("/etc/a.conf /etc/b.conf") == ["/etc/a.conf", "/etc/b.conf"]
+    o = _unit.normalize_options({"restart": "on-failure"})
+    checks = {c[0]: c for c in _unit.policy_readback(o, "foo\\x2dbar.service", 252)}
     assert checks["OnFailure"][2](shown)
     assert not checks["OnFailure"][2]('"netsvc-revive@foox2dbar.service.service"')
