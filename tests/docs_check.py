@@ -104,7 +104,8 @@ def check_release(problems):
 
 
 # concerns that may drive another concern (docs/architecture.md says why)
-CONCERN_EDGES = {("_policy", "_kernel"), ("_policy", "_prestart"), ("_undo", "_policy")}
+CONCERN_EDGES = {("_service_restart_policy", "_sysctl_tcp"), ("_service_restart_policy", "_prestart_hook"),
+                 ("_undo", "_service_restart_policy")}
 
 
 def module_utils_imports(path):
@@ -153,9 +154,9 @@ def check_architecture(problems):
                         % sorted(utils ^ (concerns | primitives) | (concerns & primitives)))
     for name in sorted(modules):
         extra = real.get("modules/%s.py" % name, set()) - concerns - {"_validate"}
-        if extra or len(real.get("modules/%s.py" % name, set()) & concerns) != 1:
-            problems.append("plugins/modules/%s.py must import one concern and _validate only, imports %s"
-                            % (name, sorted(real.get("modules/%s.py" % name, set()))))
+        if extra or real.get("modules/%s.py" % name, set()) & concerns != {"_" + name}:
+            problems.append("plugins/modules/%s.py must import its own concern _%s and _validate only, imports %s"
+                            % (name, name, sorted(real.get("modules/%s.py" % name, set()))))
     for name in sorted(utils):
         for dep in sorted(real.get("module_utils/%s.py" % name, set()) & concerns):
             if name in primitives or (name, dep) not in CONCERN_EDGES:

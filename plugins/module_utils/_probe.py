@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: netsvc.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The crash test's helpers (netsvc.resilience.restart_probe; the module's run is _crashtest).
+"""The crash test's helpers (netsvc.resilience.restart_probe; the module's run is _restart_probe).
 
 Standard library only: benchmarks/recovery_driver.py copies this file to the test hosts.
 

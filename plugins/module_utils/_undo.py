@@ -24,8 +24,8 @@ import shutil
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _files,
-    _policy,
     _preload,
+    _service_restart_policy,
     _supervisor,
     _sysctl,
     _systemd,
@@ -146,8 +146,8 @@ def run(module):
             _unit.run(module, [ctl, "reread"], check=False)
             restored = [(path, _files.read_text(path) or "") for path in supervisor]
             for name, targets in sorted(hooked.items()):
-                _policy.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name, targets,
-                                         p["switch_timeout"])
+                _service_restart_policy.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name,
+                                                         targets, p["switch_timeout"])
             _unit.run(module, [ctl, "update"], check=False)
     for _path, service, ports in sockets:
         try:

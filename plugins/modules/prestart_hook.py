@@ -210,14 +210,14 @@ warning_messages:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=_prestart.SPEC, required_if=[("state", "present", ("payload",))],
+    module = AnsibleModule(argument_spec=_prestart_hook.SPEC, required_if=[("state", "present", ("payload",))],
                            supports_check_mode=True)
     _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result = _prestart.run(module)
+    result = _prestart_hook.run(module)
     for warning in result["warning_messages"]:
         module.warn(warning)
     module.exit_json(**result)

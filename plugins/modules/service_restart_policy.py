@@ -424,17 +424,17 @@ kernel:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _policy, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _service_restart_policy, _validate
 
 
 def main():
-    spec = dict(_policy.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"),
+    spec = dict(_service_restart_policy.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"),
                 kernel=dict(type="dict"))
     module = AnsibleModule(argument_spec=spec,
                            required_one_of=[("name", "services")], mutually_exclusive=[("name", "services")],
                            supports_check_mode=True)
     _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result, failing = _policy.run(module)
+    result, failing = _service_restart_policy.run(module)
     for warning in result["warning_messages"]:
         module.warn(warning)
     if failing:

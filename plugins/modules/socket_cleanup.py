@@ -136,13 +136,13 @@ capabilities:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _cleanup, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _socket_cleanup, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=_cleanup.SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=_socket_cleanup.SPEC, supports_check_mode=True)
     _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result, left = _cleanup.run(module)
+    result, left = _socket_cleanup.run(module)
     if left:
         module.fail_json(msg=left, **result)
     module.exit_json(**result)

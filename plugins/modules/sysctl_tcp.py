@@ -183,13 +183,13 @@ netns:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl_tcp, _validate
 
 
 def main():
-    module = AnsibleModule(argument_spec=_kernel.SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=_sysctl_tcp.SPEC, supports_check_mode=True)
     _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result = _kernel.run(module)
+    result = _sysctl_tcp.run(module)
     for warning in result["warning_messages"]:
         module.warn(warning)
     module.exit_json(**result)

@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart, _reuse
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _reuse
 
 LIS = [{"port": 80, "address": "0.0.0.0", "inode": 10}, {"port": 80, "address": "::", "inode": 11},
        {"port": 443, "address": "0.0.0.0", "inode": 12}]
@@ -112,7 +112,7 @@ def test_syscall_failures_carry_their_errno_and_close_the_pidfd():
     (False, True, None, "none", "state=absent"),
 ])
 def test_hook_decision(present, cleanup, reuse, decision, words):
-    got, why = _prestart.hook_decision(present, cleanup, reuse)
+    got, why = _prestart_hook.hook_decision(present, cleanup, reuse)
     assert got == decision and words in why
 
 
@@ -161,7 +161,7 @@ def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
 def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
     """The fast re-run path: a unit cleanup auto left without the hook is read again, and a
     listener that lost SO_REUSEADDR (a new server version) makes the run a full one."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _preflight
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check
 
     row = {"name": "web.service", "unit": "web.service", "backend": "systemd", "ports": [80],
            "socket_activation": False, "active": True, "hook": {"installed": False}}
@@ -169,11 +169,11 @@ def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
     down = dict(row, name="db.service", unit="db.service", active=False)
     sup = dict(row, name="job", unit="job", backend="supervisord")
     health = [row, hooked, down, sup]
-    assert _preflight.without_hook(health) == {"web.service": [80]}
-    assert _preflight.without_hook(health, {"api.service", "db.service"}) == {}
-    assert _preflight.lost_reuse({"web.service": (True, "every listener on 80 sets SO_REUSEADDR (read from pid 5)"),
+    assert _host_check.without_hook(health) == {"web.service": [80]}
+    assert _host_check.without_hook(health, {"api.service", "db.service"}) == {}
+    assert _host_check.lost_reuse({"web.service": (True, "every listener on 80 sets SO_REUSEADDR (read from pid 5)"),
                                   "db.service": (None, "nothing listens on 5432 (is db.service running?)")}) == []
     lost = {"web.service": (False, "the listener on 0.0.0.0:80 (pid 5) does not set SO_REUSEADDR")}
-    assert _preflight.lost_reuse(lost) == [
+    assert _host_check.lost_reuse(lost) == [
         "web.service: cleanup auto left out the hook, but now the listener on 0.0.0.0:80 (pid 5) does not set "
         "SO_REUSEADDR"]

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart, _systemd, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _systemd, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
 
 
@@ -126,7 +126,7 @@ def test_parse_show_many_keeps_order_and_empty_values():
 
 
 def _hook_plan(tmp_path):
-    """A prestart_hook plan (what _prestart.plan returns) for one hooked service."""
+    """A prestart_hook plan (what _prestart_hook.plan returns) for one hooked service."""
     hook = str(tmp_path / "usr" / "lib" / "netsvc-resilience" / "netsvc-sockclean")
     line = "+-%s --unit %%n 80" % hook
     dropin = str(tmp_path / "etc" / "systemd" / "web.service.d" / "40-netsvc-cleanup.conf")
@@ -142,7 +142,7 @@ def test_hook_and_policy_drop_ins_share_one_transaction_and_one_reload(tmp_path)
     systemd = FakeSystemd()
     tx, policy = _tx(tmp_path, systemd)
     plan = _hook_plan(tmp_path)
-    result = _prestart.stage(FakeModule(), plan, tx)
+    result = _prestart_hook.stage(FakeModule(), plan, tx)
     assert result["changed"] and result["cleanup"] == {"web.service": {"hook": True, "reason": "cleanup: true",
                                                                        "cleans": ["80"], "whole_ports": None}}
     assert result["dropins"] == {"web.service": plan["services"][0]["dropin"]}
@@ -157,7 +157,7 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
     dropin = plan["services"][0]["dropin"]
     systemd = FakeSystemd(verify="%s:2: Executable path is not absolute\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
-    _prestart.stage(FakeModule(), plan, tx)
+    _prestart_hook.stage(FakeModule(), plan, tx)
     with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
         tx.commit()
     assert read_text(policy) == "old\n"  # the policy's drop-in as it was
@@ -165,9 +165,9 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
 
 
 def _kernel_change(tmp_path, monkeypatch, fail_key=None):
-    """A _kernel.Change (service_restart_policy's ``kernel``): a sysctl file and two live values,
+    """A _sysctl_tcp.Change (service_restart_policy's ``kernel``): a sysctl file and two live values,
     written to a dict instead of /proc/sys."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel, _sysctl
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp
     live = {"net.core.somaxconn": "4096", "net.ipv4.tcp_max_syn_backlog": "128"}
     proc = dict(live)
 
@@ -179,8 +179,8 @@ def _kernel_change(tmp_path, monkeypatch, fail_key=None):
     monkeypatch.setattr(_sysctl, "write_live", write_live)
     path = str(tmp_path / "sysctl.d" / "90-netsvc-resilience.conf")
     atomic_write(FakeModule(), path, "old\n")
-    change = _kernel.Change(FakeModule(), path, "old\n", "new\n", True,
-                            {"net.core.somaxconn": "8192", "net.ipv4.tcp_max_syn_backlog": "8192"}, live)
+    change = _sysctl_tcp.Change(FakeModule(), path, "old\n", "new\n", True,
+                                {"net.core.somaxconn": "8192", "net.ipv4.tcp_max_syn_backlog": "8192"}, live)
     return change, path, proc, live
 
 
@@ -203,7 +203,7 @@ def test_a_failed_drop_in_puts_the_kernel_settings_back_too(tmp_path, monkeypatc
         dropin = tmp_path / "etc" / "systemd" / "web.service.d" / "40-x.conf"
         systemd = FakeSystemd(verify="%s:3: Unknown key name 'Nope'\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
-    tx.entries.insert(0, (change, None, None))  # as _policy.apply_systemd adds it: first
+    tx.entries.insert(0, (change, None, None))  # as _service_restart_policy.apply_systemd adds it: first
     with pytest.raises(Failed, match=expect):
         tx.commit()
     assert read_text(path) == "old\n" and read_text(policy) == "old\n"

@@ -24,9 +24,9 @@ ALLOWED = {
     ("_sockdiag.py", "with os.fdopen(fd, \"w\") as f:"),
     ("_sockdiag.py", "os.rename(path + \".tmp\", path)"),
     # the applied-state record set aside in its own directory (a rename keeps its context)
-    ("_preflight.py", "os.rename(p[\"state_file\"], p[\"state_file\"] + \".unverified\")"),
+    ("_host_check.py", "os.rename(p[\"state_file\"], p[\"state_file\"] + \".unverified\")"),
     # the run lock's flock guard: an empty runtime file in /run/netsvc-resilience
-    ("_hostcheck.py", "with open(path + \".guard\", \"a\") as guard:"),
+    ("_host_state.py", "with open(path + \".guard\", \"a\") as guard:"),
     # rollback's last step: the collection's own state directories go whole
     ("_undo.py", "shutil.rmtree(state)"),
 }

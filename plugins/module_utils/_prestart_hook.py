@@ -19,7 +19,7 @@ import sys
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _hook,
-    _hostcheck,
+    _host_state,
     _reuse,
     _systemd,
     _unit,
@@ -77,13 +77,13 @@ def hook_decision(present, cleanup, reuse):
 
 def plan(module, p, systemd):
     """Everything the call would do, validated; nothing is written here."""
-    path = p["path"] or os.path.join(_hook.hook_dir(_hostcheck.read_os_release()["os_family"]), _constants.HOOK_NAME)
+    path = p["path"] or os.path.join(_hook.hook_dir(_host_state.read_os_release()["os_family"]), _constants.HOOK_NAME)
     path = _validate.abs_path(path, "path", plain=True)
     drain_ms = int(round(_validate.number(p["drain_timeout"], "drain_timeout", 0, 600, " seconds") * 1000))
     dropin = _unit.check_dropin_name(p["dropin_name"])
     present = p["state"] == "present"
     targets = []
-    for svc in _hostcheck.check_services(p["services"], _unit.service_manager()):
+    for svc in _host_state.check_services(p["services"], _unit.service_manager()):
         ports = sorted(set(svc["ports"]))
         if svc["backend"] == "systemd" and ports:  # a supervisord program's command goes through the hook
             targets.append((_unit.unit_name(svc["name"]), ports, svc["cleanup"]))
@@ -100,7 +100,7 @@ def plan(module, p, systemd):
     # what each hooked service listens on: the hook cleans those addresses, not the whole port
     listens = _reuse.unit_hook_targets({u: ports for u, ports, _c in targets if decisions[u][0] == "hook"})
     services = []
-    for unit, ports, _cleanup in targets:
+    for unit, ports, _socket_cleanup in targets:
         show = shows[unit]
         decision, reason = decisions[unit]
         if decision == "hook" and show.get("LoadState") != "loaded":

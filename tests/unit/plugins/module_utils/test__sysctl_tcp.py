@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _kernel, _sysctl
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp
 
 
 class Failed(Exception):
@@ -40,9 +40,8 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
 
     monkeypatch.setattr(_sysctl, "write_live", write_live)
     with pytest.raises(Failed) as e:
-        _kernel.apply(FakeModule(), _kernel.Change(FakeModule(), path, "old\n", "new\n", True,
-                                                   {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"},
-                                                   live))
+        wanted = {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}
+        _sysctl_tcp.apply(FakeModule(), _sysctl_tcp.Change(FakeModule(), path, "old\n", "new\n", True, wanted, live))
     assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
     assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
     with open(path) as f:
@@ -59,7 +58,7 @@ def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, mo
             raise OSError(28, "No space left on device")
 
     with pytest.raises(Failed) as e:
-        _kernel.apply(FullDisk(), _kernel.Change(FullDisk(), path, None, "new\n", True,
-                                                 {"net.core.somaxconn": "8192"}, {}))
+        _sysctl_tcp.apply(FullDisk(), _sysctl_tcp.Change(FullDisk(), path, None, "new\n", True,
+                                                         {"net.core.somaxconn": "8192"}, {}))
     assert "No space left on device" in str(e.value) and "as they were" in str(e.value)
     assert os.listdir(os.path.dirname(path)) == []

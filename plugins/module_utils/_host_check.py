@@ -5,7 +5,7 @@
 run lock, and the applied-state record.
 
 PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
-Python 3.6 compatible (runs on the managed host). The pure parts are in _hostcheck.
+Python 3.6 compatible (runs on the managed host). The pure parts are in _host_state.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,7 +21,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _files,
     _hook,
-    _hostcheck,
+    _host_state,
     _preload,
     _probe,
     _reuse,
@@ -35,7 +35,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils._files import at
 
 
 def host_facts(module, service_mgr):
-    facts = _hostcheck.read_os_release()
+    facts = _host_state.read_os_release()
     facts["service_mgr"] = service_mgr
     v = sys.version_info
     facts["python_version"] = "%d.%d.%d" % (v[0], v[1], v[2])
@@ -76,7 +76,7 @@ def hook_journal(module, unit, hook_path, invocation=None):
         return {}
     _rc, out, _err = _unit.run(module, [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + _constants.HOOK_NAME,
                                         "-n", "20", "-o", "json", "--no-pager", "-q"], check=False)
-    return _hostcheck.trusted_hook_line(out.splitlines(), hook_path, invocation)
+    return _host_state.trusted_hook_line(out.splitlines(), hook_path, invocation)
 
 
 def observe(module, services, units, supervisorctl, ports, journal=False, hook_path=None):
@@ -84,7 +84,7 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     shows = {}
     if units:
         argv = [module.get_bin_path("systemctl", required=True), "show"] + units
-        for prop in sorted(set(_hostcheck.UNIT_PROPS + _hostcheck.HEALTH_PROPS + _hostcheck.HOOK_PROPS)):
+        for prop in sorted(set(_host_state.UNIT_PROPS + _host_state.HEALTH_PROPS + _host_state.HOOK_PROPS)):
             argv += ["-p", prop]
         _rc, out, _err = _unit.run(module, argv)
         blocks = _systemd.parse_show_many(out)
@@ -94,21 +94,21 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     supervisor = {}
     if supervisorctl and any(s["backend"] == "supervisord" for s in services):
         _rc, out, _err = _unit.run(module, [supervisorctl, "status"], check=False)
-        supervisor = _hostcheck.parse_supervisor_status(out)
+        supervisor = _host_state.parse_supervisor_status(out)
     listening = set()
     if ports:
         try:
             listening = set(_sockdiag.listening_ports(ports))
         except _sockdiag.DiagError as e:
             module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
-    health = _hostcheck.service_health(services, shows, supervisor, listening)
+    health = _host_state.service_health(services, shows, supervisor, listening)
     preload_served(module, services, health, shows)
     for row in health:
         status = root_record(os.path.join(_constants.HOOK_STATUS_DIR, row["unit"] + ".status"))
         show = shows.get(row["unit"], {}) if row["backend"] == "systemd" else {}
         lines = hook_journal(module, row["unit"], hook_path, show.get("InvocationID")) \
             if journal and row["backend"] == "systemd" and hook_path else None
-        row["hook"] = _hostcheck.hook_report(show, status, _constants.HOOK_NAME, lines, time.time() - time.monotonic())
+        row["hook"] = _host_state.hook_report(show, status, _constants.HOOK_NAME, lines, time.time() - time.monotonic())
     if journal:  # the audit: why a running systemd service without the hook can do without it
         rows = {row["unit"]: row for row in health}
         for unit, (flag, reason) in _reuse.listener_reuse(without_hook(health)).items():
@@ -151,13 +151,13 @@ def hooks_moved(health, shows):
     hooked = {}
     for row in health:
         if row["backend"] == "systemd" and row["active"] and row["ports"] and not row["socket_activation"]:
-            cleans = _hostcheck.hook_cleans(shows.get(row["unit"], {}), _constants.HOOK_NAME)
+            cleans = _host_state.hook_cleans(shows.get(row["unit"], {}), _constants.HOOK_NAME)
             if cleans is not None:
                 hooked[row["unit"]] = cleans
     if not hooked:
         return []
     ports = {row["unit"]: row["ports"] for row in health if row["unit"] in hooked}
-    return _hostcheck.moved_listeners(hooked, _reuse.unit_hook_targets(ports))
+    return _host_state.moved_listeners(hooked, _reuse.unit_hook_targets(ports))
 
 
 def lost_reuse(reuse):
@@ -207,7 +207,7 @@ def check_input(module, p, service_mgr):
         for family, minimum in sorted((p["supported"] or {}).items()):
             _validate.number(int(minimum) if isinstance(minimum, str) and minimum.isdigit() else minimum,
                              "supported[%s]" % family, 1, 1000)
-        return _hostcheck.check_services(p["services"], service_mgr)
+        return _host_state.check_services(p["services"], service_mgr)
     except ValueError as e:
         module.fail_json(msg=str(e))
 
@@ -241,21 +241,21 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
     sysctl_keys = []
     for path in p["sysctl_files"]:
-        sysctl_keys.extend(k for k in _hostcheck.sysctl_keys(read_text(path)) if k not in sysctl_keys)
+        sysctl_keys.extend(k for k in _host_state.sysctl_keys(read_text(path)) if k not in sysctl_keys)
     snapshot = {
-        "files": _hostcheck.snapshot_paths(
-            _hostcheck.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
+        "files": _host_state.snapshot_paths(
+            _host_state.watch_paths(services, p["sysctl_files"], hook_directory, p["state_file"])),
         "sysctl": _sysctl.read_live(sysctl_keys),
-        "units": _hostcheck.unit_state(shows, units),
+        "units": _host_state.unit_state(shows, units),
     }
     text = read_text(p["state_file"])
     try:
         record = json.loads(text) if text else None
     except ValueError:
         record = None
-    reasons = _hostcheck.drift(record, p["inputs_digest"], snapshot)
+    reasons = _host_state.drift(record, p["inputs_digest"], snapshot)
     # what root runs or reads must stay root's: every file the collection wrote (its ledger)
-    reasons += _hostcheck.ownership_drift(_files.load_ledger()["files"], _files.unsafe_path)
+    reasons += _host_state.ownership_drift(_files.load_ledger()["files"], _files.unsafe_path)
     if not reasons and not p["record"]:  # would be converged: is each auto decision still true?
         auto = {s["name"] for s in services if s["cleanup"] == "auto"}
         reasons = lost_reuse(_reuse.listener_reuse(without_hook(health, auto)))
@@ -273,7 +273,7 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     if not result["healthy"]:
         module.fail_json(msg="not recording the applied state: %s" % "; ".join(
             "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
-    new = json.dumps({"version": _hostcheck.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
+    new = json.dumps({"version": _host_state.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
                      sort_keys=True, indent=1) + "\n"
     if new != text:
         result["changed"] = True
@@ -291,8 +291,8 @@ def lock_before(module, p):
     """lock=acquire: one run at a time on this host (waits; a killed run's lease expires)."""
     if p["lock"] != "acquire" or module.check_mode:
         return None
-    info = _hostcheck.take_lock(module, p["lock_file"], p["run_id"], p["lock_holder"] or "unknown", p["lock_wait"],
-                                p["lock_lease"], lambda path, text: atomic_write(module, path, text, 0o644))
+    info = _host_state.take_lock(module, p["lock_file"], p["run_id"], p["lock_holder"] or "unknown", p["lock_wait"],
+                                 p["lock_lease"], lambda path, text: atomic_write(module, path, text, 0o644))
     prev = info["previous"] or {}
     if info["waited_s"] >= 1:
         module.warn("waited %.0f s for run %s (%s) to finish on this host" % (
@@ -315,11 +315,11 @@ def lock_after(module, p, result, info):
         if p["record"]:
             pass
         elif result["converged"]:
-            result["lock"]["released"] = _hostcheck.release_lock(p["lock_file"], p["run_id"])
+            result["lock"]["released"] = _host_state.release_lock(p["lock_file"], p["run_id"])
         elif p["inputs_digest"] and os.path.exists(p["state_file"]):
             os.rename(p["state_file"], p["state_file"] + ".unverified")
     if p["lock"] == "release":
-        result["lock"] = {"released": _hostcheck.release_lock(p["lock_file"], p["run_id"])}
+        result["lock"] = {"released": _host_state.release_lock(p["lock_file"], p["run_id"])}
 
 
 def run(module):
@@ -334,11 +334,11 @@ def run(module):
     result = dict(changed=False, services=health, healthy=healthy, converged=False, drift=[], recorded=False,
                   ansible_facts={"netsvc_host": facts})
     if p["supported"] is not None:
-        refused = _hostcheck.refusals(facts, p["supported"], services, health,
-                                      {s["name"] for s in p["services"] if isinstance(s, dict) and s.get("command")})
+        refused = _host_state.refusals(facts, p["supported"], services, health,
+                                       {s["name"] for s in p["services"] if isinstance(s, dict) and s.get("command")})
         if refused:
             if lock is not None:
-                _hostcheck.release_lock(p["lock_file"], p["run_id"])
+                _host_state.release_lock(p["lock_file"], p["run_id"])
             module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
     if p["inputs_digest"]:
         applied_state(module, p, services, units, shows, health, facts, result)

@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: netsvc.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure functions behind host_check: host facts, service health, the applied-state record.
+"""What host_check reads and decides: host facts, service health, the applied-state record,
+the run lock.
+
+Most functions are pure (parsers and decisions on what was read). Four touch the host and say
+so in their names: read_os_release and snapshot_paths read files; take_lock and release_lock
+write and remove the run lock (flock-guarded, through the caller's atomic writer).
 
 PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
 Python 3.6 compatible (runs on the managed host).

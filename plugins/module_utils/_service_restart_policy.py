@@ -23,14 +23,14 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _hook,
-    _hostcheck,
-    _kernel,
+    _host_state,
     _preload,
-    _prestart,
+    _prestart_hook,
     _probe,
     _reuse,
     _sockdiag,
     _supervisor,
+    _sysctl_tcp,
     _systemd,
     _unit,
     _validate,
@@ -96,7 +96,7 @@ def plan_absent(p, files, paths):
         files.want(paths["socket_path"], None)
     if _preload.HEADER in current:
         return {"undo": True, "library": p["preload_library"] or os.path.join(
-            _hook.hook_dir(_hostcheck.read_os_release()["os_family"]), _preload.LIBRARY_NAME)}
+            _hook.hook_dir(_host_state.read_os_release()["os_family"]), _preload.LIBRARY_NAME)}
     return None
 
 
@@ -158,10 +158,10 @@ def plan_preload(module, p, name, paths):
     if remirror and not module.check_mode:
         unswitch(module, systemd, p, name, paths, ports)
         info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)
-    library = p["preload_library"] or os.path.join(_hook.hook_dir(_hostcheck.read_os_release()["os_family"]),
+    library = p["preload_library"] or os.path.join(_hook.hook_dir(_host_state.read_os_release()["os_family"]),
                                                    _preload.LIBRARY_NAME)
     _validate.abs_path(library, "preload_library", plain=True)
-    builds = _prestart.decode_payload(p["payload"] or {})["native"]
+    builds = _prestart_hook.decode_payload(p["payload"] or {})["native"]
     arch = _hook.NATIVE_ARCHES.get(os.uname()[4])
     if not builds.get(arch):
         raise _unit.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
@@ -323,7 +323,7 @@ def supervisor_dir(p):
         d, ext = _unit.supervisor_paths(family)
         if os.path.isdir(d):
             return d, ext
-    return _unit.supervisor_paths(_hostcheck.read_os_release()["os_family"])
+    return _unit.supervisor_paths(_host_state.read_os_release()["os_family"])
 
 
 def supervisor_conf(module, p, ctl):
@@ -484,7 +484,7 @@ def restart_unhooked(module, ctl, group, name, targets, timeout):
         if time.time() - t0 >= timeout:
             module.warn("supervisord program %s does not listen on %s again after %d s" % (name, ports, timeout))
             return None
-        state = _hostcheck.parse_supervisor_status(_unit.run(module, [ctl, "status", name], check=False)[1]).get(name)
+        state = _host_state.parse_supervisor_status(_unit.run(module, [ctl, "status", name], check=False)[1]).get(name)
         if state in ("FATAL", "BACKOFF", "EXITED", "STOPPED"):
             _unit.run(module, [ctl, "start", name], check=False)
         time.sleep(0.5)
@@ -669,7 +669,7 @@ def prestart_params(module):
     raw = module.params.get("prestart")
     if raw is None:
         return None
-    p = validated(module, "prestart", raw, _prestart.SPEC)
+    p = validated(module, "prestart", raw, _prestart_hook.SPEC)
     if p["state"] == "present" and not p["payload"]:
         module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
     return p
@@ -679,19 +679,19 @@ def kernel_params(module):
     """The ``kernel`` option checked as sysctl_tcp's own options, before anything is done; None
     without it."""
     raw = module.params.get("kernel")
-    return None if raw is None else validated(module, "kernel", raw, _kernel.SPEC)
+    return None if raw is None else validated(module, "kernel", raw, _sysctl_tcp.SPEC)
 
 
 def apply_systemd(module, systemd, warnings, prestart=None, kernel=None):
     """Plan every systemd service (and, with ``prestart``, the restart hook's drop-ins; with
-    ``kernel``, a _kernel plan, the sysctl file and live values), write them in one transaction
+    ``kernel``, a _sysctl_tcp plan, the sysctl file and live values), write them in one transaction
     with one reload, read back. ([(item, result)], prestart result)."""
     sd = _systemd.Systemd(module)
     plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
     pre_plan = pre = None
     if prestart is not None:
         try:
-            pre_plan = _prestart.plan(module, prestart, sd)
+            pre_plan = _prestart_hook.plan(module, prestart, sd)
         except (_unit.UnitError, ValueError) as e:
             module.fail_json(msg="prestart: %s" % e)
     shared = plan_revive(module, plans) if plans else FileSet(module)
@@ -699,13 +699,13 @@ def apply_systemd(module, systemd, warnings, prestart=None, kernel=None):
     if kernel is not None:
         tx.add(kernel["change"])  # first: a later write, verify or reload failure puts it back
     if pre_plan is not None:
-        pre = _prestart.stage(module, pre_plan, tx)
+        pre = _prestart_hook.stage(module, pre_plan, tx)
     if not module.check_mode and (tx.changed or shared.changed or any(
             pl["files"].changed or pl["socket_start"] or (pl["preload"] or {}).get("switched") is False
             for pl in plans)):
         systemd_execute(module, sd, plans, shared, tx)
     if pre is not None and not module.check_mode:
-        _prestart.finish(sd, pre_plan, pre)
+        _prestart_hook.finish(sd, pre_plan, pre)
     return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))), pre
 
 
@@ -725,7 +725,7 @@ def with_prestart(module, prestart, result, pre, warnings, failing):
 
 def with_kernel(module, kernel, result, warnings):
     """The kernel settings' result (sysctl_tcp's, read back) under ``kernel``; its changes count."""
-    result["kernel"] = kres = _kernel.finish(module, kernel)
+    result["kernel"] = kres = _sysctl_tcp.finish(module, kernel)
     result["changed"] = result.get("changed", False) or kres["changed"]
     result["diff"] = result.get("diff", []) + kres["diff"]
     warnings.extend(kres["warning_messages"])
@@ -740,12 +740,12 @@ def run(module):
     try:
         systemd, supervisord = split_backends(module, module.params, _unit.service_manager())
         if kernel_p is not None:
-            kernel = _kernel.plan(module, kernel_p, label="kernel: ")
+            kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ")
         done = []
         if systemd or prestart is not None:
             done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
         elif kernel is not None:
-            _kernel.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
+            _sysctl_tcp.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))

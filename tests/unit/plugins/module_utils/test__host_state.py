@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook, _hostcheck, _sysctl, _systemd, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils import _hook, _host_state, _sysctl, _systemd, _unit
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
 ROCKY = 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
@@ -29,7 +29,7 @@ UNKNOWN_RHEL_LIKE = 'NAME="Acme Server"\nVERSION_ID="8.10"\nID=acme\nID_LIKE="rh
           "os_family": "unknown"}),
 ])
 def test_parse_os_release(text, expected):
-    assert _hostcheck.parse_os_release(text) == expected
+    assert _host_state.parse_os_release(text) == expected
 
 
 def test_hook_dir_per_family():
@@ -39,13 +39,13 @@ def test_hook_dir_per_family():
 
 
 def test_check_services_resolves_backend_and_keeps_integer_ports():
-    out = _hostcheck.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
+    out = _host_state.check_services([{"name": "web", "ports": [80, "9000-9010"], "restart": {}, "command": "x"},
                                      {"name": "job", "backend": "supervisord", "cleanup": False}], "systemd")
     assert out == [{"name": "web", "backend": "systemd", "ports": [80], "socket_activation": False,
                     "mode": "none", "cleanup": "auto"},
                    {"name": "job", "backend": "supervisord", "ports": [], "socket_activation": False,
                     "mode": "none", "cleanup": False}]
-    assert _hostcheck.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
+    assert _host_state.check_services([{"name": "web"}], "init")[0]["backend"] == "supervisord"
 
 
 @pytest.mark.parametrize("services, words", [
@@ -62,7 +62,7 @@ def test_check_services_resolves_backend_and_keeps_integer_ports():
 ])
 def test_check_services_rejects_with_the_value_and_rule(services, words):
     with pytest.raises(ValueError) as e:
-        _hostcheck.check_services(services, "systemd")
+        _host_state.check_services(services, "systemd")
     assert words in str(e.value)
 
 
@@ -84,7 +84,7 @@ def test_parse_show_many_keeps_order_and_empty_values():
 def test_parse_supervisor_status_groups_and_states():
     text = ("web                              RUNNING   pid 12, uptime 0:01:02\n"
             "grp:job    FATAL     Exited too quickly\n")
-    assert _hostcheck.parse_supervisor_status(text) == {"web": "RUNNING", "job": "FATAL"}
+    assert _host_state.parse_supervisor_status(text) == {"web": "RUNNING", "job": "FATAL"}
 
 
 def _svc(name, backend="systemd", ports=(), sa=False):
@@ -102,7 +102,7 @@ def test_service_health_reasons():
         "sa.service": {"LoadState": "loaded", "ActiveState": "inactive"},
         "sa.socket": {"LoadState": "loaded", "ActiveState": "active"},
     }
-    rows = {r["name"]: r for r in _hostcheck.service_health(services, shows, {"prog": "RUNNING"}, {80, 82, 84, 85})}
+    rows = {r["name"]: r for r in _host_state.service_health(services, shows, {"prog": "RUNNING"}, {80, 82, 84, 85})}
     assert rows["ok"]["healthy"] and rows["ok"]["problems"] == []
     assert rows["down"]["problems"] == ["down.service is failed, not active", "nothing listens on port(s) 81"]
     assert rows["gone"]["exists"] is False and "does not exist (LoadState=not-found)" in rows["gone"]["problems"][0]
@@ -132,7 +132,7 @@ SUPPORTED = {"RedHat": 7, "Debian": 11}
     (_facts(python=(3, 5, 2)), "Python 3.5.2 is too old; the modules need 3.6+"),
 ])
 def test_refusals_name_the_distribution_and_python(facts, reason):
-    out = _hostcheck.refusals(facts, SUPPORTED, [], [], set())
+    out = _host_state.refusals(facts, SUPPORTED, [], [], set())
     assert out == [] if reason is None else out[0].startswith(reason), out
 
 
@@ -141,28 +141,28 @@ def test_refusals_name_every_missing_service_and_supervisord_need():
                 _svc("api", backend="supervisord")]
     shows = {"ok.service": {"LoadState": "loaded", "ActiveState": "active"},
              "gone.service": {"LoadState": "not-found", "ActiveState": "inactive"}}
-    health = _hostcheck.service_health(services, shows, {}, {80})
-    out = _hostcheck.refusals(_facts(), SUPPORTED, services, health, {"web"})
+    health = _host_state.service_health(services, shows, {}, {80})
+    out = _host_state.refusals(_facts(), SUPPORTED, services, health, {"web"})
     assert out == ["gone.service does not exist (LoadState=not-found)", "nothing listens on port(s) 81",
                    "supervisord programs need supervisorctl, and this host has none",
                    "supervisord programs defined in no file supervisord reads need a command: api"]
-    assert _hostcheck.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], [],
-                               {"web", "api"}) == []
+    assert _host_state.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], [],
+                                {"web", "api"}) == []
     # a program supervisord already runs has its command in its own section
-    running = _hostcheck.service_health(services[2:], {}, {"api": "RUNNING"}, set())
-    assert _hostcheck.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], running,
-                               {"web"}) == []
+    running = _host_state.service_health(services[2:], {}, {"api": "RUNNING"}, set())
+    assert _host_state.refusals(_facts(supervisorctl="/usr/bin/supervisorctl"), SUPPORTED, services[2:], running,
+                                {"web"}) == []
 
 
 def test_watch_paths_cover_what_can_override_us():
-    paths = _hostcheck.watch_paths([_svc("web", ports=[80], sa=True), _svc("job", backend="supervisord")],
-                                   ["/etc/sysctl.d/90-x.conf"], "/usr/lib/netsvc-resilience", "/var/lib/x/state.json")
+    paths = _host_state.watch_paths([_svc("web", ports=[80], sa=True), _svc("job", backend="supervisord")],
+                                    ["/etc/sysctl.d/90-x.conf"], "/usr/lib/netsvc-resilience", "/var/lib/x/state.json")
     for p in ("/etc/sysctl.d/90-x.conf", "/run/sysctl.d", "/usr/lib/sysctl.d", "/etc/sysctl.conf",
               "/usr/lib/netsvc-resilience", "/etc/systemd/system/web.service.d", "/etc/systemd/system/web.socket",
               "/etc/systemd/system/netsvc-revive@.service", "/etc/supervisor/conf.d", "/etc/supervisord.d"):
         assert p in paths
     assert paths == sorted(paths)
-    assert _hostcheck.watch_paths([], [], None, "/x") == []
+    assert _host_state.watch_paths([], [], None, "/x") == []
 
 
 def test_snapshot_sees_content_mode_and_new_files(tmp_path):
@@ -173,21 +173,21 @@ def test_snapshot_sees_content_mode_and_new_files(tmp_path):
     single = tmp_path / "one.conf"
     single.write_text(u"x\n")
     paths = [str(d), str(single), str(tmp_path / "absent")]
-    first = _hostcheck.snapshot_paths(paths)
+    first = _host_state.snapshot_paths(paths)
     assert first[str(tmp_path / "absent")] is None
     assert list(first[str(d)]) == ["50-a.conf"]
-    assert _hostcheck.snapshot_paths(paths) == first
+    assert _host_state.snapshot_paths(paths) == first
     os.chmod(str(f), 0o600)
-    assert _hostcheck.snapshot_paths(paths) != first
+    assert _host_state.snapshot_paths(paths) != first
     os.chmod(str(f), 0o644)
     (d / "99-other.conf").write_text(u"[Service]\nRestart=no\n")
-    assert set(_hostcheck.snapshot_paths(paths)[str(d)]) == {"50-a.conf", "99-other.conf"}
+    assert set(_host_state.snapshot_paths(paths)[str(d)]) == {"50-a.conf", "99-other.conf"}
 
 
 def test_sysctl_keys_and_live_values(tmp_path):
     text = ("# managed\nnet.ipv4.tcp_fin_timeout = 15\n-net.core.somaxconn=4096\n; comment\n\n"
             "net.ipv4.tcp_fin_timeout=15\n")
-    assert _hostcheck.sysctl_keys(text) == ["net.ipv4.tcp_fin_timeout", "net.core.somaxconn"]
+    assert _host_state.sysctl_keys(text) == ["net.ipv4.tcp_fin_timeout", "net.core.somaxconn"]
     proc = tmp_path / "net" / "ipv4"
     proc.mkdir(parents=True)
     (proc / "ip_local_reserved_ports").write_text(u"7070\t8080\n")
@@ -197,7 +197,7 @@ def test_sysctl_keys_and_live_values(tmp_path):
 
 def test_unit_state_keeps_only_recorded_properties():
     shows = {"a.service": {"Restart": "on-failure", "ActiveState": "active", "NRestarts": "3"}}
-    assert _hostcheck.unit_state(shows, ["a.service", "b.service"]) == {
+    assert _host_state.unit_state(shows, ["a.service", "b.service"]) == {
         "a.service": {"Restart": "on-failure"}, "b.service": {}}
 
 
@@ -206,11 +206,11 @@ SNAP = {"files": {"/etc/x.d": {"a.conf": "h1 644 0:0"}}, "sysctl": {"k": "1"},
 
 
 def _record(inputs="d1", snap=None):
-    return {"version": _hostcheck.RECORD_VERSION, "inputs": inputs, "snapshot": snap or SNAP}
+    return {"version": _host_state.RECORD_VERSION, "inputs": inputs, "snapshot": snap or SNAP}
 
 
 def test_drift_none_when_identical():
-    assert _hostcheck.drift(_record(), "d1", SNAP) == []
+    assert _host_state.drift(_record(), "d1", SNAP) == []
 
 
 @pytest.mark.parametrize("record, inputs, snapshot, reason", [
@@ -225,13 +225,13 @@ def test_drift_none_when_identical():
      "daemon-reload pending"),
 ])
 def test_drift_names_what_differs(record, inputs, snapshot, reason):
-    reasons = _hostcheck.drift(record, inputs, snapshot)
+    reasons = _host_state.drift(record, inputs, snapshot)
     assert reasons and reason in reasons[0]
 
 
 def test_a_pending_daemon_reload_is_drift_even_when_recorded_that_way():
     snap = dict(SNAP, units={"a.service": {"Restart": "on-failure", "NeedDaemonReload": "yes"}})
-    assert _hostcheck.drift(_record(snap=snap), "d1", snap) == [
+    assert _host_state.drift(_record(snap=snap), "d1", snap) == [
         "units: a.service has changes systemd has not loaded (daemon-reload pending)"]
 
 
@@ -246,23 +246,23 @@ STATUS = ("version=1\nunit=nginx.service\ntime=1795334739\nports=80\nresult=ok\n
 
 
 def test_hook_report_from_what_systemd_and_the_hook_say():
-    r = _hostcheck.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean")
+    r = _host_state.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean")
     assert r["installed"] and r["privileged"] and r["exec"] == {"code": "exited", "status": "0"}
     assert (r["last"]["result"], r["last"]["found"], r["source"]) == ("ok", 200, "status")
     never = RAN.split("} {")[1].replace("pid=2615", "pid=0").replace("code=exited", "code=(null)") \
         .replace("flags=ignore-failure privileged", "ignore_errors=yes")
-    r = _hostcheck.hook_report({"ExecStartPre": "{ " + never}, None, "netsvc-sockclean")
+    r = _host_state.hook_report({"ExecStartPre": "{ " + never}, None, "netsvc-sockclean")
     assert r["installed"] and r["privileged"] is None and r["exec"] is None and r["last"] == {}
-    assert _hostcheck.hook_report({"ExecStartPre": ""}, None, "netsvc-sockclean")["installed"] is False
+    assert _host_state.hook_report({"ExecStartPre": ""}, None, "netsvc-sockclean")["installed"] is False
     # a supervisord program: only the status file tells
-    assert _hostcheck.hook_report({}, STATUS, "netsvc-sockclean")["installed"]
+    assert _host_state.hook_report({}, STATUS, "netsvc-sockclean")["installed"]
 
 
 def test_the_status_file_is_the_record_and_the_journal_only_stands_in_without_one():
     journal = {"time": 1795334900, "result": "error", "cause": "netlink refused (socket(AF_NETLINK): EAFNOSUPPORT)"}
-    r = _hostcheck.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", journal)
+    r = _host_state.hook_report({"ExecStartPreEx": RAN}, STATUS, "netsvc-sockclean", journal)
     assert r["source"] == "status" and r["last"]["result"] == "ok"
-    r = _hostcheck.hook_report({"ExecStartPreEx": RAN}, None, "netsvc-sockclean", journal)
+    r = _host_state.hook_report({"ExecStartPreEx": RAN}, None, "netsvc-sockclean", journal)
     assert r["source"] == "journal" and r["last"]["result"] == "error"
 
 
@@ -279,7 +279,7 @@ def _entry(**fields):
 
 
 def test_only_a_line_the_hook_itself_wrote_as_root_is_trusted():
-    ok = _hostcheck.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK)
+    ok = _host_state.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK)
     assert ok["found"] == 2 and ok["time"] == 1795334900
     # logger -t netsvc-sockclean from the service (any uid, or root through another program)
     forged = [_entry(_UID="33", _EXE="/usr/bin/logger", MESSAGE=LINE.replace("left 0", "left 0; forged")),
@@ -287,42 +287,42 @@ def test_only_a_line_the_hook_itself_wrote_as_root_is_trusted():
               _entry(_UID="33", _EXE=HOOK),
               _entry(_UID="0")]
     for entry in forged:
-        assert _hostcheck.trusted_hook_line([entry], HOOK) == {}
+        assert _host_state.trusted_hook_line([entry], HOOK) == {}
     # the newest trusted entry wins over later forged ones; the Python twin counts by its command line
-    assert _hostcheck.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)] + forged, HOOK)["found"] == 2
+    assert _host_state.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)] + forged, HOOK)["found"] == 2
     twin = _entry(_UID="0", _EXE="/usr/bin/python3.11", _CMDLINE="/usr/bin/python3 -IS %s --unit x 80" % HOOK)
-    assert _hostcheck.trusted_hook_line([twin], HOOK)["found"] == 2
-    assert _hostcheck.trusted_hook_line(["not json", "[]"], HOOK) == {}
+    assert _host_state.trusted_hook_line([twin], HOOK)["found"] == 2
+    assert _host_state.trusted_hook_line(["not json", "[]"], HOOK) == {}
 
 
 def test_hook_cleans_and_moved_listeners():
     show = {"ExecStartPre": "{ path=%s ; argv[]=%s --unit web.service --drain-ms 2000 127.0.0.1:80 [::1]:80 ; "
                             "ignore_errors=yes ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; "
                             "status=0/0 }" % (HOOK, HOOK)}
-    assert _hostcheck.hook_cleans(show, "netsvc-sockclean") == ["127.0.0.1:80", "[::1]:80"]
-    assert _hostcheck.hook_cleans({}, "netsvc-sockclean") is None
+    assert _host_state.hook_cleans(show, "netsvc-sockclean") == ["127.0.0.1:80", "[::1]:80"]
+    assert _host_state.hook_cleans({}, "netsvc-sockclean") is None
     hooked = {"web.service": ["127.0.0.1:80", "[::1]:80"]}
-    assert _hostcheck.moved_listeners(hooked, {"web.service": (["[::1]:80", "127.0.0.1:80"], None)}) == []
-    assert _hostcheck.moved_listeners(hooked, {"web.service": (["80"], "not running")}) == []
-    assert _hostcheck.moved_listeners(hooked, {"web.service": (["0.0.0.0:80"], None)}) == [
+    assert _host_state.moved_listeners(hooked, {"web.service": (["[::1]:80", "127.0.0.1:80"], None)}) == []
+    assert _host_state.moved_listeners(hooked, {"web.service": (["80"], "not running")}) == []
+    assert _host_state.moved_listeners(hooked, {"web.service": (["0.0.0.0:80"], None)}) == [
         "web.service: its hook cleans 127.0.0.1:80 [::1]:80, but it now listens on 0.0.0.0:80"]
 
 
 def test_check_services_refuses_ports_it_cannot_check():
     with pytest.raises(ValueError, match="'http' is not a TCP port"):
-        _hostcheck.check_services([{"name": "web", "ports": ["http"]}], "systemd")
-    ok = _hostcheck.check_services([{"name": "web", "ports": [80, "9000-9010", "443"]}], "systemd")
+        _host_state.check_services([{"name": "web", "ports": ["http"]}], "systemd")
+    ok = _host_state.check_services([{"name": "web", "ports": [80, "9000-9010", "443"]}], "systemd")
     assert ok[0]["ports"] == [80, 443]
 
 
 def test_the_run_lock_is_a_lease():
-    held = _hostcheck.parse_lock(_hostcheck.lock_record("run-a", "ctl1 pid 10", 1000, 600))
+    held = _host_state.parse_lock(_host_state.lock_record("run-a", "ctl1 pid 10", 1000, 600))
     assert held["expires"] == 1600 and held["holder"] == "ctl1 pid 10"
-    assert _hostcheck.lock_decision(None, "run-b", 1000) == "take"
-    assert _hostcheck.lock_decision(held, "run-a", 1100) == "take"      # our own run (a later concern)
-    assert _hostcheck.lock_decision(held, "run-b", 1100) == "wait"      # another live run
-    assert _hostcheck.lock_decision(held, "run-b", 1601) == "take"      # a killed run's lease ran out
-    assert _hostcheck.parse_lock("not json") is None and _hostcheck.parse_lock('{"x": 1}') is None
+    assert _host_state.lock_decision(None, "run-b", 1000) == "take"
+    assert _host_state.lock_decision(held, "run-a", 1100) == "take"      # our own run (a later concern)
+    assert _host_state.lock_decision(held, "run-b", 1100) == "wait"      # another live run
+    assert _host_state.lock_decision(held, "run-b", 1601) == "take"      # a killed run's lease ran out
+    assert _host_state.parse_lock("not json") is None and _host_state.parse_lock('{"x": 1}') is None
 
 
 def _write(path, text):
@@ -338,26 +338,26 @@ def test_take_lock_waits_for_a_live_run_and_names_it(tmp_path):
     def sleep(s):
         now[0] += s
         if now[0] >= 1004:  # the other run ends after 4 s
-            _hostcheck.release_lock(path, "run-a")
+            _host_state.release_lock(path, "run-a")
 
     os.makedirs(os.path.dirname(path))
-    write(path, _hostcheck.lock_record("run-a", "ctl1", 1000, 600))
-    info = _hostcheck.take_lock(None, path, "run-b", "ctl2", 60, 600, write, sleep=sleep, clock=lambda: now[0])
+    write(path, _host_state.lock_record("run-a", "ctl1", 1000, 600))
+    info = _host_state.take_lock(None, path, "run-b", "ctl2", 60, 600, write, sleep=sleep, clock=lambda: now[0])
     assert info["waited_s"] == 4 and info["previous"]["holder"] == "ctl1" and not info["expired"]
-    assert _hostcheck.parse_lock(_hostcheck.read_text(path))["run_id"] == "run-b"
+    assert _host_state.parse_lock(_host_state.read_text(path))["run_id"] == "run-b"
 
 
 def test_take_lock_takes_over_an_expired_lease(tmp_path):
     path = str(tmp_path / "run.lock")
-    _write(path, _hostcheck.lock_record("run-killed", "ctl1", 0, 30))
-    info = _hostcheck.take_lock(None, path, "run-b", "ctl2", 60, 600, _write,
-                                sleep=lambda s: None, clock=lambda: 100.0)
+    _write(path, _host_state.lock_record("run-killed", "ctl1", 0, 30))
+    info = _host_state.take_lock(None, path, "run-b", "ctl2", 60, 600, _write,
+                                 sleep=lambda s: None, clock=lambda: 100.0)
     assert info["waited_s"] == 0 and info["expired"] and info["previous"]["run_id"] == "run-killed"
 
 
 def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
     path = str(tmp_path / "run.lock")
-    held = _hostcheck.lock_record("run-a", "ctl1", 1000, 600)
+    held = _host_state.lock_record("run-a", "ctl1", 1000, 600)
     _write(path, held)
     now = [1000.0]
 
@@ -372,9 +372,9 @@ def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
         now[0] += s
 
     with pytest.raises(Failed) as e:
-        _hostcheck.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
+        _host_state.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
     assert "waited 5 s" in str(e.value) and "run-a (ctl1)" in str(e.value) and "nothing was changed" in str(e.value)
-    assert _hostcheck.read_text(path) == held
+    assert _host_state.read_text(path) == held
 
 
 def test_a_file_that_is_no_longer_roots_alone_is_drift(tmp_path):
@@ -383,14 +383,14 @@ def test_a_file_that_is_no_longer_roots_alone_is_drift(tmp_path):
     mine = tmp_path / "hook"
     mine.write_text("x")
     os.chmod(str(mine), 0o755)
-    assert _hostcheck.ownership_drift([str(mine), str(tmp_path / "gone")], lambda p: None,
-                                      lambda p: _St(0, 0, 0o100755) if p == str(mine) else os.lstat(p)) == []
-    assert _hostcheck.ownership_drift([str(mine)], lambda p: None, lambda p: _St(65534, 0, 0o100755)) == [
+    assert _host_state.ownership_drift([str(mine), str(tmp_path / "gone")], lambda p: None,
+                                       lambda p: _St(0, 0, 0o100755) if p == str(mine) else os.lstat(p)) == []
+    assert _host_state.ownership_drift([str(mine)], lambda p: None, lambda p: _St(65534, 0, 0o100755)) == [
         "%s: owned by 65534:0, not root's" % mine]
-    assert _hostcheck.ownership_drift([str(mine)], lambda p: None, lambda p: _St(0, 0, 0o100775)) == [
+    assert _host_state.ownership_drift([str(mine)], lambda p: None, lambda p: _St(0, 0, 0o100775)) == [
         "%s: writable by group or others (mode 775)" % mine]
-    owned = _hostcheck.ownership_drift([str(mine)], lambda p: "/usr/lib/x is owned by uid 1000",
-                                       lambda p: _St(0, 0, 0o100755))
+    owned = _host_state.ownership_drift([str(mine)], lambda p: "/usr/lib/x is owned by uid 1000",
+                                        lambda p: _St(0, 0, 0o100755))
     assert owned == ["%s: /usr/lib/x is owned by uid 1000" % mine]
 
 
@@ -402,13 +402,13 @@ class _St(object):
 def test_a_status_file_older_than_the_last_start_is_not_that_start():
     # the unit last started 100 s after boot; booted at 1795334000 (realtime)
     show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100000000"}
-    fresh = _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 100)
+    fresh = _host_state.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 100)
     assert fresh["source"] == "status" and not fresh["stale"]
-    stale = _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 50)
+    stale = _host_state.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334739 - 50)
     assert stale["stale"] and stale["last"] == {} and stale["source"] == ""
     # then a trusted journal line of that start stands in
     line = {"time": 1795334790, "result": "ok", "found": 1}
-    assert _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", line, 1795334739 - 50)["source"] == "journal"
+    assert _host_state.hook_report(show, STATUS, "netsvc-sockclean", line, 1795334739 - 50)["source"] == "journal"
 
 
 def test_a_status_file_one_second_before_the_start_is_stale():
@@ -416,8 +416,8 @@ def test_a_status_file_one_second_before_the_start_is_stale():
     # an earlier start's, one from the same second is this start's
     show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100200000"}
     earlier = STATUS.replace("time=1795334739", "time=1795334738")
-    assert _hostcheck.hook_report(show, earlier, "netsvc-sockclean", None, 1795334639)["stale"]
-    assert not _hostcheck.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334639)["stale"]
+    assert _host_state.hook_report(show, earlier, "netsvc-sockclean", None, 1795334639)["stale"]
+    assert not _host_state.hook_report(show, STATUS, "netsvc-sockclean", None, 1795334639)["stale"]
 
 
 def test_the_invocation_id_tells_this_start_from_an_earlier_one():
@@ -425,9 +425,9 @@ def test_the_invocation_id_tells_this_start_from_an_earlier_one():
     show = {"ExecStartPreEx": RAN, "InactiveExitTimestampMonotonic": "100000000", "InvocationID": this}
     mine = STATUS + "invocation=%s\n" % this
     # same second or not, the id decides
-    r = _hostcheck.hook_report(show, mine, "netsvc-sockclean", None, 1795334639 + 5)
+    r = _host_state.hook_report(show, mine, "netsvc-sockclean", None, 1795334639 + 5)
     assert not r["stale"] and r["source"] == "status"
-    r = _hostcheck.hook_report(show, STATUS + "invocation=%s\n" % other, "netsvc-sockclean", None, 1795334639)
+    r = _host_state.hook_report(show, STATUS + "invocation=%s\n" % other, "netsvc-sockclean", None, 1795334639)
     assert r["stale"] and r["last"] == {}
 
 
@@ -437,9 +437,9 @@ def test_a_trusted_line_of_an_earlier_start_is_not_the_last_start():
     # must not stand in for it
     this, earlier = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
     old = _entry(_UID="0", _EXE=HOOK, _SYSTEMD_INVOCATION_ID=earlier)
-    assert _hostcheck.trusted_hook_line([old], HOOK, this) == {}
-    assert _hostcheck.trusted_hook_line([old], HOOK, earlier)["found"] == 2
+    assert _host_state.trusted_hook_line([old], HOOK, this) == {}
+    assert _host_state.trusted_hook_line([old], HOOK, earlier)["found"] == 2
     # without the unit's id (a systemd that has none) the newest trusted line counts, as before
-    assert _hostcheck.trusted_hook_line([old], HOOK)["found"] == 2
+    assert _host_state.trusted_hook_line([old], HOOK)["found"] == 2
     # an entry journald could not tie to a start is not trusted for a unit that has one
-    assert _hostcheck.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK, this) == {}
+    assert _host_state.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK, this) == {}
