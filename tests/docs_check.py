@@ -153,9 +153,9 @@ def check_architecture(problems):
         problems.append("docs/architecture.md's concern and primitive rows do not cover module_utils once each: %s"
                         % sorted(utils ^ (concerns | primitives) | (concerns & primitives)))
     for name in sorted(modules):
-        extra = real.get("modules/%s.py" % name, set()) - concerns - {"_validate"}
+        extra = real.get("modules/%s.py" % name, set()) - concerns - {"_module"}
         if extra or real.get("modules/%s.py" % name, set()) & concerns != {"_" + name}:
-            problems.append("plugins/modules/%s.py must import its own concern _%s and _validate only, imports %s"
+            problems.append("plugins/modules/%s.py must import its own concern _%s and _module only, imports %s"
                             % (name, name, sorted(real.get("modules/%s.py" % name, set()))))
     for name in sorted(utils):
         for dep in sorted(real.get("module_utils/%s.py" % name, set()) & concerns):

@@ -125,7 +125,7 @@ def plan(module, p, systemd):
 
 
 def run(module):
-    """prestart_hook on its own: plan, one transaction, the read-back."""
+    """prestart_hook on its own: plan, one transaction, the read-back. Returns (result, None)."""
     p = module.params
     systemd = _systemd.Systemd(module)
     tx = _systemd.DropinTransaction(module, systemd)
@@ -135,13 +135,13 @@ def run(module):
     except (_unit.UnitError, ValueError) as e:
         module.fail_json(msg=str(e))
     if module.check_mode:
-        return result
+        return result, None
     tx.commit(verify=pl["present"])
     mismatches = finish(systemd, pl, result)
     if mismatches and p["effective_mismatch"] == "fail":
         module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)
     result["warning_messages"].extend(mismatches)
-    return result
+    return result, None
 
 
 def stage(module, pl, tx):

@@ -184,7 +184,7 @@ def wait_serving(target, host, p, killed, deadline):
 
 def run(module):
     """restart_probe: kill the service like a crash would and measure SIGKILL -> serving.
-    Returns (passed, result)."""
+    Returns (result, None) or (result, the verdict) when it did not come back in time."""
     p = module.params
     try:
         host = check_input(p)
@@ -195,10 +195,10 @@ def run(module):
     if not pid:
         module.fail_json(msg="%s has no running main process to kill (is it started?)" % target.name)
     if module.check_mode:
-        return True, dict(changed=False, recovered=False, failed_connects=0, restarts=0, eaddrinuse_seen=False,
-                          start_limit_hit=False, active_at_end=active, pid_before=pid, pid_after=pid, journal=[],
-                          verdict="check mode: would send SIG%s to PID %d of %s %d time(s)"
-                                  % (p["signal"], pid, target.name, p["kills"]))
+        return dict(changed=False, recovered=False, failed_connects=0, restarts=0, eaddrinuse_seen=False,
+                    start_limit_hit=False, active_at_end=active, pid_before=pid, pid_after=pid, journal=[],
+                    verdict="check mode: would send SIG%s to PID %d of %s %d time(s)"
+                            % (p["signal"], pid, target.name, p["kills"])), None
     since = time.time() - 1
     deadline = time.monotonic() + p["timeout"]
     killed, t_kill = kill_all(module, target, pid, p, deadline)
@@ -218,4 +218,4 @@ def run(module):
                   verdict="%s after SIG%s x%d: %s" % (target.name, p["signal"], len(killed), why))
     if t_ok is not None:
         result["recovery_ms"] = round(recovery_ms, 2)
-    return passed, result
+    return result, None if passed else result["verdict"]

@@ -732,7 +732,7 @@ def with_kernel(module, kernel, result, warnings):
 
 
 def run(module):
-    """service_restart_policy: returns (result, the mismatches that fail it)."""
+    """service_restart_policy: returns (result, None or why systemd's read-back fails it)."""
     warnings = []
     prestart = prestart_params(module)
     kernel_p = kernel_params(module)
@@ -764,4 +764,7 @@ def run(module):
     if kernel is not None:
         with_kernel(module, kernel, result, warnings)
     result["warning_messages"] = warnings
-    return result, failing
+    if not failing:
+        return result, None
+    what = "the restart policy and hook" if module.params["prestart"] else "the restart policy"
+    return result, "systemd does not use %s as written: %s" % (what, "; ".join(failing))

@@ -212,7 +212,8 @@ def finish(module, pl):
 
 
 def run(module):
-    """sysctl_tcp: every key checked, the file and the live values planned, then written."""
+    """sysctl_tcp: every key checked, the file and the live values planned, then written.
+    Returns (result, None)."""
     pl = plan(module, module.params)
     apply(module, pl["change"])
-    return finish(module, pl)
+    return finish(module, pl), None

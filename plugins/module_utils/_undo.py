@@ -105,7 +105,8 @@ def remove_dirs(module, dirs):
 
 
 def run(module):
-    """undo: every file, directory and live value of the ledger put back; the state gone."""
+    """undo: every file, directory and live value of the ledger put back; the state gone.
+    Returns (result, None)."""
     p = module.params
     try:
         _validate.abs_path(p["state_dir"], "state_dir")
@@ -126,7 +127,7 @@ def run(module):
                   diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[])
     if module.check_mode:
         result["sysctl"] = restore_sysctl(module, led)
-        return result
+        return result, None
     systemd = _systemd.Systemd(module) if units else None
     for _path, service, _ports in sockets:  # stop them before their files go
         _unit.run(module, [systemd.systemctl, "stop", service], check=False)
@@ -159,4 +160,4 @@ def run(module):
     for state in (p["state_dir"], _constants.STATE_DIR, os.path.dirname(_constants.HOOK_STATUS_DIR)):
         if os.path.isdir(state):
             shutil.rmtree(state)
-    return result
+    return result, None

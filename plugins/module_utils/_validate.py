@@ -36,7 +36,8 @@ def python_problem(version_info, executable):
 def require_python(module):
     """Fail cleanly, naming the interpreter and the fix, before any Python 3 code runs.
 
-    Every module calls this first: this file and every module_utils file import under 2.7.
+    _module.execute calls this first for every module: this file and every module_utils file
+    import under 2.7.
     """
     import sys
 

@@ -214,17 +214,12 @@ recorded:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check, _module
 
 
 def main():
-    module = AnsibleModule(argument_spec=_host_check.SPEC, required_if=[("record", True, ("inputs_digest",))],
-                           supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result, unhealthy = _host_check.run(module)
-    if unhealthy:
-        module.fail_json(msg=unhealthy, **result)
-    module.exit_json(**result)
+    _module.execute(AnsibleModule(argument_spec=_host_check.SPEC, required_if=[("record", True, ("inputs_digest",))],
+                                  supports_check_mode=True), _host_check.run)
 
 
 if __name__ == "__main__":

@@ -210,17 +210,12 @@ warning_messages:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _prestart_hook
 
 
 def main():
-    module = AnsibleModule(argument_spec=_prestart_hook.SPEC, required_if=[("state", "present", ("payload",))],
-                           supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result = _prestart_hook.run(module)
-    for warning in result["warning_messages"]:
-        module.warn(warning)
-    module.exit_json(**result)
+    _module.execute(AnsibleModule(argument_spec=_prestart_hook.SPEC, required_if=[("state", "present", ("payload",))],
+                                  supports_check_mode=True), _prestart_hook.run)
 
 
 if __name__ == "__main__":

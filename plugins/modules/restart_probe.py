@@ -151,16 +151,11 @@ verdict:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _restart_probe, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _restart_probe
 
 
 def main():
-    module = AnsibleModule(argument_spec=_restart_probe.SPEC, supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    passed, result = _restart_probe.run(module)
-    if not passed:
-        module.fail_json(msg=result["verdict"], **result)
-    module.exit_json(**result)
+    _module.execute(AnsibleModule(argument_spec=_restart_probe.SPEC, supports_check_mode=True), _restart_probe.run)
 
 
 if __name__ == "__main__":

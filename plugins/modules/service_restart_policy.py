@@ -424,23 +424,15 @@ kernel:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _service_restart_policy, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _service_restart_policy
 
 
 def main():
     spec = dict(_service_restart_policy.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"),
                 kernel=dict(type="dict"))
-    module = AnsibleModule(argument_spec=spec,
-                           required_one_of=[("name", "services")], mutually_exclusive=[("name", "services")],
-                           supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result, failing = _service_restart_policy.run(module)
-    for warning in result["warning_messages"]:
-        module.warn(warning)
-    if failing:
-        what = "the restart policy and hook" if module.params["prestart"] else "the restart policy"
-        module.fail_json(msg="systemd does not use %s as written: %s" % (what, "; ".join(failing)), **result)
-    module.exit_json(**result)
+    _module.execute(AnsibleModule(argument_spec=spec, required_one_of=[("name", "services")],
+                                  mutually_exclusive=[("name", "services")], supports_check_mode=True),
+                    _service_restart_policy.run)
 
 
 if __name__ == "__main__":

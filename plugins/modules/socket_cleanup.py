@@ -136,16 +136,11 @@ capabilities:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _socket_cleanup, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _socket_cleanup
 
 
 def main():
-    module = AnsibleModule(argument_spec=_socket_cleanup.SPEC, supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result, left = _socket_cleanup.run(module)
-    if left:
-        module.fail_json(msg=left, **result)
-    module.exit_json(**result)
+    _module.execute(AnsibleModule(argument_spec=_socket_cleanup.SPEC, supports_check_mode=True), _socket_cleanup.run)
 
 
 if __name__ == "__main__":

@@ -183,16 +183,11 @@ netns:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl_tcp, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _sysctl_tcp
 
 
 def main():
-    module = AnsibleModule(argument_spec=_sysctl_tcp.SPEC, supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    result = _sysctl_tcp.run(module)
-    for warning in result["warning_messages"]:
-        module.warn(warning)
-    module.exit_json(**result)
+    _module.execute(AnsibleModule(argument_spec=_sysctl_tcp.SPEC, supports_check_mode=True), _sysctl_tcp.run)
 
 
 if __name__ == "__main__":

@@ -83,13 +83,11 @@ dirs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _undo, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _undo
 
 
 def main():
-    module = AnsibleModule(argument_spec=_undo.SPEC, supports_check_mode=True)
-    _validate.require_python(module)  # before any Python 3 code: a clean message on an old host
-    module.exit_json(**_undo.run(module))
+    _module.execute(AnsibleModule(argument_spec=_undo.SPEC, supports_check_mode=True), _undo.run)
 
 
 if __name__ == "__main__":
