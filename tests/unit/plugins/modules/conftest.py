@@ -105,3 +105,51 @@ def run_module(monkeypatch):
         raise AssertionError("main() returned without exit_json or fail_json")
 
     return run
+
+
+@pytest.fixture
+def fake_host(tmp_path, monkeypatch):
+    """A FakeHost (fakehost.py): the host paths in a temporary root, commands from a table."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _files
+    from ansible_collections.netsvc.resilience.tests.unit.conftest import ROOT_ONLY_BASE
+    from ansible_collections.netsvc.resilience.tests.unit.plugins.modules.fakehost import FakeHost
+
+    if os.geteuid() != 0:
+        pytest.skip("whole-module tests write root-owned files as the modules do: run them as root")
+    host = FakeHost(tmp_path / "root", monkeypatch, keep=(ROOT_ONLY_BASE + "/",))
+    # the ledger where a host keeps it (in the fake root), so that undo reads what the run wrote
+    monkeypatch.setattr(_files, "LEDGER", "/var/lib/netsvc-resilience/ledger.json")
+    monkeypatch.setattr(_files, "ORIGINALS", "/var/lib/netsvc-resilience/originals")
+    return host
+
+
+@pytest.fixture
+def run_on(monkeypatch):
+    """run_on(host, module, args, check=False) -> ("exit" | "fail", result): the module's real
+    main() on the fake host, every command answered by the host's table."""
+
+    def run(host, module, args, check=False):
+        def exit_json(self, **kwargs):
+            raise ModuleExit(kwargs)
+
+        def fail_json(self, msg="", **kwargs):
+            kwargs["msg"] = msg
+            raise ModuleFail(kwargs)
+
+        args = dict(args, _ansible_check_mode=check, _ansible_diff=True)
+        with monkeypatch.context() as m:
+            m.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: host.run_command(argv))
+            m.setattr(basic.AnsibleModule, "exit_json", exit_json)
+            m.setattr(basic.AnsibleModule, "fail_json", fail_json)
+            m.setattr(basic.AnsibleModule, "get_bin_path",
+                      lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
+            with patch_module_args(args):
+                try:
+                    module.main()
+                except ModuleFail as e:
+                    return "fail", e.result
+                except ModuleExit as e:
+                    return "exit", e.result
+        raise AssertionError("main() returned without exit_json or fail_json")
+
+    return run
