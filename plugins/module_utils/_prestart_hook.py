@@ -20,6 +20,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _hook,
     _host_state,
+    _plan,
     _reuse,
     _systemd,
     _unit,
@@ -55,6 +56,50 @@ def decode_payload(payload):
         if not native[arch]:
             raise _unit.UnitError("payload native build for %s is empty" % arch)
     return {"native": native, "python": payload.get("python")}
+
+
+class HookedService(_plan.Plan):
+    """One systemd service in a prestart_hook plan.
+
+    unit           the unit (web.service)
+    ports          its ports, sorted
+    show           its sandbox properties, LoadState and FragmentPath, as systemd reported them
+    blockers       what in its sandbox keeps an unprivileged hook from destroying sockets
+    how            _hook.plan_exec's dict (line, extra_service, mode, warnings); None without a hook
+    targets        what the hook cleans: the listeners' addresses (or the whole ports)
+    whole          why whole ports are cleaned, None when the listeners' addresses are
+    drain_ms       how long a socket that still holds data may drain before it is destroyed
+    dropin         our cleanup drop-in's path
+    text           the drop-in's text, None when the service gets no hook (the drop-in goes)
+    decision       "hook" or "none"
+    reason         why, in words
+    netns_refused  why a unit in its own network namespace gets no hook on this systemd, or None
+    """
+
+    __slots__ = ("unit", "ports", "show", "blockers", "how", "targets", "whole", "drain_ms", "dropin", "text",
+                 "decision", "reason", "netns_refused")
+
+    @property
+    def mode(self):
+        """How the hook line gets its privileges ("" without a hook)."""
+        return self.how["mode"] if self.how else ""
+
+    @property
+    def warnings(self):
+        return list(self.how["warnings"]) if self.how else []
+
+
+class HookPlan(_plan.Plan):
+    """A prestart_hook call, planned (plan): nothing written yet.
+
+    path      the hook's path on the host
+    hook      its content (a native build, or the Python twin as a script); None for state=absent
+    kind      native-x86_64, native-aarch64 or python; None for state=absent
+    present   state=present
+    services  a HookedService per systemd service with ports
+    """
+
+    __slots__ = ("path", "hook", "kind", "present", "services")
 
 
 def hook_decision(present, cleanup, reuse):
@@ -118,10 +163,10 @@ def plan(module, p, systemd):
             opts = _unit.normalize_options({"apply_defaults": False, "exec_start_pre": [how["line"]],
                                             "extra_service": how["extra_service"]})
             text = _unit.render_dropin(opts, version, header=HEADER)[0]
-        services.append(dict(unit=unit, ports=ports, show=show, blockers=blockers, how=how, targets=cleans,
-                             whole=whole, drain_ms=drain_ms, dropin=_unit.dropin_path(unit, dropin), text=text,
-                             decision=decision, reason=reason, netns_refused=refused))
-    return dict(path=path, hook=hook, kind=kind, present=present, services=services)
+        services.append(HookedService(unit=unit, ports=ports, show=show, blockers=blockers, how=how, targets=cleans,
+                                      whole=whole, drain_ms=drain_ms, dropin=_unit.dropin_path(unit, dropin),
+                                      text=text, decision=decision, reason=reason, netns_refused=refused))
+    return HookPlan(path=path, hook=hook, kind=kind, present=present, services=services)
 
 
 def run(module):
@@ -136,7 +181,7 @@ def run(module):
         module.fail_json(msg=str(e))
     if module.check_mode:
         return result, None
-    tx.commit(verify=pl["present"])
+    tx.commit(verify=pl.present)
     mismatches = finish(systemd, pl, result)
     if mismatches and p["effective_mismatch"] == "fail":
         module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)
@@ -147,27 +192,27 @@ def run(module):
 def stage(module, pl, tx):
     """Add the hook and every drop-in of plan ``pl`` to transaction ``tx`` (another module's
     too: service_restart_policy writes both concerns with one reload); the result so far."""
-    path = pl["path"]
+    path = pl.path
     shared = FileSet(module)
-    shared.want(path, pl["hook"], 0o755)
+    shared.want(path, pl.hook, 0o755)
     shared.want(os.path.join(os.path.dirname(path), LEGACY_FALLBACK), None)
     mine = [(shared, None, None)]
-    for svc in pl["services"]:
+    for svc in pl.services:
         files = FileSet(module)
-        files.want(svc["dropin"], svc["text"])
-        mine.append((files, svc["unit"], svc["show"].get("FragmentPath")))
+        files.want(svc.dropin, svc.text)
+        mine.append((files, svc.unit, svc.show.get("FragmentPath")))
     for entry in mine:
         tx.add(*entry)
-    warnings = [w for svc in pl["services"] for w in (svc["how"] or {}).get("warnings", [])]
-    warnings += ["%s: %s" % (svc["unit"], svc["netns_refused"]) for svc in pl["services"] if svc["netns_refused"]]
-    return dict(changed=any(f.changed for f, _u, _fr in mine), path=path, hook_kind=pl["kind"] or "",
+    warnings = [w for svc in pl.services for w in svc.warnings]
+    warnings += ["%s: %s" % (svc.unit, svc.netns_refused) for svc in pl.services if svc.netns_refused]
+    return dict(changed=any(f.changed for f, _u, _fr in mine), path=path, hook_kind=pl.kind or "",
                 written=[p for f, _u, _fr in mine for p in f.paths],
-                dropins={s["unit"]: s["dropin"] for s in pl["services"]},
-                privilege={s["unit"]: (s["how"] or {}).get("mode", "") for s in pl["services"]},
-                sandbox={s["unit"]: s["blockers"] for s in pl["services"]},
-                cleanup={s["unit"]: {"hook": s["decision"] == "hook", "reason": s["reason"],
-                                     "cleans": s["targets"] if s["how"] else [], "whole_ports": s["whole"]}
-                         for s in pl["services"]},
+                dropins={s.unit: s.dropin for s in pl.services},
+                privilege={s.unit: s.mode for s in pl.services},
+                sandbox={s.unit: s.blockers for s in pl.services},
+                cleanup={s.unit: {"hook": s.decision == "hook", "reason": s.reason,
+                                  "cleans": s.targets if s.how else [], "whole_ports": s.whole}
+                         for s in pl.services},
                 diff=[d for f, _u, _fr in mine for d in f.diff()], warning_messages=warnings)
 
 
@@ -175,8 +220,8 @@ def finish(systemd, pl, result):
     """After the transaction's commit: what systemd will really run, read back into ``result``.
     Returns the mismatches. (The hook's directory is created root's 0755 when written, and
     removed with its last file only if the collection created it: _files.)"""
-    path = pl["path"]
-    hooked = [s for s in pl["services"] if s["how"]]
+    path = pl.path
+    hooked = [s for s in pl.services if s.how]
     if not hooked:
         return []
     mismatches = readback(systemd, path, hooked, systemd.version)
@@ -188,10 +233,9 @@ def readback(systemd, path, services, version):
     """What systemd will really run before each start, compared with the hook line we wrote."""
     props = ("ExecStartPre", "ExecStartPreEx", "PermissionsStartOnly", "FragmentPath", "DropInPaths",
              "NeedDaemonReload")
-    shows = systemd.show([s["unit"] for s in services], props)
+    shows = systemd.show([s.unit for s in services], props)
     out = []
     for svc in services:
-        wanted = _hook.expected_readback(path, svc["unit"], svc["targets"], svc["how"]["mode"], version,
-                                         svc["drain_ms"])
-        out.extend(_systemd.effective_mismatches(svc["unit"], wanted, shows[svc["unit"]], svc["dropin"]))
+        wanted = _hook.expected_readback(path, svc.unit, svc.targets, svc.mode, version, svc.drain_ms)
+        out.extend(_systemd.effective_mismatches(svc.unit, wanted, shows[svc.unit], svc.dropin))
     return out

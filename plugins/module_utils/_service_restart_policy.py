@@ -24,6 +24,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _hook,
     _host_state,
+    _plan,
     _preload,
     _prestart_hook,
     _probe,
@@ -49,6 +50,73 @@ SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUS
               "NeedDaemonReload"]
 
 
+class PreloadPlan(_plan.Plan):
+    """What socket_activation: preload does for one service.
+
+    kind              "none" (not preloaded), "present" (switch or keep it on its socket unit) or
+                      "undo" (state=absent of a preloaded service: it binds on its own again)
+    library           the preload library's path on the host ("present" and "undo")
+    library_content   the build of the library for this machine ("present")
+    extra_unit        [Unit] directives the service's drop-in gets ("present")
+    extra_service     [Service] directives the service's drop-in gets (LD_PRELOAD; "present")
+    socket_text       the socket unit, mirrored from the live listeners ("present")
+    streams           the mirrored ListenStream= addresses ("present")
+    bind_v6only       BindIPv6Only= of the mirror, None when no IPv6 wildcard ("present")
+    directives        the socket options mirrored as directives (BindToDevice=, Mark=, ...)
+    switched          True when PID 1 already holds the sockets, False when the switch is to do
+    remirrored        the listeners no longer matched the socket unit: mirrored again
+    switch            after the switch: what switch_over measured
+    listeners_after   after the switch: who serves the ports
+    restarted_after_s after an undo: seconds until the service listened on its own
+    """
+
+    __slots__ = ("kind", "library", "library_content", "extra_unit", "extra_service", "socket_text", "streams",
+                 "bind_v6only", "directives", "switched", "remirrored", "switch", "listeners_after",
+                 "restarted_after_s")
+    DEFAULTS = dict.fromkeys(__slots__)
+    # what the module returns of a "present" plan (and of an "undo" one: the library, the restart)
+    REPORTED = ("streams", "bind_v6only", "directives", "switched", "library", "remirrored")
+    REPORTED_IF_DONE = ("switch", "listeners_after", "restarted_after_s")
+
+    @property
+    def to_switch(self):
+        return self.kind == "present" and self.switched is False
+
+    def report(self):
+        if self.kind == "none":
+            return {}
+        out = {k: getattr(self, k) for k in self.REPORTED if self.kind == "present" or k == "library"}
+        out.update((k, getattr(self, k)) for k in self.REPORTED_IF_DONE if getattr(self, k) is not None)
+        return out
+
+
+class ServicePlan(_plan.Plan):
+    """One systemd service's change, planned and validated (systemd_plan); nothing written yet.
+
+    name                the unit (web.service)
+    show                LoadState and FragmentPath as systemd reported them before the change
+    files               the FileSet of its drop-in, socket unit and preload library
+    content             the drop-in's text ("" for state=absent)
+    revive              the revive template's text, None without revive
+    opts                the normalized options (_unit.normalize_options), None for state=absent
+    present             state=present
+    ports               its ports, sorted
+    dropin_path         our drop-in's path
+    socket_name         its socket unit's name
+    socket_path         its socket unit's path
+    socket_activation   socket_activation is native or preload
+    socket_start        a native socket unit to enable --now after the commit
+    socket_stop         our socket unit goes (state=absent)
+    preload             a PreloadPlan (kind "none" when not preloaded)
+    effective_mismatch  fail or warn, as given
+    switch_timeout      seconds a preload switch or undo may take, as given
+    """
+
+    __slots__ = ("name", "show", "files", "content", "revive", "opts", "present", "ports", "dropin_path",
+                 "socket_name", "socket_path", "socket_activation", "socket_start", "socket_stop", "preload",
+                 "effective_mismatch", "switch_timeout")
+
+
 def service_show(module, systemctl, name, p):
     """LoadState and FragmentPath; a service that must exist and does not is refused."""
     _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
@@ -61,13 +129,13 @@ def service_show(module, systemctl, name, p):
 
 def plan_present(module, p, name, files, paths, version, warnings):
     """The drop-in, the revive template and the socket unit (native or preload) for state=present.
-    Returns (content, revive, opts, preload)."""
+    Returns (content, revive, opts, a PreloadPlan)."""
     mode = p["socket_activation"]
-    preload = None
+    preload = PreloadPlan(kind="none")
     if mode == "preload":
-        preload = plan_preload(module, p, name, paths)
-        warnings.extend(preload.pop("warnings"))
-        p = dict(p, extra_unit=preload["extra_unit"], extra_service=preload["extra_service"])
+        preload, more = plan_preload(module, p, name, paths)
+        warnings.extend(more)
+        p = dict(p, extra_unit=preload.extra_unit, extra_service=preload.extra_service)
     opts = _unit.normalize_options(p)
     if mode == "native" and not p["accepts_inherited_fds"]:
         module.fail_json(msg="socket_activation for %s needs accepts_inherited_fds=true: the service must take "
@@ -81,23 +149,23 @@ def plan_present(module, p, name, files, paths, version, warnings):
     revive = _unit.render_revive(opts["revive_delay"]) if opts.get("revive") else None
     if mode == "native":
         files.want(paths["socket_path"], _unit.render_socket(name, p["ports"], p["backlog"]))
-    if preload:
-        files.want(paths["socket_path"], preload["socket_text"])
-        files.want(preload["library"], preload["library_content"])
+    if preload.kind == "present":
+        files.want(paths["socket_path"], preload.socket_text)
+        files.want(preload.library, preload.library_content)
     return content, revive, opts, preload
 
 
 def plan_absent(p, files, paths):
     """state=absent: our drop-in and socket unit go; a preload service binds its ports itself
-    again afterwards. Returns the preload undo or None."""
+    again afterwards. Returns a PreloadPlan (kind "undo" for a preloaded service)."""
     files.want(paths["dropin_path"], None)
     current = read_text(paths["socket_path"]) or ""
     if "netsvc.resilience" in current:  # only a socket unit we wrote
         files.want(paths["socket_path"], None)
     if _preload.HEADER in current:
-        return {"undo": True, "library": p["preload_library"] or os.path.join(
-            _hook.hook_dir(_host_state.read_os_release()["os_family"]), _preload.LIBRARY_NAME)}
-    return None
+        return PreloadPlan(kind="undo", library=p["preload_library"] or os.path.join(
+            _hook.hook_dir(_host_state.read_os_release()["os_family"]), _preload.LIBRARY_NAME))
+    return PreloadPlan(kind="none")
 
 
 def native_socket_start(module, p, systemctl, name, socket_name):
@@ -130,17 +198,17 @@ def systemd_plan(module, p, warnings, systemctl, version):
     files = FileSet(module)
     present = p["state"] == "present"
     mode = p["socket_activation"]
-    content, revive, opts, preload = "", None, None, None
+    content, revive, opts = "", None, None
     if present:
         content, revive, opts, preload = plan_present(module, p, name, files, paths, version, warnings)
     else:
         preload = plan_absent(p, files, paths)
     socket_start = present and mode == "native" and native_socket_start(module, p, systemctl, name, socket_name)
-    return dict(name=name, show=show, files=files, content=content, revive=revive, opts=opts,
-                effective_mismatch=p["effective_mismatch"], socket_start=socket_start,
-                socket_stop=not present and paths["socket_path"] in files.paths, present=present,
-                socket_activation=mode != "none", preload=preload, ports=sorted(set(p["ports"])),
-                switch_timeout=p["switch_timeout"], **paths)
+    return ServicePlan(name=name, show=show, files=files, content=content, revive=revive, opts=opts,
+                       effective_mismatch=p["effective_mismatch"], socket_start=socket_start,
+                       socket_stop=not present and paths["socket_path"] in files.paths, present=present,
+                       socket_activation=mode != "none", preload=preload, ports=sorted(set(p["ports"])),
+                       switch_timeout=p["switch_timeout"], **paths)
 
 
 def plan_preload(module, p, name, paths):
@@ -186,8 +254,10 @@ def plan_preload(module, p, name, paths):
         hook = "-" + " ".join(_hook.hook_argv(p["cleanup_hook"], "%n", info["streams"])) if p["cleanup_hook"] else None
         socket_text = _preload.render_socket(name, info["streams"], info["bind_v6only"], p["backlog"], hook,
                                              info["directives"])
-    return dict(info, library=library, library_content=builds[arch], extra_unit=merged_unit, remirrored=remirror,
-                extra_service=merged_service, socket_text=socket_text, warnings=warnings)
+    return PreloadPlan(kind="present", library=library, library_content=builds[arch], extra_unit=merged_unit,
+                       extra_service=merged_service, socket_text=socket_text, streams=info["streams"],
+                       bind_v6only=info["bind_v6only"], directives=info["directives"], switched=info["switched"],
+                       remirrored=remirror), warnings
 
 
 def unswitch(module, systemd, p, name, paths, ports):
@@ -214,7 +284,7 @@ def unswitch(module, systemd, p, name, paths, ports):
 
 def referenced_elsewhere(plans, marker):
     """Does a drop-in other than the ones these plans write mention ``marker``?"""
-    ours = {pl["dropin_path"] for pl in plans}
+    ours = {pl.dropin_path for pl in plans}
     return any(f not in ours and marker in (read_text(f) or "")
                for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf")))
 
@@ -224,13 +294,13 @@ def plan_revive(module, plans):
     and the preload library, removed with the last service that used it."""
     revive_path = os.path.join(_unit.SYSTEMD_DIR, _unit.REVIVE_TEMPLATE)
     shared = FileSet(module)
-    wanted = [pl["revive"] for pl in plans if pl["revive"]]
+    wanted = [pl.revive for pl in plans if pl.revive]
     if wanted:
         shared.want(revive_path, wanted[-1])  # one template per host: the last service's delay wins
     elif not referenced_elsewhere(plans, "netsvc-revive@") and read_text(revive_path) is not None:
         shared.want(revive_path, None)
-    kept = [pl for pl in plans if (pl["preload"] or {}).get("library") and not pl["preload"].get("undo")]
-    undone = {pl["preload"]["library"] for pl in plans if (pl["preload"] or {}).get("undo")}
+    kept = [pl for pl in plans if pl.preload.kind == "present"]
+    undone = {pl.preload.library for pl in plans if pl.preload.kind == "undo"}
     for library in sorted(undone):
         if not kept and os.path.exists(library) and not referenced_elsewhere(plans, _preload.LIBRARY_NAME):
             shared.want(library, None)
@@ -240,77 +310,74 @@ def plan_revive(module, plans):
 def systemd_execute(module, systemd, plans, shared, tx):
     """Write every planned file (and what ``tx`` holds already: the prestart hook's), verify
     them all, reload once (one transaction), start socket units."""
-    undo = [pl for pl in plans if (pl["preload"] or {}).get("undo")]
+    undo = [pl for pl in plans if pl.preload.kind == "undo"]
     for pl in plans:
-        if pl["socket_stop"]:
+        if pl.socket_stop:
             if pl in undo:
-                _unit.run(module, [systemd.systemctl, "stop", pl["name"]], check=False)
-            _unit.run(module, [systemd.systemctl, "disable", "--now", pl["socket_name"]], check=False)
+                _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
+            _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
     for pl in plans:
-        tx.add(pl["files"], pl["name"], pl["show"].get("FragmentPath") if pl["present"] else None)
+        tx.add(pl.files, pl.name, pl.show.get("FragmentPath") if pl.present else None)
     tx.add(shared)
     tx.commit()
     for pl in plans:
-        if pl["socket_start"]:
-            _unit.run(module, [systemd.systemctl, "enable", "--now", pl["socket_name"]])
+        if pl.socket_start:
+            _unit.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
     for pl in undo:
         try:
-            took = _preload.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
-            pl["preload"]["restarted_after_s"] = took
+            took = _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
+            pl.preload.restarted_after_s = took
         except _unit.UnitError as e:
             module.fail_json(msg="socket activation removed, but %s" % e)
     for pl in plans:
-        if (pl["preload"] or {}).get("switched") is False:
+        if pl.preload.to_switch:
             switch_preload(module, systemd, tx, pl)
 
 
 def switch_preload(module, systemd, tx, pl):
     """Move a running service onto its socket unit; on any failure put everything back."""
     def in_unit(pid):
-        return _probe.in_unit_cgroup(pid, pl["name"])
+        return _probe.in_unit_cgroup(pid, pl.name)
 
     try:
-        pl["preload"]["switch"] = _preload.switch_over(module, systemd, pl["name"], pl["socket_name"],
-                                                       pl["switch_timeout"])
-        ok, listeners = _preload.served_from_socket_unit(pl["ports"], in_unit)
-        pl["preload"]["listeners_after"] = listeners
+        pl.preload.switch = _preload.switch_over(module, systemd, pl.name, pl.socket_name, pl.switch_timeout)
+        ok, listeners = _preload.served_from_socket_unit(pl.ports, in_unit)
+        pl.preload.listeners_after = listeners
         if not ok:
             raise _unit.UnitError("after the switch %s does not serve from the sockets PID 1 holds: %s"
-                                  % (pl["name"], listeners))
+                                  % (pl.name, listeners))
     except (_unit.UnitError, _sockdiag.DiagError) as e:
-        _unit.run(module, [systemd.systemctl, "stop", pl["socket_name"], pl["name"]], check=False)
+        _unit.run(module, [systemd.systemctl, "stop", pl.socket_name, pl.name], check=False)
         tx.rollback()
         systemd.reload()
         try:
-            _preload.restart_on_its_own(module, systemd, pl["name"], pl["ports"], pl["switch_timeout"])
+            _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
         except _unit.UnitError as again:
             e = "%s; and then: %s" % (e, again)
         module.fail_json(msg="socket_activation: preload for %s failed and was rolled back (every file restored, "
-                             "the service restarted as before): %s" % (pl["name"], e))
+                             "the service restarted as before): %s" % (pl.name, e))
 
 
 def systemd_results(module, systemd, plans, shared):
-    shows = systemd.show([pl["name"] for pl in plans], SHOW_PROPS)
+    shows = systemd.show([pl.name for pl in plans], SHOW_PROPS)
     results = []
     for i, pl in enumerate(plans):
-        diff = pl["files"].diff() + (shared.diff() if i == 0 else [])
-        show = shows[pl["name"]]
+        diff = pl.files.diff() + (shared.diff() if i == 0 else [])
+        show = shows[pl.name]
         mismatches = []
         # in check mode (the audit) only an unchanged drop-in says what systemd uses now
-        if pl["present"] and show.get("LoadState") == "loaded" and not (module.check_mode and pl["files"].changed):
-            wanted = _unit.policy_readback(pl["opts"], pl["name"], systemd.version)
-            mismatches = _systemd.effective_mismatches(pl["name"], wanted, show, pl["dropin_path"])
-        switching = (pl["preload"] or {}).get("switched") is False
-        changed = pl["files"].changed or pl["socket_start"] or switching or (i == 0 and shared.changed)
+        if pl.present and show.get("LoadState") == "loaded" and not (module.check_mode and pl.files.changed):
+            wanted = _unit.policy_readback(pl.opts, pl.name, systemd.version)
+            mismatches = _systemd.effective_mismatches(pl.name, wanted, show, pl.dropin_path)
+        switching = pl.preload.to_switch
+        changed = pl.files.changed or pl.socket_start or switching or (i == 0 and shared.changed)
         results.append(dict(changed=changed,
-                            path=pl["dropin_path"], content=pl["content"], backend="systemd",
+                            path=pl.dropin_path, content=pl.content, backend="systemd",
                             systemd_version=systemd.version,
-                            socket_path=pl["socket_path"] if pl["socket_activation"] else "",
+                            socket_path=pl.socket_path if pl.socket_activation else "",
                             diff=diff, effective=show, effective_mismatches=mismatches,
-                            effective_mismatch=pl["effective_mismatch"],
-                            preload={k: v for k, v in (pl["preload"] or {}).items()
-                                     if k in ("streams", "bind_v6only", "directives", "switched", "switch",
-                                              "listeners_after", "library", "restarted_after_s", "remirrored")}))
+                            effective_mismatch=pl.effective_mismatch,
+                            preload=pl.preload.report()))
     return results
 
 
@@ -697,11 +764,11 @@ def apply_systemd(module, systemd, warnings, prestart=None, kernel=None):
     shared = plan_revive(module, plans) if plans else FileSet(module)
     tx = _systemd.DropinTransaction(module, sd)
     if kernel is not None:
-        tx.add(kernel["change"])  # first: a later write, verify or reload failure puts it back
+        tx.add(kernel.change)  # first: a later write, verify or reload failure puts it back
     if pre_plan is not None:
         pre = _prestart_hook.stage(module, pre_plan, tx)
     if not module.check_mode and (tx.changed or shared.changed or any(
-            pl["files"].changed or pl["socket_start"] or (pl["preload"] or {}).get("switched") is False
+            pl.files.changed or pl.socket_start or pl.preload.to_switch
             for pl in plans)):
         systemd_execute(module, sd, plans, shared, tx)
     if pre is not None and not module.check_mode:
@@ -745,7 +812,7 @@ def run(module):
         if systemd or prestart is not None:
             done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
         elif kernel is not None:
-            _sysctl_tcp.apply(module, kernel["change"])  # no unit to write (supervisord programs): as sysctl_tcp does
+            _sysctl_tcp.apply(module, kernel.change)  # no unit to write (supervisord programs): as sysctl_tcp does
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _files, _sysctl, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _files, _plan, _sysctl, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 SPEC = dict(
@@ -153,6 +153,16 @@ class Change(object):
             self.file_written = False
 
 
+class KernelPlan(_plan.Plan):
+    """A sysctl_tcp call, planned (plan): nothing written yet.
+
+    result  the module's result as planned (live_after is read back by finish)
+    change  the Change: the sysctl file and the live values to write, and how to put them back
+    """
+
+    __slots__ = ("result", "change")
+
+
 def apply(module, change):
     """Write a Change on its own (sysctl_tcp: no transaction around it): the file first (atomic),
     then the live values; any failure puts both back as they were and fails the module."""
@@ -200,14 +210,14 @@ def plan(module, p, label=""):
                   live_after=dict(live_before, **to_write), live_skipped=live_skipped, overridden_by=overridden,
                   warning_messages=warnings, netns=_sysctl.netns_info(),
                   diff=diff(path, current_text, new_text, file_changed, live, to_write))
-    return dict(result=result, change=change)
+    return KernelPlan(result=result, change=change)
 
 
 def finish(module, pl):
     """The result, with the live values read back when they were written."""
-    result = pl["result"]
+    result = pl.result
     if result["changed"] and not module.check_mode:
-        result["live_after"].update(_sysctl.read_live(sorted(pl["change"].to_write)))
+        result["live_after"].update(_sysctl.read_live(sorted(pl.change.to_write)))
     return result
 
 
@@ -215,5 +225,5 @@ def run(module):
     """sysctl_tcp: every key checked, the file and the live values planned, then written.
     Returns (result, None)."""
     pl = plan(module, module.params)
-    apply(module, pl["change"])
+    apply(module, pl.change)
     return finish(module, pl), None

@@ -130,11 +130,13 @@ def _hook_plan(tmp_path):
     hook = str(tmp_path / "usr" / "lib" / "netsvc-resilience" / "netsvc-sockclean")
     line = "+-%s --unit %%n 80" % hook
     dropin = str(tmp_path / "etc" / "systemd" / "web.service.d" / "40-netsvc-cleanup.conf")
-    svc = dict(unit="web.service", ports=[80], show={"FragmentPath": "/lib/systemd/system/web.service"},
-               blockers=[], how={"mode": "prefix", "line": line, "warnings": []}, dropin=dropin,
-               text="[Service]\nExecStartPre=%s\n" % line, decision="hook", reason="cleanup: true",
-               targets=["80"], whole=None, drain_ms=2000, netns_refused=None)
-    return dict(path=hook, hook=b"\x7fELF-hook", kind="native-x86_64", present=True, services=[svc])
+    svc = _prestart_hook.HookedService(
+        unit="web.service", ports=[80], show={"FragmentPath": "/lib/systemd/system/web.service"}, blockers=[],
+        how={"mode": "prefix", "line": line, "warnings": []}, dropin=dropin,
+        text="[Service]\nExecStartPre=%s\n" % line, decision="hook", reason="cleanup: true", targets=["80"],
+        whole=None, drain_ms=2000, netns_refused=None)
+    return _prestart_hook.HookPlan(path=hook, hook=b"\x7fELF-hook", kind="native-x86_64", present=True,
+                                   services=[svc])
 
 
 def test_hook_and_policy_drop_ins_share_one_transaction_and_one_reload(tmp_path):
@@ -145,23 +147,23 @@ def test_hook_and_policy_drop_ins_share_one_transaction_and_one_reload(tmp_path)
     result = _prestart_hook.stage(FakeModule(), plan, tx)
     assert result["changed"] and result["cleanup"] == {"web.service": {"hook": True, "reason": "cleanup: true",
                                                                        "cleans": ["80"], "whole_ports": None}}
-    assert result["dropins"] == {"web.service": plan["services"][0]["dropin"]}
+    assert result["dropins"] == {"web.service": plan.services[0].dropin}
     assert tx.commit() and systemd.reloads == 1
     assert read_text(policy) == "new\n"
-    assert read_text(plan["services"][0]["dropin"]).startswith("[Service]\nExecStartPre=+-")
-    assert os.stat(plan["path"]).st_mode & 0o777 == 0o755
+    assert read_text(plan.services[0].dropin).startswith("[Service]\nExecStartPre=+-")
+    assert os.stat(plan.path).st_mode & 0o777 == 0o755
 
 
 def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
     plan = _hook_plan(tmp_path)
-    dropin = plan["services"][0]["dropin"]
+    dropin = plan.services[0].dropin
     systemd = FakeSystemd(verify="%s:2: Executable path is not absolute\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
     _prestart_hook.stage(FakeModule(), plan, tx)
     with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
         tx.commit()
     assert read_text(policy) == "old\n"  # the policy's drop-in as it was
-    assert read_text(dropin) is None and read_text(plan["path"]) is None and systemd.reloads == 0
+    assert read_text(dropin) is None and read_text(plan.path) is None and systemd.reloads == 0
 
 
 def _kernel_change(tmp_path, monkeypatch, fail_key=None):

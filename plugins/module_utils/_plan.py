@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: netsvc.resilience contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base of the concerns' typed plans.
+
+PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
+Python 3.6 compatible (runs on the managed host: no dataclasses), imports under 2.7.
+
+A plan class lists its fields in ``__slots__`` and documents each once, in its docstring;
+``DEFAULTS`` gives the fields that may be left out. A field that is neither given nor
+defaulted, or a name that is not a field, is a TypeError at once - a misspelt key can no
+longer slip through as it did with string-keyed dicts.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class Plan(object):
+    __slots__ = ()
+    DEFAULTS = {}
+
+    def __init__(self, **fields):
+        unknown = sorted(set(fields) - set(self.__slots__))
+        missing = sorted(set(self.__slots__) - set(fields) - set(self.DEFAULTS))
+        if unknown or missing:
+            raise TypeError("%s: unknown field(s) %s, missing field(s) %s"
+                            % (type(self).__name__, ", ".join(unknown) or "none", ", ".join(missing) or "none"))
+        for name in self.__slots__:
+            setattr(self, name, fields[name] if name in fields else self.DEFAULTS[name])
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % (n, getattr(self, n)) for n in self.__slots__))

@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed plans: every field given or defaulted, no other name; what a preload plan reports."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _plan,
+    _prestart_hook,
+    _service_restart_policy,
+    _sysctl_tcp,
+)
+
+
+class Two(_plan.Plan):
+    __slots__ = ("a", "b")
+    DEFAULTS = {"b": 2}
+
+
+def test_a_plan_takes_its_fields_and_defaults_only():
+    assert (Two(a=1).a, Two(a=1).b, Two(a=1, b=3).b) == (1, 2, 3)
+    with pytest.raises(TypeError, match="unknown field.s. c, missing field.s. a"):
+        Two(c=1)
+    assert not hasattr(Two(a=1), "__dict__")  # __slots__: no field can be added later either
+    assert repr(Two(a=1)) == "Two(a=1, b=2)"
+
+
+@pytest.mark.parametrize("cls", [_sysctl_tcp.KernelPlan, _prestart_hook.HookPlan, _prestart_hook.HookedService,
+                                 _service_restart_policy.ServicePlan, _service_restart_policy.PreloadPlan])
+def test_every_field_of_every_plan_is_documented_once(cls):
+    doc = cls.__doc__.splitlines()
+    for field in cls.__slots__:
+        assert sum(1 for line in doc if line.split()[:1] == [field]) == 1, field
+
+
+def test_a_preload_plan_reports_what_the_module_returns():
+    none = _service_restart_policy.PreloadPlan(kind="none")
+    assert none.report() == {} and not none.to_switch
+    undo = _service_restart_policy.PreloadPlan(kind="undo", library="/usr/lib/x/lib.so")
+    assert undo.report() == {"library": "/usr/lib/x/lib.so"}
+    undo.restarted_after_s = 0.4
+    assert undo.report() == {"library": "/usr/lib/x/lib.so", "restarted_after_s": 0.4}
+    present = _service_restart_policy.PreloadPlan(kind="present", library="/l.so", streams=["0.0.0.0:80"],
+                                                  directives=[], switched=False, remirrored=False)
+    assert present.to_switch
+    assert present.report() == {"streams": ["0.0.0.0:80"], "bind_v6only": None, "directives": [],
+                                "switched": False, "library": "/l.so", "remirrored": False}
