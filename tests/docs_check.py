@@ -140,18 +140,21 @@ def check_architecture(problems):
     rows = {}
     for line in text.split("```")[1].splitlines() if "```" in text else []:
         head, sep, rest = line.strip().partition(":")
-        if sep and head in ("modules", "concerns", "primitives"):
+        if sep and head in ("modules", "concerns", "composer", "primitives"):
             rows[head] = [w for w in re.findall(r"[_a-z][_a-z0-9]*", rest) if w.startswith("_") or head == "modules"]
     modules = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(TOP, "plugins", "modules", "*.py"))}
     utils = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(TOP, "plugins", "module_utils", "*.py"))} - {
         "__init__"}
     concerns, primitives = set(rows.get("concerns", [])), set(rows.get("primitives", []))
+    composer = set(rows.get("composer", []))
     if set(rows.get("modules", [])) != modules:
         problems.append("docs/architecture.md's modules row %s, plugins/modules %s"
                         % (rows.get("modules"), sorted(modules)))
-    if concerns | primitives != utils or concerns & primitives:
-        problems.append("docs/architecture.md's concern and primitive rows do not cover module_utils once each: %s"
-                        % sorted(utils ^ (concerns | primitives) | (concerns & primitives)))
+    layers = [concerns, composer, primitives]
+    twice = {n for i, a in enumerate(layers) for b in layers[i + 1:] for n in a & b}
+    if concerns | composer | primitives != utils or twice:
+        problems.append("docs/architecture.md's concern, composer and primitive rows do not cover module_utils "
+                        "once each: %s" % sorted(utils ^ (concerns | composer | primitives) | twice))
     for name in sorted(modules):
         extra = real.get("modules/%s.py" % name, set()) - concerns - {"_module"}
         if extra or real.get("modules/%s.py" % name, set()) & concerns != {"_" + name}:
@@ -159,7 +162,7 @@ def check_architecture(problems):
                             % (name, name, sorted(real.get("modules/%s.py" % name, set()))))
     for name in sorted(utils):
         for dep in sorted(real.get("module_utils/%s.py" % name, set()) & concerns):
-            if name in primitives or (name, dep) not in CONCERN_EDGES:
+            if name in primitives or name in composer or (name, dep) not in CONCERN_EDGES:
                 problems.append("plugins/module_utils/%s.py imports the concern %s: not a layer the page allows"
                                 % (name, dep))
 

@@ -32,3 +32,35 @@ class Plan(object):
 
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % (n, getattr(self, n)) for n in self.__slots__))
+
+
+class ConcernPlan(Plan):
+    """The interface every concern's plan implements; _harden.compose calls it, in this order:
+
+    stage(module, tx)            add the plan's files to the one DropinTransaction ``tx``
+    pending                      True when there is work even if no file changes (a socket to start)
+    before_commit(module, sd)    what must happen before the files are written (stop a socket unit)
+    after_commit(module, sd, tx) what follows the commit (start a socket unit, switch a service)
+    finish(module, sd)           the concern's result, read back from systemd and the kernel
+
+    ``sd`` is the host's _systemd.Systemd. Nothing is written before the commit; a failure of
+    the commit puts back every concern's files (the transaction's all or nothing).
+    """
+
+    __slots__ = ()
+
+    @property
+    def pending(self):
+        return False
+
+    def stage(self, module, tx):
+        raise NotImplementedError
+
+    def before_commit(self, module, systemd):
+        pass
+
+    def after_commit(self, module, systemd, tx):
+        pass
+
+    def finish(self, module, systemd):
+        raise NotImplementedError

@@ -89,7 +89,7 @@ class HookedService(_plan.Plan):
         return list(self.how["warnings"]) if self.how else []
 
 
-class HookPlan(_plan.Plan):
+class HookPlan(_plan.ConcernPlan):
     """A prestart_hook call, planned (plan): nothing written yet.
 
     path      the hook's path on the host
@@ -97,9 +97,19 @@ class HookPlan(_plan.Plan):
     kind      native-x86_64, native-aarch64 or python; None for state=absent
     present   state=present
     services  a HookedService per systemd service with ports
+    staged    the result as staged (stage), completed by the read-back (finish)
     """
 
-    __slots__ = ("path", "hook", "kind", "present", "services")
+    __slots__ = ("path", "hook", "kind", "present", "services", "staged")
+    DEFAULTS = {"staged": None}
+
+    def stage(self, module, tx):
+        self.staged = stage(module, self, tx)
+
+    def finish(self, module, systemd):
+        if not module.check_mode:
+            finish(systemd, self, self.staged)
+        return self.staged
 
 
 def hook_decision(present, cleanup, reuse):

@@ -22,6 +22,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _harden,
     _hook,
     _host_state,
     _plan,
@@ -307,31 +308,57 @@ def plan_revive(module, plans):
     return shared
 
 
-def systemd_execute(module, systemd, plans, shared, tx):
-    """Write every planned file (and what ``tx`` holds already: the prestart hook's), verify
-    them all, reload once (one transaction), start socket units."""
-    undo = [pl for pl in plans if pl.preload.kind == "undo"]
-    for pl in plans:
-        if pl.socket_stop:
-            if pl in undo:
-                _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
-            _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
-    for pl in plans:
-        tx.add(pl.files, pl.name, pl.show.get("FragmentPath") if pl.present else None)
-    tx.add(shared)
-    tx.commit()
-    for pl in plans:
-        if pl.socket_start:
-            _unit.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
-    for pl in undo:
-        try:
-            took = _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
-            pl.preload.restarted_after_s = took
-        except _unit.UnitError as e:
-            module.fail_json(msg="socket activation removed, but %s" % e)
-    for pl in plans:
-        if pl.preload.to_switch:
-            switch_preload(module, systemd, tx, pl)
+class UnitsPlan(_plan.ConcernPlan):
+    """The systemd services of a service_restart_policy call, planned (plan_units).
+
+    services  a ServicePlan per service
+    shared    the FileSet of what services share: the revive template, the preload library
+    """
+
+    __slots__ = ("services", "shared")
+
+    def stage(self, module, tx):
+        for pl in self.services:
+            tx.add(pl.files, pl.name, pl.show.get("FragmentPath") if pl.present else None)
+        tx.add(self.shared)
+
+    @property
+    def pending(self):
+        return any(pl.socket_start or pl.preload.to_switch for pl in self.services)
+
+    def before_commit(self, module, systemd):
+        """Our socket units that go are stopped first (and a preloaded service with them)."""
+        for pl in self.services:
+            if pl.socket_stop:
+                if pl.preload.kind == "undo":
+                    _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
+                _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
+
+    def after_commit(self, module, systemd, tx):
+        """Start native socket units; preloaded services that lost their socket unit bind on their
+        own again; services to preload move onto their socket units (a failure puts ``tx`` back)."""
+        for pl in self.services:
+            if pl.socket_start:
+                _unit.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
+        for pl in self.services:
+            if pl.preload.kind == "undo":
+                try:
+                    pl.preload.restarted_after_s = _preload.restart_on_its_own(module, systemd, pl.name, pl.ports,
+                                                                               pl.switch_timeout)
+                except _unit.UnitError as e:
+                    module.fail_json(msg="socket activation removed, but %s" % e)
+        for pl in self.services:
+            if pl.preload.to_switch:
+                switch_preload(module, systemd, tx, pl)
+
+    def finish(self, module, systemd):
+        return systemd_results(module, systemd, self.services, self.shared)
+
+
+def plan_units(module, params, warnings, systemd):
+    """A UnitsPlan for the systemd services' checked parameters ``params``: nothing written."""
+    services = [systemd_plan(module, p, warnings, systemd.systemctl, systemd.version) for p in params]
+    return UnitsPlan(services=services, shared=plan_revive(module, services))
 
 
 def switch_preload(module, systemd, tx, pl):
@@ -749,31 +776,24 @@ def kernel_params(module):
     return None if raw is None else validated(module, "kernel", raw, _sysctl_tcp.SPEC)
 
 
-def apply_systemd(module, systemd, warnings, prestart=None, kernel=None):
-    """Plan every systemd service (and, with ``prestart``, the restart hook's drop-ins; with
-    ``kernel``, a _sysctl_tcp plan, the sysctl file and live values), write them in one transaction
-    with one reload, read back. ([(item, result)], prestart result)."""
+def compose(module, systemd_items, warnings, prestart=None, kernel=None):
+    """The kernel settings (a KernelPlan, or None), the restart hook (``prestart``'s checked
+    options, or None) and the systemd services planned, then written by _harden.compose in one
+    transaction with one reload, and read back. Returns ([(item, result)], the hook's result or
+    None, the kernel's result or None)."""
     sd = _systemd.Systemd(module)
-    plans = [systemd_plan(module, p, warnings, sd.systemctl, sd.version) for _item, p in systemd]
-    pre_plan = pre = None
+    units = plan_units(module, [p for _item, p in systemd_items], warnings, sd) if systemd_items else None
+    hook = None
     if prestart is not None:
         try:
-            pre_plan = _prestart_hook.plan(module, prestart, sd)
+            hook = _prestart_hook.plan(module, prestart, sd)
         except (_unit.UnitError, ValueError) as e:
             module.fail_json(msg="prestart: %s" % e)
-    shared = plan_revive(module, plans) if plans else FileSet(module)
-    tx = _systemd.DropinTransaction(module, sd)
-    if kernel is not None:
-        tx.add(kernel.change)  # first: a later write, verify or reload failure puts it back
-    if pre_plan is not None:
-        pre = _prestart_hook.stage(module, pre_plan, tx)
-    if not module.check_mode and (tx.changed or shared.changed or any(
-            pl.files.changed or pl.socket_start or pl.preload.to_switch
-            for pl in plans)):
-        systemd_execute(module, sd, plans, shared, tx)
-    if pre is not None and not module.check_mode:
-        _prestart_hook.finish(sd, pre_plan, pre)
-    return list(zip([item for item, _p in systemd], systemd_results(module, sd, plans, shared))), pre
+    results = iter(_harden.compose(module, sd, [pl for pl in (kernel, hook, units) if pl is not None]))
+    kres = next(results) if kernel is not None else None
+    pre = next(results) if hook is not None else None
+    done = list(zip([item for item, _p in systemd_items], next(results))) if units is not None else []
+    return done, pre, kres
 
 
 def with_prestart(module, prestart, result, pre, warnings, failing):
@@ -790,9 +810,9 @@ def with_prestart(module, prestart, result, pre, warnings, failing):
     warnings.extend(pre["warning_messages"])
 
 
-def with_kernel(module, kernel, result, warnings):
+def with_kernel(kres, result, warnings):
     """The kernel settings' result (sysctl_tcp's, read back) under ``kernel``; its changes count."""
-    result["kernel"] = kres = _sysctl_tcp.finish(module, kernel)
+    result["kernel"] = kres
     result["changed"] = result.get("changed", False) or kres["changed"]
     result["diff"] = result.get("diff", []) + kres["diff"]
     warnings.extend(kres["warning_messages"])
@@ -803,16 +823,13 @@ def run(module):
     warnings = []
     prestart = prestart_params(module)
     kernel_p = kernel_params(module)
-    pre = kernel = None
+    pre = kres = None
     try:
         systemd, supervisord = split_backends(module, module.params, _unit.service_manager())
-        if kernel_p is not None:
-            kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ")
+        kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ") if kernel_p is not None else None
         done = []
-        if systemd or prestart is not None:
-            done, pre = apply_systemd(module, systemd, warnings, prestart, kernel)
-        elif kernel is not None:
-            _sysctl_tcp.apply(module, kernel.change)  # no unit to write (supervisord programs): as sysctl_tcp does
+        if systemd or prestart is not None or kernel is not None:
+            done, pre, kres = compose(module, systemd, warnings, prestart, kernel)
         done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
@@ -828,8 +845,8 @@ def run(module):
                       diff=[d for r in results for d in r["diff"]])
     if pre is not None:
         with_prestart(module, prestart, result, pre, warnings, failing)
-    if kernel is not None:
-        with_kernel(module, kernel, result, warnings)
+    if kres is not None:
+        with_kernel(kres, result, warnings)
     result["warning_messages"] = warnings
     if not failing:
         return result, None

@@ -153,7 +153,7 @@ class Change(object):
             self.file_written = False
 
 
-class KernelPlan(_plan.Plan):
+class KernelPlan(_plan.ConcernPlan):
     """A sysctl_tcp call, planned (plan): nothing written yet.
 
     result  the module's result as planned (live_after is read back by finish)
@@ -161,6 +161,12 @@ class KernelPlan(_plan.Plan):
     """
 
     __slots__ = ("result", "change")
+
+    def stage(self, module, tx):
+        tx.add(self.change)
+
+    def finish(self, module, systemd):
+        return finish(module, self)
 
 
 def apply(module, change):

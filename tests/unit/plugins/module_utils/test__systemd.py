@@ -205,7 +205,7 @@ def test_a_failed_drop_in_puts_the_kernel_settings_back_too(tmp_path, monkeypatc
         dropin = tmp_path / "etc" / "systemd" / "web.service.d" / "40-x.conf"
         systemd = FakeSystemd(verify="%s:3: Unknown key name 'Nope'\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
-    tx.entries.insert(0, (change, None, None))  # as _service_restart_policy.apply_systemd adds it: first
+    tx.entries.insert(0, (change, None, None))  # as _harden.compose stages it: first
     with pytest.raises(Failed, match=expect):
         tx.commit()
     assert read_text(path) == "old\n" and read_text(policy) == "old\n"
