@@ -10,20 +10,7 @@ import os
 import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp
-
-
-class Failed(Exception):
-    pass
-
-
-class FakeModule(object):
-    check_mode = False
-
-    def atomic_move(self, src, dest):
-        os.rename(src, dest)
-
-    def fail_json(self, msg, **kw):
-        raise Failed(msg)
+from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failed, FakeModule
 
 
 def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tmp_path, monkeypatch):

@@ -10,20 +10,7 @@ import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _systemd, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
-
-
-class Failed(Exception):
-    pass
-
-
-class FakeModule(object):
-    check_mode = False
-
-    def atomic_move(self, src, dest):
-        os.rename(src, dest)
-
-    def fail_json(self, msg, **kw):
-        raise Failed(msg)
+from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failed, FakeModule
 
 
 class FakeSystemd(object):

@@ -60,13 +60,40 @@ def _readonly_answer(argv):
     return None
 
 
+def _exit_json(self, **kwargs):
+    raise ModuleExit(kwargs)
+
+
+def _fail_json(self, msg="", **kwargs):
+    kwargs["msg"] = msg
+    raise ModuleFail(kwargs)
+
+
+def call_main(m, module, args, run_command):
+    """The module's real main() with ``args``, commands answered by ``run_command(argv)``, in
+    the monkeypatch context ``m``: ("fail" | "exit", result) or ("side effect", message)."""
+    m.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: run_command([str(a) for a in argv]))
+    m.setattr(basic.AnsibleModule, "exit_json", _exit_json)
+    m.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+    m.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
+    with patch_module_args(args):
+        try:
+            module.main()
+        except ModuleFail as e:
+            return "fail", e.result
+        except ModuleExit as e:
+            return "exit", e.result
+        except SideEffect as e:
+            return "side effect", str(e)
+    raise AssertionError("main() returned without exit_json or fail_json")
+
+
 @pytest.fixture
 def run_module(monkeypatch):
     """run_module(module, args) -> ("fail" | "exit" | "side effect", result dict or message)."""
 
     def run(module, args):
-        def run_command(self, args, **kwargs):
-            argv = [str(a) for a in args]
+        def run_command(argv):
             out = _readonly_answer(argv)
             if out is None:
                 raise SideEffect("command run before the input was refused: %s" % argv)
@@ -77,32 +104,11 @@ def run_module(monkeypatch):
                 raise SideEffect("%s before the input was refused: %r" % (what, a))
             return boom
 
-        def exit_json(self, **kwargs):
-            raise ModuleExit(kwargs)
-
-        def fail_json(self, msg="", **kwargs):
-            kwargs["msg"] = msg
-            raise ModuleFail(kwargs)
-
         with monkeypatch.context() as m:
-            m.setattr(basic.AnsibleModule, "run_command", run_command)
-            m.setattr(basic.AnsibleModule, "exit_json", exit_json)
-            m.setattr(basic.AnsibleModule, "fail_json", fail_json)
             m.setattr(basic.AnsibleModule, "atomic_move", forbidden("atomic_move"))
-            m.setattr(basic.AnsibleModule, "get_bin_path",
-                      lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
             for name in ("kill", "unlink", "rmdir", "rename", "chmod", "mkdir", "makedirs", "setuid"):
                 m.setattr(os, name, forbidden("os." + name))
-            with patch_module_args(args):
-                try:
-                    module.main()
-                except ModuleFail as e:
-                    return "fail", e.result
-                except ModuleExit as e:
-                    return "exit", e.result
-                except SideEffect as e:
-                    return "side effect", str(e)
-        raise AssertionError("main() returned without exit_json or fail_json")
+            return call_main(m, module, args, run_command)
 
     return run
 
@@ -129,27 +135,7 @@ def run_on(monkeypatch):
     main() on the fake host, every command answered by the host's table."""
 
     def run(host, module, args, check=False):
-        def exit_json(self, **kwargs):
-            raise ModuleExit(kwargs)
-
-        def fail_json(self, msg="", **kwargs):
-            kwargs["msg"] = msg
-            raise ModuleFail(kwargs)
-
-        args = dict(args, _ansible_check_mode=check, _ansible_diff=True)
         with monkeypatch.context() as m:
-            m.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: host.run_command(argv))
-            m.setattr(basic.AnsibleModule, "exit_json", exit_json)
-            m.setattr(basic.AnsibleModule, "fail_json", fail_json)
-            m.setattr(basic.AnsibleModule, "get_bin_path",
-                      lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
-            with patch_module_args(args):
-                try:
-                    module.main()
-                except ModuleFail as e:
-                    return "fail", e.result
-                except ModuleExit as e:
-                    return "exit", e.result
-        raise AssertionError("main() returned without exit_json or fail_json")
+            return call_main(m, module, dict(args, _ansible_check_mode=check, _ansible_diff=True), host.run_command)
 
     return run
