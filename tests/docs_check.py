@@ -167,12 +167,27 @@ def check_architecture(problems):
                                 % (name, dep))
 
 
+# what a molecule platform may say itself; the container flags are scripts/testbed.sh run's
+PLATFORM_KEYS = {"name", "image", "groups", "command"}
+
+
+def check_molecule(problems):
+    for path in sorted(glob.glob(os.path.join(TOP, "molecule", "*", "molecule.yml"))):
+        for platform in (yaml.safe_load(read(os.path.relpath(path, TOP))) or {}).get("platforms") or []:
+            extra = sorted(set(platform) - PLATFORM_KEYS)
+            if extra:
+                problems.append("%s: platform %s sets %s; container flags come from scripts/testbed.sh run "
+                                "(molecule/_shared/create.yml)" % (os.path.relpath(path, TOP), platform.get("name"),
+                                                                   ", ".join(extra)))
+
+
 def main():
     problems = []
     check_readme(problems)
     check_roles(problems)
     check_release(problems)
     check_architecture(problems)
+    check_molecule(problems)
     for p in problems:
         print("[docs-check] " + p)
     print("[docs-check] %s" % ("%d problem(s)" % len(problems) if problems else "README, roles and release agree"))
