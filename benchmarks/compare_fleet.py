@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """harden_restart.yml on N fresh hosts, this checkout against another revision, in one run.
 
