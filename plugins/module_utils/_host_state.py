@@ -28,7 +28,14 @@ import hashlib
 import os
 import stat
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload, _sockdiag, _sysctl, _unit, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _hook,
+    _preload,
+    _sockdiag,
+    _sysctl,
+    _unit,
+    _validate,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
 RECORD_VERSION = 1
@@ -87,6 +94,12 @@ def parse_os_release(text):
 def read_os_release():
     """Facts of this host's /etc/os-release (or /usr/lib/os-release)."""
     return parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))
+
+
+def hook_dir_path(name):
+    """The default path of ``name`` (the hook, the preload library) in this host's hook
+    directory, the one of its OS family (reads /etc/os-release)."""
+    return os.path.join(_hook.hook_dir(read_os_release()["os_family"]), name)
 
 
 def check_services(services, service_mgr):

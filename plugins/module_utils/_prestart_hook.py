@@ -132,7 +132,7 @@ def hook_decision(present, cleanup, reuse):
 
 def plan(module, p, systemd):
     """Everything the call would do, validated; nothing is written here."""
-    path = p["path"] or os.path.join(_hook.hook_dir(_host_state.read_os_release()["os_family"]), _constants.HOOK_NAME)
+    path = p["path"] or _host_state.hook_dir_path(_constants.HOOK_NAME)
     path = _validate.abs_path(path, "path", plain=True)
     drain_ms = int(round(_validate.number(p["drain_timeout"], "drain_timeout", 0, 600, " seconds") * 1000))
     dropin = _unit.check_dropin_name(p["dropin_name"])

@@ -164,8 +164,8 @@ def plan_absent(p, files, paths):
     if "netsvc.resilience" in current:  # only a socket unit we wrote
         files.want(paths["socket_path"], None)
     if _preload.HEADER in current:
-        return PreloadPlan(kind="undo", library=p["preload_library"] or os.path.join(
-            _hook.hook_dir(_host_state.read_os_release()["os_family"]), _preload.LIBRARY_NAME))
+        return PreloadPlan(kind="undo",
+                           library=p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME))
     return PreloadPlan(kind="none")
 
 
@@ -227,8 +227,7 @@ def plan_preload(module, p, name, paths):
     if remirror and not module.check_mode:
         unswitch(module, systemd, p, name, paths, ports)
         info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)
-    library = p["preload_library"] or os.path.join(_hook.hook_dir(_host_state.read_os_release()["os_family"]),
-                                                   _preload.LIBRARY_NAME)
+    library = p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME)
     _validate.abs_path(library, "preload_library", plain=True)
     builds = _prestart_hook.decode_payload(p["payload"] or {})["native"]
     arch = _hook.NATIVE_ARCHES.get(os.uname()[4])
