@@ -6,7 +6,7 @@
 #     EL-shaped supervisord host (/etc/supervisord.d/*.ini), both scripts/testbed.sh images -
 #     Debian 12 userland in EL shape, not RHEL;
 #  3. playbooks/harden_restart.yml for real (crash test on every host), tests/el/verify.yml,
-#     playbooks/rollback.yml, and a Python 2.7 interpreter refused cleanly by the pre-flight;
+#     playbooks/audit.yml (tests/el/audited.yml), playbooks/rollback.yml, and a Python 2.7 interpreter refused cleanly by the pre-flight;
 #  4. the host-side unit tests under Python 3.6.
 # Where no Python 3.6 exists the leg is skipped with a message, not failed.
 set -uo pipefail
@@ -104,6 +104,7 @@ t0=$SECONDS
 play tests/el/prepare.yml || rc=1
 [ $rc = 0 ] && { play playbooks/harden_restart.yml -e netsvc_crash_test=all || rc=1; }
 [ $rc = 0 ] && { play tests/el/verify.yml || rc=1; }
+[ $rc = 0 ] && { play playbooks/audit.yml && play tests/el/audited.yml || rc=1; }
 [ $rc = 0 ] && { play playbooks/rollback.yml && play tests/el/rolled_back.yml || rc=1; }
 log "hosts: $((SECONDS - t0)) s"
 
