@@ -74,7 +74,7 @@ class PreloadPlan(_plan.Plan):
     __slots__ = ("kind", "library", "library_content", "extra_unit", "extra_service", "socket_text", "streams",
                  "bind_v6only", "directives", "switched", "remirrored", "switch", "listeners_after",
                  "restarted_after_s")
-    DEFAULTS = dict.fromkeys(__slots__)
+    DEFAULTS = dict.fromkeys(name for name in __slots__ if name != "kind")  # the kind is always given
     # what the module returns of a "present" plan (and of an "undo" one: the library, the restart)
     REPORTED = ("streams", "bind_v6only", "directives", "switched", "library", "remirrored")
     REPORTED_IF_DONE = ("switch", "listeners_after", "restarted_after_s")

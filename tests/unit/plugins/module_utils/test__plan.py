@@ -37,6 +37,8 @@ def test_every_field_of_every_plan_is_documented_once(cls):
 
 
 def test_a_preload_plan_reports_what_the_module_returns():
+    with pytest.raises(TypeError, match="missing field.s. kind"):
+        _service_restart_policy.PreloadPlan()  # what kind of plan it is is never left to a default
     none = _service_restart_policy.PreloadPlan(kind="none")
     assert none.report() == {} and not none.to_switch
     undo = _service_restart_policy.PreloadPlan(kind="undo", library="/usr/lib/x/lib.so")
