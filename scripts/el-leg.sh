@@ -6,7 +6,8 @@
 #     EL-shaped supervisord host (/etc/supervisord.d/*.ini), both scripts/testbed.sh images -
 #     Debian 12 userland in EL shape, not RHEL;
 #  3. playbooks/harden_restart.yml for real (crash test on every host), tests/el/verify.yml,
-#     playbooks/audit.yml (tests/el/audited.yml), playbooks/rollback.yml, and a Python 2.7 interpreter refused cleanly by the pre-flight;
+#     playbooks/audit.yml (tests/el/audited.yml), playbooks/rollback.yml, and a Python 2.7
+#     interpreter refused cleanly by the pre-flight;
 #  4. the host-side unit tests under Python 3.6.
 # Where no Python 3.6 exists the leg is skipped with a message, not failed.
 set -uo pipefail
