@@ -41,7 +41,7 @@ find "$tree" -type d -exec touch {}/__init__.py \;
 mods="$tree/ansible_collections/netsvc/resilience/plugins/modules"
 
 declare -A ARGS=(
-  [host_check]='{}' [prestart_hook]='{"payload": {}, "services": []}' [restart_probe]='{"name": "x.service", "port": 80}'
+  [harden]='{"units": {"name": "x.service"}}' [undo]='{}' [host_check]='{}' [prestart_hook]='{"payload": {}, "services": []}' [restart_probe]='{"name": "x.service", "port": 80}'
   [service_restart_policy]='{"name": "x.service"}' [socket_cleanup]='{"ports": [80]}' [sysctl_tcp]='{"apply": "live"}'
 )
 

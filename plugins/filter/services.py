@@ -92,7 +92,17 @@ def restart_policies(services, policy=None, hook="", backend="auto"):
     return out
 
 
+def given_options(names, values):
+    """{name: value} for each of ``names`` whose value (in ``values``, in the same order) is set -
+    not None or "" (what the vars lookup's ``default=''`` gives for an undefined variable): a
+    module's options from role variables, an unset one left to the module's default."""
+    names, values = list(names), list(values)
+    if len(names) != len(values):
+        raise AnsibleFilterError("given_options: %d names but %d values" % (len(names), len(values)))
+    return {name: value for name, value in zip(names, values) if value is not None and value != ""}
+
+
 class FilterModule(object):
     def filters(self):
         return {"service_ports": service_ports, "select_services": select_services,
-                "restart_policies": restart_policies}
+                "restart_policies": restart_policies, "given_options": given_options}

@@ -1,36 +1,118 @@
 # -*- coding: utf-8 -*-
 # Copyright: netsvc.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one place that composes the concerns for a host: plan each, stage all into one
-transaction, commit once (one systemd-analyze verify, one daemon-reload, all or nothing), finish
-each.
+"""The harden module: the one place that composes the concerns for a host.
 
 PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
 Python 3.6 compatible (runs on the managed host).
 
-The concerns' plans (``_sysctl_tcp.KernelPlan``, ``_prestart_hook.HookPlan``,
-``_service_restart_policy.UnitsPlan``) implement ``_plan.ConcernPlan``. Their order is the
-order of the transaction: the kernel settings first, then the hook, then the units - a later
-write, verify or reload failure puts the earlier ones back too.
+Each of ``kernel``, ``prestart`` and ``units`` is checked as its own module's options, then each
+concern is planned - the kernel settings (``_sysctl_tcp``), the restart hook
+(``_prestart_hook``), the units (``_service_restart_policy``) - before anything is written; the
+plans go into one transaction (``_plan.compose``: one systemd-analyze verify, one daemon-reload,
+all or nothing) in that order, so a later failure puts the earlier concerns back too.
+supervisord programs are written after it, their commands through the hook the same call
+installs (``cleanup_hook: auto``).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _plan,
+    _prestart_hook,
+    _service_restart_policy,
+    _sysctl_tcp,
+    _systemd,
+    _unit,
+)
+from ansible_collections.netsvc.resilience.plugins.module_utils._files import UnsafePath
+
+UNITS_SPEC = dict(_service_restart_policy.SPEC, services=dict(type="list", elements="dict"))
+
+SPEC = dict(
+    kernel=dict(type="dict"),
+    prestart=dict(type="dict"),
+    units=dict(type="dict"),
+)
 
 
-def compose(module, systemd, plans):
-    """Stage every plan in one transaction, commit it once, finish each. Returns their results,
-    in the order of ``plans``. In check mode nothing is written, stopped or started."""
-    tx = _systemd.DropinTransaction(module, systemd)
-    for plan in plans:
-        plan.stage(module, tx)
-    if not module.check_mode and (tx.changed or any(plan.pending for plan in plans)):
-        for plan in plans:
-            plan.before_commit(module, systemd)
-        tx.commit()
-        for plan in plans:
-            plan.after_commit(module, systemd, tx)
-    return [plan.finish(module, systemd) for plan in plans]
+def checked(module, label, given, spec):
+    """``given`` checked as that module's own options ``spec``; None stays None."""
+    return None if given is None else _service_restart_policy.validated(module, label, given, spec)
+
+
+def options(module):
+    """(kernel, prestart, units): each given option checked as its module's own, or None."""
+    p = module.params
+    if p["kernel"] is None and p["prestart"] is None and p["units"] is None:
+        module.fail_json(msg="give at least one of kernel, prestart and units")
+    prestart = checked(module, "prestart", p["prestart"], _prestart_hook.SPEC)
+    if prestart is not None and prestart["state"] == "present" and not prestart["payload"]:
+        module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
+    return (checked(module, "kernel", p["kernel"], _sysctl_tcp.SPEC), prestart,
+            checked(module, "units", p["units"], UNITS_SPEC))
+
+
+def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
+    """Every concern planned, nothing written: (KernelPlan, HookPlan, UnitsPlan - each or None;
+    the supervisord programs [(item, params)])."""
+    kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ") if kernel_p is not None else None
+    hook = None
+    if prestart_p is not None:
+        try:
+            hook = _prestart_hook.plan(module, prestart_p, systemd)
+        except (_unit.UnitError, ValueError) as e:
+            module.fail_json(msg="prestart: %s" % e)
+    units, supervisord = None, []
+    if units_p is not None:
+        # cleanup_hook: auto is the hook this call installs ("" when it removes it)
+        hook_path = None if hook is None else (hook.path if hook.present else "")
+        units, supervisord = _service_restart_policy.plan(module, units_p, warnings, systemd, hook_path)
+    return kernel, hook, units, supervisord
+
+
+def hook_report(module, prestart_p, pre, warnings, failing):
+    """The hook's result: its mismatches fail or warn as its own effective_mismatch says."""
+    mismatches = pre.get("effective_mismatches", [])
+    if prestart_p["effective_mismatch"] == "fail" and not module.check_mode:
+        failing.extend(mismatches)
+    else:
+        pre["warning_messages"].extend(mismatches)  # as prestart_hook reports them
+    warnings.extend(pre["warning_messages"])
+
+
+def run(module):
+    """harden: returns (result, None or why systemd's read-back fails it). The result is the
+    units' (service_restart_policy's), with the hook's under ``prestart`` and the kernel's under
+    ``kernel``; ``changed`` and ``diff`` cover all three."""
+    kernel_p, prestart_p, units_p = options(module)
+    warnings = []
+    try:
+        systemd = _systemd.Systemd(module)
+        kernel, hook, units, supervisord = plans(module, systemd, kernel_p, prestart_p, units_p, warnings)
+        composed = [pl for pl in (kernel, hook, units) if pl is not None]
+        results = dict(zip([id(pl) for pl in composed], _plan.compose(module, systemd, composed)))
+        done = list(zip(units.items, results[id(units)])) if units is not None else []
+        done += _service_restart_policy.supervisord_results(module, supervisord, warnings)
+    except (_unit.UnitError, UnsafePath) as e:
+        module.fail_json(msg=str(e))
+    failing = []
+    result = dict(changed=False, diff=[])
+    if units_p is not None:
+        result, failing = _service_restart_policy.report(module, units_p, done, warnings)
+    for key, pl in (("prestart", hook), ("kernel", kernel)):
+        if pl is not None:
+            part = result[key] = results[id(pl)]
+            result["changed"] = result["changed"] or part["changed"]
+            result["diff"] = result["diff"] + part["diff"]
+    if hook is not None:
+        hook_report(module, prestart_p, result["prestart"], warnings, failing)
+    if kernel is not None:
+        warnings.extend(result["kernel"]["warning_messages"])
+    result["warning_messages"] = warnings
+    if not failing:
+        return result, None
+    what = "the restart policy and hook" if hook is not None else "the restart policy"
+    return result, "systemd does not use %s as written: %s" % (what, "; ".join(failing))

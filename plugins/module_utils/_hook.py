@@ -24,6 +24,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import os
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
@@ -199,3 +201,18 @@ def host_python(executable, exists=os.path.exists):
         if exists(candidate):
             return candidate
     return executable
+
+
+def decode_payload(payload):
+    """{'native': {arch: base64 text}, 'python': text} -> the same with bytes; raises UnitError."""
+    if not isinstance(payload, dict):
+        raise UnitError("payload must be the dict the action plugin sends (native builds and the Python hook)")
+    native = {}
+    for arch, text in (payload.get("native") or {}).items():
+        try:
+            native[arch] = base64.b64decode(text, validate=True)
+        except (TypeError, ValueError, binascii.Error):
+            raise UnitError("payload native build for %s is not base64" % arch)
+        if not native[arch]:
+            raise UnitError("payload native build for %s is empty" % arch)
+    return {"native": native, "python": payload.get("python")}

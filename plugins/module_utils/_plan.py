@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: netsvc.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The base of the concerns' typed plans.
+"""The concerns' interface (their typed plans) and the one way plans are written: compose.
 
 PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
 Python 3.6 compatible (runs on the managed host: no dataclasses), imports under 2.7.
@@ -10,11 +10,18 @@ A plan class lists its fields in ``__slots__`` and documents each once, in its d
 ``DEFAULTS`` gives the fields that may be left out. A field that is neither given nor
 defaulted, or a name that is not a field, is a TypeError at once - a misspelt key can no
 longer slip through as it did with string-keyed dicts.
+
+``compose`` writes any set of concern plans: staged in one transaction, committed once (one
+systemd-analyze verify, one daemon-reload, all or nothing), each finished. The harden module
+(_harden) composes every concern for a host with it; a module of one concern writes its own
+plan with it.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd
 
 
 class Plan(object):
@@ -35,7 +42,7 @@ class Plan(object):
 
 
 class ConcernPlan(Plan):
-    """The interface every concern's plan implements; _harden.compose calls it, in this order:
+    """The interface every concern's plan implements; compose calls it, in this order:
 
     stage(module, tx)            add the plan's files to the one DropinTransaction ``tx``
     pending                      True when there is work even if no file changes (a socket to start)
@@ -64,3 +71,20 @@ class ConcernPlan(Plan):
 
     def finish(self, module, systemd):
         raise NotImplementedError
+
+
+def compose(module, systemd, plans):
+    """Stage every plan in one transaction, commit it once, finish each. Returns their results,
+    in the order of ``plans`` (the transaction's order: a later write, verify or reload failure
+    puts the earlier plans' files back too). In check mode nothing is written, stopped or
+    started."""
+    tx = _systemd.DropinTransaction(module, systemd)
+    for plan in plans:
+        plan.stage(module, tx)
+    if not module.check_mode and (tx.changed or any(plan.pending for plan in plans)):
+        for plan in plans:
+            plan.before_commit(module, systemd)
+        tx.commit()
+        for plan in plans:
+            plan.after_commit(module, systemd, tx)
+    return [plan.finish(module, systemd) for plan in plans]

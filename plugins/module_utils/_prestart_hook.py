@@ -11,8 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
-import binascii
 import os
 import sys
 
@@ -41,21 +39,6 @@ SPEC = dict(
     drain_timeout=dict(type="float", default=2.0),
     payload=dict(type="dict"),
 )
-
-
-def decode_payload(payload):
-    """{'native': {arch: base64 text}, 'python': text} -> the same with bytes; raises UnitError."""
-    if not isinstance(payload, dict):
-        raise _unit.UnitError("payload must be the dict the action plugin sends (native builds and the Python hook)")
-    native = {}
-    for arch, text in (payload.get("native") or {}).items():
-        try:
-            native[arch] = base64.b64decode(text, validate=True)
-        except (TypeError, ValueError, binascii.Error):
-            raise _unit.UnitError("payload native build for %s is not base64" % arch)
-        if not native[arch]:
-            raise _unit.UnitError("payload native build for %s is empty" % arch)
-    return {"native": native, "python": payload.get("python")}
 
 
 class HookedService(_plan.Plan):
@@ -144,7 +127,7 @@ def plan(module, p, systemd):
             targets.append((_unit.unit_name(svc["name"]), ports, svc["cleanup"]))
     hook = kind = None
     if present:
-        hook, kind = _hook.pick_payload(decode_payload(p["payload"]), os.uname()[4],
+        hook, kind = _hook.pick_payload(_hook.decode_payload(p["payload"]), os.uname()[4],
                                         _hook.host_python(sys.executable))
     units = [u for u, _ports, _c in targets]
     # cleanup: auto - no hook where the live listener rebinds over its own leftovers anyway

@@ -22,17 +22,14 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
-    _harden,
     _hook,
     _host_state,
     _plan,
     _preload,
-    _prestart_hook,
     _probe,
     _reuse,
     _sockdiag,
     _supervisor,
-    _sysctl_tcp,
     _systemd,
     _unit,
     _validate,
@@ -229,7 +226,7 @@ def plan_preload(module, p, name, paths):
         info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)
     library = p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME)
     _validate.abs_path(library, "preload_library", plain=True)
-    builds = _prestart_hook.decode_payload(p["payload"] or {})["native"]
+    builds = _hook.decode_payload(p["payload"] or {})["native"]
     arch = _hook.NATIVE_ARCHES.get(os.uname()[4])
     if not builds.get(arch):
         raise _unit.UnitError("socket_activation: preload for %s: no build of the preload library for %s (x86_64 and "
@@ -312,9 +309,11 @@ class UnitsPlan(_plan.ConcernPlan):
 
     services  a ServicePlan per service
     shared    the FileSet of what services share: the revive template, the preload library
+    items     the ``services`` entry of each service (None: the module's own options), for the result
     """
 
-    __slots__ = ("services", "shared")
+    __slots__ = ("services", "shared", "items")
+    DEFAULTS = {"items": None}
 
     def stage(self, module, tx):
         for pl in self.services:
@@ -689,7 +688,7 @@ def check_options(p):
         _validate.abs_path(p["supervisor_conf"], "supervisor_conf")
     if p["command"] is not None:
         _validate.single_line(p["command"], "command (a supervisord program's single-line command)")
-    if p["cleanup_hook"]:
+    if p["cleanup_hook"] and p["cleanup_hook"] != "auto":  # auto: resolve_hook
         _validate.abs_path(p["cleanup_hook"], "cleanup_hook", plain=True)
     if p["user"]:
         _unit.check_user_name(p["user"])
@@ -713,7 +712,7 @@ def service_params(module, p):
         if not isinstance(item, dict) or not item.get("name"):
             module.fail_json(msg="%s %r must be a dict with a name" % (label, item))
         label += " (%s)" % item["name"]
-        top = {k: v for k, v in p.items() if k not in ("services", "prestart", "kernel") and v is not None}
+        top = {k: v for k, v in p.items() if k != "services" and v is not None}
         params = validated(module, label, item, SPEC, top)
         try:
             check_options(params)
@@ -756,98 +755,68 @@ def split_backends(module, params, service_mgr):
     return systemd, supervisord
 
 
-def prestart_params(module):
-    """The ``prestart`` option checked as prestart_hook's own options, before anything is done;
-    None without it."""
-    raw = module.params.get("prestart")
-    if raw is None:
-        return None
-    p = validated(module, "prestart", raw, _prestart_hook.SPEC)
-    if p["state"] == "present" and not p["payload"]:
-        module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
-    return p
+def resolve_hook(entries, hook_path=None):
+    """``cleanup_hook: auto`` of each entry's params made a path: ``hook_path`` when a harden
+    call plans the hook itself (its path, or "" when it removes it), else the hook at its default
+    path on this host when it is there ("" when not)."""
+    for _item, p in entries:
+        if p["cleanup_hook"] == "auto":
+            if hook_path is None:
+                default = _host_state.hook_dir_path(_constants.HOOK_NAME)
+                hook_path = default if os.path.isfile(default) else ""
+            p["cleanup_hook"] = hook_path
 
 
-def kernel_params(module):
-    """The ``kernel`` option checked as sysctl_tcp's own options, before anything is done; None
-    without it."""
-    raw = module.params.get("kernel")
-    return None if raw is None else validated(module, "kernel", raw, _sysctl_tcp.SPEC)
+def plan(module, params, warnings, systemd, hook_path=None):
+    """service_restart_policy's checked options ``params``: every entry checked, assigned to a
+    backend, its ``cleanup_hook: auto`` resolved (resolve_hook), and the systemd services
+    planned. Returns (a UnitsPlan, or None without systemd services; [(item, params)] of the
+    supervisord programs). Nothing is written."""
+    systemd_items, supervisord_items = split_backends(module, params, _unit.service_manager())
+    resolve_hook(systemd_items + supervisord_items, hook_path)
+    units = None
+    if systemd_items:
+        units = plan_units(module, [p for _item, p in systemd_items], warnings, systemd)
+        units.items = [item for item, _p in systemd_items]
+    return units, supervisord_items
 
 
-def compose(module, systemd_items, warnings, prestart=None, kernel=None):
-    """The kernel settings (a KernelPlan, or None), the restart hook (``prestart``'s checked
-    options, or None) and the systemd services planned, then written by _harden.compose in one
-    transaction with one reload, and read back. Returns ([(item, result)], the hook's result or
-    None, the kernel's result or None)."""
-    sd = _systemd.Systemd(module)
-    units = plan_units(module, [p for _item, p in systemd_items], warnings, sd) if systemd_items else None
-    hook = None
-    if prestart is not None:
-        try:
-            hook = _prestart_hook.plan(module, prestart, sd)
-        except (_unit.UnitError, ValueError) as e:
-            module.fail_json(msg="prestart: %s" % e)
-    results = iter(_harden.compose(module, sd, [pl for pl in (kernel, hook, units) if pl is not None]))
-    kres = next(results) if kernel is not None else None
-    pre = next(results) if hook is not None else None
-    done = list(zip([item for item, _p in systemd_items], next(results))) if units is not None else []
-    return done, pre, kres
-
-
-def with_prestart(module, prestart, result, pre, warnings, failing):
-    """The prestart hook's result under ``prestart``; its changes count, its mismatches fail
-    or warn as its own effective_mismatch (of the checked ``prestart`` options) says."""
-    result["prestart"] = pre
-    result["changed"] = result.get("changed", False) or pre["changed"]
-    result["diff"] = result.get("diff", []) + pre["diff"]
-    mismatches = pre.get("effective_mismatches", [])
-    if prestart["effective_mismatch"] == "fail" and not module.check_mode:
-        failing.extend(mismatches)
-    else:
-        pre["warning_messages"].extend(mismatches)  # as prestart_hook reports them
-    warnings.extend(pre["warning_messages"])
-
-
-def with_kernel(kres, result, warnings):
-    """The kernel settings' result (sysctl_tcp's, read back) under ``kernel``; its changes count."""
-    result["kernel"] = kres
-    result["changed"] = result.get("changed", False) or kres["changed"]
-    result["diff"] = result.get("diff", []) + kres["diff"]
-    warnings.extend(kres["warning_messages"])
-
-
-def run(module):
-    """service_restart_policy: returns (result, None or why systemd's read-back fails it)."""
-    warnings = []
-    prestart = prestart_params(module)
-    kernel_p = kernel_params(module)
-    pre = kres = None
-    try:
-        systemd, supervisord = split_backends(module, module.params, _unit.service_manager())
-        kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ") if kernel_p is not None else None
-        done = []
-        if systemd or prestart is not None or kernel is not None:
-            done, pre, kres = compose(module, systemd, warnings, prestart, kernel)
-        done += [(item, supervisord_main(module, p, warnings)) for item, p in supervisord]
-    except (_unit.UnitError, UnsafePath) as e:
-        module.fail_json(msg=str(e))
+def report(module, params, done, warnings):
+    """The units' result from ``done`` ([(item, result)], systemd's then supervisord's): one
+    service's result, or one per entry of ``services`` in ``results``. Returns (result, the
+    effective mismatches that fail it)."""
     mismatches = [m for _item, r in done for m in r.get("effective_mismatches", [])]
     failing = [m for _item, r in done if r.get("effective_mismatch") == "fail" and not module.check_mode
                for m in r["effective_mismatches"]]
     warnings.extend(m for m in mismatches if m not in failing)
-    if module.params["services"] is None:
-        result = done[0][1]
-    else:
-        results = [dict(r, item=item) for item, r in done]
-        result = dict(changed=any(r["changed"] for r in results), results=results,
-                      diff=[d for r in results for d in r["diff"]])
-    if pre is not None:
-        with_prestart(module, prestart, result, pre, warnings, failing)
-    if kres is not None:
-        with_kernel(kres, result, warnings)
+    if params["services"] is None:
+        return done[0][1], failing
+    results = [dict(r, item=item) for item, r in done]
+    return dict(changed=any(r["changed"] for r in results), results=results,
+                diff=[d for r in results for d in r["diff"]]), failing
+
+
+def supervisord_results(module, items, warnings):
+    """Each supervisord program written on its own (after a transaction's commit): [(item, result)]."""
+    return [(item, supervisord_main(module, p, warnings)) for item, p in items]
+
+
+def run(module):
+    """service_restart_policy: returns (result, None or why systemd's read-back fails it)."""
+    composed = [key for key in ("prestart", "kernel") if module.params.get(key) is not None]
+    if composed:  # the action plugin hands such a call to harden: this is a call without it
+        module.fail_json(msg="%s: deprecated here, and only the action plugin hands it to netsvc.resilience.harden "
+                             "- call that module" % " and ".join(composed))
+    warnings = []
+    try:
+        systemd = _systemd.Systemd(module)
+        units, supervisord = plan(module, module.params, warnings, systemd)
+        done = list(zip(units.items, _plan.compose(module, systemd, [units])[0])) if units is not None else []
+        done += supervisord_results(module, supervisord, warnings)
+    except (_unit.UnitError, UnsafePath) as e:
+        module.fail_json(msg=str(e))
+    result, failing = report(module, module.params, done, warnings)
     result["warning_messages"] = warnings
     if not failing:
         return result, None
-    what = "the restart policy and hook" if module.params["prestart"] else "the restart policy"
-    return result, "systemd does not use %s as written: %s" % (what, "; ".join(failing))
+    return result, "systemd does not use the restart policy as written: %s" % "; ".join(failing)

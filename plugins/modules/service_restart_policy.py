@@ -86,27 +86,19 @@ options:
     elements: dict
   prestart:
     description:
-      - The options of M(netsvc.resilience.prestart_hook) (the restart hook and its
-        C(ExecStartPre=) drop-ins), applied in this same call. Its files join this call's
-        transaction - one C(systemd-analyze verify), one C(daemon-reload), every file put back
-        on a failure - and what systemd will run before each start is read back as that module
-        does. The result has RV(prestart).
-      - The action plugin sends the hook (its O(netsvc.resilience.prestart_hook#module:payload)).
-        The C(prestart_cleanup) role's entry point C(request) (C(tasks_from=request)) prepares
-        this dict as C(prestart_cleanup_request); C(harden_restart) uses it so that a host makes
-        one call and one reload for both drop-ins.
+      - Deprecated, use M(netsvc.resilience.harden)'s O(netsvc.resilience.harden#module:prestart).
+        The action plugin hands a call with O(prestart) or O(kernel) to M(netsvc.resilience.harden)
+        (this call's other options as its O(netsvc.resilience.harden#module:units)), which
+        returns the same result.
+      - The options of M(netsvc.resilience.prestart_hook), written in this call's transaction.
+        The result has RV(prestart).
     type: dict
   kernel:
     description:
-      - The options of M(netsvc.resilience.sysctl_tcp) (kernel TCP settings and reserved
-        ports), applied in this same call. They are checked and planned with the rest, before
-        anything is written, and written first in this call's transaction - the sysctl file,
-        then the live values - so a later drop-in write, C(systemd-analyze verify) or
-        C(daemon-reload) failure puts them back too. The values written are read back from
-        C(/proc/sys). The result has RV(kernel).
-      - The C(kernel_tuning) role's entry point C(request) (C(tasks_from=request)) prepares this
-        dict as C(kernel_tuning_request); C(harden_restart) uses it so that a host makes one call
-        for the kernel, the hook and the policy.
+      - Deprecated, use M(netsvc.resilience.harden)'s O(netsvc.resilience.harden#module:kernel),
+        as for O(prestart).
+      - The options of M(netsvc.resilience.sysctl_tcp), written first in this call's
+        transaction. The result has RV(kernel).
     type: dict
   state:
     description: C(absent) removes exactly what this module wrote for the service and reloads.
@@ -291,6 +283,8 @@ options:
       - supervisord only, the pre-start cleanup hook (as installed by C(prestart_hook)). The
         program's command becomes C(HOOK --unit NAME [--user UID:GID:GROUPS] PORT... --
         COMMAND) when O(ports) are given.
+      - C(auto) is the hook at its default path on this host when it is there (none when it
+        is not); under M(netsvc.resilience.harden), the hook that same call installs.
     type: path
   preload_library:
     description:
@@ -428,8 +422,10 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import _module, 
 
 
 def main():
-    spec = dict(_service_restart_policy.SPEC, services=dict(type="list", elements="dict"), prestart=dict(type="dict"),
-                kernel=dict(type="dict"))
+    # prestart and kernel: the action plugin hands such a call to netsvc.resilience.harden
+    spec = dict(_service_restart_policy.SPEC, services=dict(type="list", elements="dict"),
+                prestart=dict(type="dict", removed_in_version="2.0.0", removed_from_collection="netsvc.resilience"),
+                kernel=dict(type="dict", removed_in_version="2.0.0", removed_from_collection="netsvc.resilience"))
     _module.execute(AnsibleModule(argument_spec=spec, required_one_of=[("name", "services")],
                                   mutually_exclusive=[("name", "services")], supports_check_mode=True),
                     _service_restart_policy.run)

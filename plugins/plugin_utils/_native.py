@@ -52,6 +52,38 @@ def hook_payload(args):
     return {"native": native_builds(_constants.HOOK_NAME), "python": read_text(PYTHON_HOOK)}
 
 
+def units_payload(units):
+    """The preload library's native builds when one of service_restart_policy's options
+    ``units`` (or one of its ``services``) asks for socket_activation=preload, else None."""
+    entries = [units] + [s for s in units.get("services") or [] if isinstance(s, dict)]
+    if any(str(e.get("socket_activation")) == "preload" for e in entries):
+        return {"native": native_builds(_constants.PRELOAD_LIBRARY)}
+    return None
+
+
+def harden_args(args):
+    """The harden module's ``args`` with what travels with them: the hook as
+    ``prestart.payload``, the preload library as ``units.payload``. A payload given in the
+    task is refused."""
+    out = dict(args)
+    for key, build in (("prestart", hook_payload), ("units", units_payload)):
+        part = args.get(key)
+        if not isinstance(part, dict):
+            continue
+        if "payload" in part:
+            raise AnsibleActionFail("%s.payload is set by this action plugin from the collection; do not pass it" % key)
+        payload = build(part)
+        if payload is not None:
+            out[key] = dict(part, payload=payload)
+    return out
+
+
+def execute_harden(action, args, task_vars):
+    """Run netsvc.resilience.harden from ``action`` (an ActionBase) with harden_args(args)."""
+    return action._execute_module(module_name="netsvc.resilience.harden", module_args=harden_args(args),
+                                  task_vars=task_vars)
+
+
 class PayloadAction(ActionBase):
     """Runs MODULE with the ``payload`` argument that payload(args) builds (None: no payload).
 

@@ -15,6 +15,8 @@ shows up in the rollout play's output was touched. Cases:
                        fails, Ansible goes on, the gate (max-fail 0) stops before batch 3
   percentage           the same with netsvc_max_fail_percentage=50: batch 3 runs
   tags                 "later batch fails" run with --tags kernel: the gate still holds
+  skip-tags refused    --skip-tags kernel fails the canary before any change (the concerns are
+                       one call: harden_restart_kernel=false leaves the kernel out)
   list-tags            --list-tags shows the tags the docs advertise
   no netsvc_services   a ghost without services first: one line says why it is left out, it
                        is never touched (so never the canary: REAL is), and the run succeeds
@@ -59,6 +61,8 @@ def run(args, hosts, extra):
         t0 = time.monotonic()
         out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                              timeout=600, check=False)
+        if os.environ.get("NETSVC_GATES_DEBUG"):
+            sys.stderr.write(out.stdout[-3000:])
         return out.returncode, out.stdout, time.monotonic() - t0
 
 
@@ -144,10 +148,17 @@ def main():
                         and "rollout stopped before ghost-c" in out,
                         "rc=%d, touched: %s" % (rc, [h for h in later if touched(out, h)]), t))
 
+    # --skip-tags cannot split the one call: refused on the canary before any change, and the
+    # rollout stops there
+    rc, out, t = run(args, [(real, True), ("ghost-b", True)], ["--skip-tags", "kernel"])
+    results.append(case("skip-tags refused", rc != 0 and "set harden_restart_kernel=false instead" in out
+                        and "Kernel settings, restart hook" not in out and not touched(out, "ghost-b"),
+                        "rc=%d" % rc, t))
+
     # the advertised tags are listed
     rc, out, t = run(args, hosts, ["--list-tags"])
     listed = out.split("TASK TAGS: [")[-1].split("]")[0].split(", ") if "TASK TAGS: [" in out else []
-    missing = [tag for tag in ("kernel", "cleanup", "units", "verify") if tag not in listed]
+    missing = [tag for tag in ("harden", "kernel", "cleanup", "units", "verify") if tag not in listed]
     results.append(case("list-tags", rc == 0 and not missing, "rc=%d, missing: %s" % (rc, missing), t))
 
     # the same with netsvc_max_fail_percentage=50: 1 of 3 done failed, batch 3 runs

@@ -10,7 +10,7 @@ from unittest.mock import MagicMock
 import pytest
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.netsvc.resilience.plugins.action import prestart_hook, service_restart_policy
+from ansible_collections.netsvc.resilience.plugins.action import harden, prestart_hook, service_restart_policy
 
 
 def make(cls, args):
@@ -67,20 +67,43 @@ def test_restart_policy_sends_the_library_only_for_preload(args, sends):
         assert set(sent["args"]["payload"]["native"]) == {"x86_64", "aarch64"}
 
 
-def test_restart_policy_sends_the_hook_with_prestart_and_only_there():
+def test_harden_sends_the_hook_with_prestart_and_the_library_with_preload_units():
     prestart = {"services": [{"name": "a.service", "ports": [80]}], "privilege": "auto"}
-    action, sent = make(service_restart_policy.ActionModule, {"name": "a.service", "prestart": dict(prestart)})
+    units = {"services": [{"name": "b.service", "socket_activation": "preload", "ports": [81]}]}
+    action, sent = make(harden.ActionModule, {"prestart": dict(prestart), "units": dict(units), "kernel": {}})
     action.run(task_vars={})
+    assert sent["module"] == "netsvc.resilience.harden"
     hook = sent["args"]["prestart"].pop("payload")
-    assert sent["args"]["prestart"] == prestart  # the task's options travel as given
+    library = sent["args"]["units"].pop("payload")
+    assert sent["args"] == {"prestart": prestart, "units": units, "kernel": {}}  # the task's options as given
     assert set(hook["native"]) == {"x86_64", "aarch64"} and "def " in hook["python"]
-    assert "payload" not in sent["args"]  # no preload library asked for
+    assert set(library["native"]) == {"x86_64", "aarch64"}
 
 
-def test_restart_policy_prestart_absent_sends_no_hook():
-    action, sent = make(service_restart_policy.ActionModule, {"name": "a.service", "prestart": {"state": "absent"}})
+def test_harden_sends_no_hook_to_remove_and_no_library_without_preload():
+    action, sent = make(harden.ActionModule, {"prestart": {"state": "absent"}, "units": {"name": "a.service"}})
     action.run(task_vars={})
-    assert sent["args"]["prestart"] == {"state": "absent"}
+    assert sent["args"] == {"prestart": {"state": "absent"}, "units": {"name": "a.service"}}
+
+
+@pytest.mark.parametrize("key", ["prestart", "units"])
+def test_a_payload_in_a_harden_part_is_refused(key):
+    action, sent = make(harden.ActionModule, {key: {"name": "a.service", "payload": {"native": {"x86_64": "AAAA"}}}})
+    with pytest.raises(AnsibleActionFail, match="%s.payload is set by this action plugin" % key):
+        action.run(task_vars={})
+    assert sent == {}
+
+
+def test_restart_policy_with_the_deprecated_prestart_or_kernel_is_a_harden_call():
+    prestart = {"services": [{"name": "a.service", "ports": [80]}]}
+    action, sent = make(service_restart_policy.ActionModule,
+                        {"name": "a.service", "restart_sec": 0, "prestart": dict(prestart), "kernel": {"settings": {}}})
+    result = action.run(task_vars={})
+    assert sent["module"] == "netsvc.resilience.harden"
+    assert sent["args"]["units"] == {"name": "a.service", "restart_sec": 0}
+    assert sent["args"]["kernel"] == {"settings": {}}
+    assert set(sent["args"]["prestart"]["payload"]["native"]) == {"x86_64", "aarch64"}
+    assert [w for w in result["warnings"] if "deprecated" in w and "netsvc.resilience.harden" in w]
 
 
 def test_a_prestart_payload_passed_by_the_task_is_refused():

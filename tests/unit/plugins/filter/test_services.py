@@ -8,6 +8,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netsvc.resilience.plugins.filter.services import (
+    given_options,
     restart_policies,
     select_services,
     service_ports,
@@ -87,3 +88,11 @@ def test_restart_policies_bad_restart_is_an_error_naming_the_service():
     with pytest.raises(AnsibleFilterError) as e:
         restart_policies([{"name": "web", "restart": "always"}])
     assert "service web: restart must be a dict" in str(e.value)
+
+
+def test_given_options_leave_unset_values_to_the_module():
+    assert given_options(["path", "apply", "live_readonly", "privilege"], ["/etc/sysctl.d/x.conf", None, False, ""]) == {
+        "path": "/etc/sysctl.d/x.conf", "live_readonly": False}
+    assert given_options([], []) == {}
+    with pytest.raises(AnsibleFilterError, match="2 names but 1 values"):
+        given_options(["a", "b"], [1])

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Typed plans: every field given or defaulted, no other name; what a preload plan reports."""
+"""Typed plans: every field given or defaulted, no other name; what a preload plan reports;
+compose: every plan staged in one transaction, one commit, then each finished."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -12,6 +13,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _prestart_hook,
     _service_restart_policy,
     _sysctl_tcp,
+    _systemd,
 )
 
 
@@ -50,3 +52,57 @@ def test_a_preload_plan_reports_what_the_module_returns():
     assert present.to_switch
     assert present.report() == {"streams": ["0.0.0.0:80"], "bind_v6only": None, "directives": [],
                                 "switched": False, "library": "/l.so", "remirrored": False}
+
+
+class Module(object):
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+
+
+class Recorder(_plan.ConcernPlan):
+    __slots__ = ("name", "log", "todo")
+    DEFAULTS = {"todo": False}
+
+    @property
+    def pending(self):
+        return self.todo
+
+    def stage(self, module, tx):
+        self.log.append(("stage", self.name))
+
+    def before_commit(self, module, systemd):
+        self.log.append(("before", self.name))
+
+    def after_commit(self, module, systemd, tx):
+        self.log.append(("after", self.name))
+
+    def finish(self, module, systemd):
+        self.log.append(("finish", self.name))
+        return self.name
+
+
+@pytest.fixture
+def commits(monkeypatch):
+    done = []
+    monkeypatch.setattr(_systemd.DropinTransaction, "commit", lambda self: done.append(len(self.entries)))
+    monkeypatch.setattr(_systemd.DropinTransaction, "changed", property(lambda self: False))
+    return done
+
+
+def test_one_commit_between_every_stage_and_every_finish(commits):
+    log = []
+    plans = [Recorder(name="kernel", log=log), Recorder(name="hook", log=log),
+             Recorder(name="units", log=log, todo=True)]
+    assert _plan.compose(Module(), None, plans) == ["kernel", "hook", "units"]
+    assert commits == [0]
+    assert log == [("stage", "kernel"), ("stage", "hook"), ("stage", "units"),
+                   ("before", "kernel"), ("before", "hook"), ("before", "units"),
+                   ("after", "kernel"), ("after", "hook"), ("after", "units"),
+                   ("finish", "kernel"), ("finish", "hook"), ("finish", "units")]
+
+
+def test_nothing_to_do_or_check_mode_commits_nothing(commits):
+    log = []
+    assert _plan.compose(Module(), None, [Recorder(name="kernel", log=log)]) == ["kernel"]
+    assert _plan.compose(Module(check_mode=True), None, [Recorder(name="units", log=log, todo=True)]) == ["units"]
+    assert commits == [] and not [e for e in log if e[0] in ("before", "after")]

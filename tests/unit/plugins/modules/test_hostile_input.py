@@ -13,6 +13,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.netsvc.resilience.plugins.modules import (
+    harden,
     host_check,
     prestart_hook,
     restart_probe,
@@ -46,6 +47,11 @@ def policy(**kw):
     args = {"name": SVC, "backend": "systemd"}
     args.update(kw)
     return args
+
+
+def composed(**kw):
+    """harden's options: the policy of one service as its units, and ``kw``."""
+    return dict(units=policy(), **kw)
 
 
 def program(**kw):
@@ -171,33 +177,41 @@ CASES = [
      ["socket_activation=preload for web", "supervisord has no socket"]),
     ("policy-socket-no-fds", service_restart_policy, policy(socket_activation=True, ports=[8080]),
      ["accepts_inherited_fds"]),
-    # service_restart_policy with prestart (the hook's drop-ins in the same call): checked as
-    # prestart_hook checks them, before the policy's files are written
-    ("policy-prestart-privilege", service_restart_policy, policy(prestart=hook(privilege="root")),
+    ("harden-nothing", harden, {}, ["at least one of kernel, prestart and units"]),
+    ("harden-units-unknown", harden, {"units": policy(colour="red")}, ["units", "colour", "unknown option"]),
+    ("harden-units-hook-relative", harden, {"units": program(cleanup_hook="bin/hook", ports=[80])},
+     ["bin/hook", "absolute"]),
+    # the deprecated options reach the module only past its action plugin (which hands them to harden)
+    ("harden-prestart-past-the-action", service_restart_policy, policy(prestart=hook()),
+     ["prestart", "netsvc.resilience.harden"]),
+    # harden with prestart (the hook's drop-ins in the same call): checked as prestart_hook
+    # checks them, before the policy's files are written
+    ("harden-prestart-privilege", harden, composed(prestart=hook(privilege="root")),
      ["prestart", "privilege", "root"]),
-    ("policy-prestart-path-shell", service_restart_policy, policy(prestart=hook(path="/usr/lib/x/hook;rm")),
+    ("harden-prestart-path-shell", harden, composed(prestart=hook(path="/usr/lib/x/hook;rm")),
      ["prestart", "hook;rm", "shell characters"]),
-    ("policy-prestart-cleanup-word", service_restart_policy,
-     policy(prestart=hook(services=[{"name": SVC, "ports": [80], "cleanup": "sometimes"}])), ["prestart", "sometimes"]),
-    ("policy-prestart-port-shell", service_restart_policy,
-     policy(prestart=hook(services=[{"name": SVC, "ports": ["80;rm"]}])), ["prestart", "80;rm", "1-65535"]),
-    ("policy-prestart-unknown", service_restart_policy, policy(prestart=hook(ports=[80])),
+    ("harden-prestart-cleanup-word", harden,
+     composed(prestart=hook(services=[{"name": SVC, "ports": [80], "cleanup": "sometimes"}])),
+     ["prestart", "sometimes"]),
+    ("harden-prestart-port-shell", harden,
+     composed(prestart=hook(services=[{"name": SVC, "ports": ["80;rm"]}])), ["prestart", "80;rm", "1-65535"]),
+    ("harden-prestart-unknown", harden, composed(prestart=hook(ports=[80])),
      ["prestart", "ports", "unknown option"]),
-    ("policy-prestart-no-payload", service_restart_policy, policy(prestart={"services": []}),
+    ("harden-prestart-no-payload", harden, composed(prestart={"services": []}),
      ["prestart", "payload"]),
-    # service_restart_policy with kernel (sysctl_tcp's settings in the same call): checked and
-    # planned as sysctl_tcp does, before any drop-in or sysctl file is written
-    ("policy-kernel-path-passwd", service_restart_policy, policy(kernel={"path": "/etc/passwd"}),
+    # harden with kernel (sysctl_tcp's settings in the same call): checked and planned as
+    # sysctl_tcp does, before any drop-in or sysctl file is written
+    ("harden-kernel-path-passwd", harden, composed(kernel={"path": "/etc/passwd"}),
      ["kernel: ", "/etc/passwd", "directly in one of"]),
-    ("policy-kernel-recycle", service_restart_policy, policy(kernel={"settings": {"net.ipv4.tcp_tw_recycle": 1}}),
+    ("harden-kernel-recycle", harden, composed(kernel={"settings": {"net.ipv4.tcp_tw_recycle": 1}}),
      ["kernel: ", "tcp_tw_recycle", "4.12"]),
-    ("policy-kernel-value-shell", service_restart_policy,
-     policy(kernel={"settings": {"net.ipv4.tcp_fin_timeout": "15; reboot"}}), ["kernel: ", "15; reboot"]),
-    ("policy-kernel-reserved-high", service_restart_policy, policy(kernel={"reserved_ports": [70000]}),
+    ("harden-kernel-value-shell", harden,
+     composed(kernel={"settings": {"net.ipv4.tcp_fin_timeout": "15; reboot"}}), ["kernel: ", "15; reboot"]),
+    ("harden-kernel-reserved-high", harden, composed(kernel={"reserved_ports": [70000]}),
      ["kernel: ", "70000"]),
-    ("policy-kernel-unknown", service_restart_policy, policy(kernel={"ports": [80]}),
+    ("harden-kernel-unknown", harden, composed(kernel={"ports": [80]}),
      ["kernel", "ports", "unknown option"]),
-    ("policy-kernel-profile", service_restart_policy, policy(kernel={"profile": "fastest"}),
+    ("harden-kernel-profile", harden, composed(kernel={"profile": "fastest"}),
      ["kernel", "profile", "fastest"]),
     # socket_cleanup
     ("clean-port-word", socket_cleanup, {"ports": ["abc"]}, ["abc"]),
@@ -209,7 +223,7 @@ CASES = [
     ("hook-drain-negative", prestart_hook, hook(drain_timeout=-1), ["drain_timeout -1", "between 0 and 600"]),
     ("hook-drain-huge", prestart_hook, hook(drain_timeout=3600), ["drain_timeout 3600", "between 0 and 600"]),
     ("hook-drain-word", prestart_hook, hook(drain_timeout="forever"), ["drain_timeout", "float"]),
-    ("policy-prestart-drain", service_restart_policy, policy(prestart=hook(drain_timeout=-5)),
+    ("harden-prestart-drain", harden, composed(prestart=hook(drain_timeout=-5)),
      ["prestart", "drain_timeout -5"]),
     ("policy-supervisor-conf-relative", service_restart_policy, program(supervisor_conf="etc/supervisord.conf"),
      ["etc/supervisord.conf", "absolute"]),
@@ -231,5 +245,5 @@ def test_hostile_input_is_refused_before_any_side_effect(run_module, module, arg
 def test_there_are_at_least_sixty_cases_across_every_module():
     assert len(CASES) >= 60
     assert {c[1].__name__.rsplit(".", 1)[-1] for c in CASES} == {
-        "host_check", "prestart_hook", "restart_probe", "service_restart_policy", "socket_cleanup", "sysctl_tcp",
-        "undo"}
+        "harden", "host_check", "prestart_hook", "restart_probe", "service_restart_policy", "socket_cleanup",
+        "sysctl_tcp", "undo"}

@@ -17,6 +17,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.netsvc.resilience.plugins.modules import (
+    harden,
     host_check,
     prestart_hook,
     restart_probe,
@@ -281,22 +282,22 @@ def test_restart_probe_kills_the_service_and_measures_its_return(fake_host, run_
 
 
 def one_call(**kw):
-    """service_restart_policy with the kernel settings and the hook in the same call, as
-    harden_restart makes it on a systemd host."""
+    """harden: the kernel settings, the hook and the policy in one call, as harden_restart
+    makes it."""
     hook = hook_args()
-    return dict({"services": [{"name": "web.service", "ports": [8080]}],
+    return dict({"units": {"services": [{"name": "web.service", "ports": [8080]}]},
                  "kernel": {"settings": {"net.core.somaxconn": 8192}, "reserved_ports": [8080]},
                  "prestart": {"services": hook["services"], "payload": hook["payload"]}}, **kw)
 
 
-def test_one_call_writes_kernel_hook_and_policy_with_one_reload(fake_host, run_on):
+def test_harden_writes_kernel_hook_and_policy_with_one_reload(fake_host, run_on):
     web_host(fake_host)
     live_values(fake_host)
     fake_host.write("/proc/sys/net/ipv4/ip_local_reserved_ports", "\n")
     before = fake_host.tree()
-    kind, result = run_on(fake_host, service_restart_policy, one_call(), check=True)
+    kind, result = run_on(fake_host, harden, one_call(), check=True)
     assert kind == "exit" and result["changed"] and fake_host.tree() == before, result
-    kind, result = run_on(fake_host, service_restart_policy, one_call())
+    kind, result = run_on(fake_host, harden, one_call())
     assert kind == "exit" and result["changed"], result
     assert fake_host.count("systemctl", "daemon-reload") == 1 and fake_host.count("systemd-analyze", "verify") == 1
     assert "Restart=on-failure" in fake_host.read(POLICY) and fake_host.read(CLEANUP)
@@ -304,27 +305,27 @@ def test_one_call_writes_kernel_hook_and_policy_with_one_reload(fake_host, run_o
     assert result["kernel"]["live_after"]["net.core.somaxconn"] == "8192" and result["prestart"]["changed"]
     show = fake_host.systemd.properties("web.service")
     assert show["Restart"] == "on-failure" and "argv[]=%s --unit web.service" % HOOK in show["ExecStartPreEx"]
-    kind, result = run_on(fake_host, service_restart_policy, one_call())
+    kind, result = run_on(fake_host, harden, one_call())
     assert kind == "exit" and not result["changed"], result
     assert fake_host.count("systemctl", "daemon-reload") == 1
 
 
-def test_one_call_puts_the_kernel_settings_back_when_the_reload_fails(fake_host, run_on):
+def test_harden_puts_the_kernel_settings_back_when_the_reload_fails(fake_host, run_on):
     web_host(fake_host)
     live_values(fake_host)
     fake_host.write("/proc/sys/net/ipv4/ip_local_reserved_ports", "\n")
     before = fake_host.tree()
     fake_host.systemd.reload_rc = 1
-    kind, result = run_on(fake_host, service_restart_policy, one_call())
+    kind, result = run_on(fake_host, harden, one_call())
     assert kind == "fail" and "daemon-reload failed" in result["msg"], result
     assert fake_host.tree() == before  # the sysctl file, the live values, the hook and both drop-ins
 
 
-def test_one_call_refuses_bad_kernel_settings_before_any_write(fake_host, run_on):
+def test_harden_refuses_bad_kernel_settings_before_any_write(fake_host, run_on):
     web_host(fake_host)
     live_values(fake_host)
     before = fake_host.tree()
     bad = one_call(kernel={"settings": {"net.ipv4.tcp_tw_recycle": 1}})  # removed from Linux 4.12
-    kind, result = run_on(fake_host, service_restart_policy, bad)
+    kind, result = run_on(fake_host, harden, bad)
     assert kind == "fail" and result["msg"].startswith("kernel: ") and fake_host.tree() == before, result
     assert fake_host.count("systemctl", "daemon-reload") == 0 and fake_host.count("systemd-analyze") == 0
