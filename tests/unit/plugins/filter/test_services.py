@@ -91,7 +91,8 @@ def test_restart_policies_bad_restart_is_an_error_naming_the_service():
 
 
 def test_given_options_leave_unset_values_to_the_module():
-    assert given_options(["path", "apply", "live_readonly", "privilege"], ["/etc/sysctl.d/x.conf", None, False, ""]) == {
+    names = ["path", "apply", "live_readonly", "privilege"]
+    assert given_options(names, ["/etc/sysctl.d/x.conf", None, False, ""]) == {
         "path": "/etc/sysctl.d/x.conf", "live_readonly": False}
     assert given_options([], []) == {}
     with pytest.raises(AnsibleFilterError, match="2 names but 1 values"):
