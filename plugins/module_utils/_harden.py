@@ -8,9 +8,10 @@ Python 3.6 compatible (runs on the managed host).
 
 Each of ``kernel``, ``prestart`` and ``units`` is checked as its own module's options, then each
 concern is planned - the kernel settings (``_sysctl_tcp``), the restart hook
-(``_prestart_hook``), the units (``_service_restart_policy``) - before anything is written; the
-plans go into one transaction (``_plan.compose``: one systemd-analyze verify, one daemon-reload,
-all or nothing) in that order, so a later failure puts the earlier concerns back too.
+(``_prestart_hook``), the units and preload (``_service_restart_policy``) - before anything is
+written; the plans go into one transaction (``_plan.compose``: one systemd-analyze verify, one
+daemon-reload, all or nothing) in that order, so a later failure puts the earlier concerns back
+too.
 supervisord programs are written after it, their commands through the hook the same call
 installs (``cleanup_hook: auto``).
 """
@@ -56,8 +57,9 @@ def options(module):
 
 
 def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
-    """Every concern planned, nothing written: (KernelPlan, HookPlan, UnitsPlan - each or None;
-    the supervisord programs [(item, params)])."""
+    """Every concern planned, nothing written: (KernelPlan or None, HookPlan or None, the units'
+    plans - a UnitsPlan and a PreloadsPlan, each when there is work for it - and the
+    supervisord programs [(item, params)])."""
     kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ") if kernel_p is not None else None
     hook = None
     if prestart_p is not None:
@@ -65,7 +67,7 @@ def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
             hook = _prestart_hook.plan(module, prestart_p, systemd)
         except (_unit.UnitError, ValueError) as e:
             module.fail_json(msg="prestart: %s" % e)
-    units, supervisord = None, []
+    units, supervisord = [], []
     if units_p is not None:
         # cleanup_hook: auto is the hook this call installs ("" when it removes it)
         hook_path = None if hook is None else (hook.path if hook.present else "")
@@ -92,9 +94,9 @@ def run(module):
     try:
         systemd = _systemd.Systemd(module)
         kernel, hook, units, supervisord = plans(module, systemd, kernel_p, prestart_p, units_p, warnings)
-        composed = [pl for pl in (kernel, hook, units) if pl is not None]
+        composed = [pl for pl in (kernel, hook) if pl is not None] + units
         results = dict(zip([id(pl) for pl in composed], _plan.compose(module, systemd, composed)))
-        done = list(zip(units.items, results[id(units)])) if units is not None else []
+        done = _service_restart_policy.systemd_done(units, [results[id(pl)] for pl in units])
         done += _service_restart_policy.supervisord_results(module, supervisord, warnings)
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))

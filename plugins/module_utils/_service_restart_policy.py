@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: netsvc.resilience contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The units concern (netsvc.resilience.service_restart_policy): crash-recovery drop-ins,
-socket activation (native and preload) and supervisord programs - planned, written in one
-transaction, read back.
+"""service_restart_policy's two concerns: the units (crash-recovery drop-ins, native socket
+units, supervisord programs: UnitsPlan) and preload (socket_activation: preload - the socket
+unit mirrored from the live listeners, the library, the switch: PreloadsPlan) - planned, written
+in one transaction, read back.
 
 PRIVATE to the netsvc.resilience collection: not a public API, may change at any time.
 Python 3.6 compatible (runs on the managed host). Rendering and parsing are _unit's.
@@ -49,10 +50,12 @@ SHOW_PROPS = ["Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUS
 
 
 class PreloadPlan(_plan.Plan):
-    """What socket_activation: preload does for one service.
+    """What socket_activation: preload does for one service (the preload concern: PreloadsPlan).
 
     kind              "none" (not preloaded), "present" (switch or keep it on its socket unit) or
                       "undo" (state=absent of a preloaded service: it binds on its own again)
+    files             the FileSet of its socket unit and the library ("present"), or of the socket
+                      unit that goes ("undo"); empty for "none"
     library           the preload library's path on the host ("present" and "undo")
     library_content   the build of the library for this machine ("present")
     extra_unit        [Unit] directives the service's drop-in gets ("present")
@@ -68,10 +71,10 @@ class PreloadPlan(_plan.Plan):
     restarted_after_s after an undo: seconds until the service listened on its own
     """
 
-    __slots__ = ("kind", "library", "library_content", "extra_unit", "extra_service", "socket_text", "streams",
-                 "bind_v6only", "directives", "switched", "remirrored", "switch", "listeners_after",
+    __slots__ = ("kind", "files", "library", "library_content", "extra_unit", "extra_service", "socket_text",
+                 "streams", "bind_v6only", "directives", "switched", "remirrored", "switch", "listeners_after",
                  "restarted_after_s")
-    DEFAULTS = dict.fromkeys(name for name in __slots__ if name != "kind")  # the kind is always given
+    DEFAULTS = dict.fromkeys(name for name in __slots__ if name not in ("kind", "files"))  # always given
     # what the module returns of a "present" plan (and of an "undo" one: the library, the restart)
     REPORTED = ("streams", "bind_v6only", "directives", "switched", "library", "remirrored")
     REPORTED_IF_DONE = ("switch", "listeners_after", "restarted_after_s")
@@ -93,7 +96,7 @@ class ServicePlan(_plan.Plan):
 
     name                the unit (web.service)
     show                LoadState and FragmentPath as systemd reported them before the change
-    files               the FileSet of its drop-in, socket unit and preload library
+    files               the FileSet of its drop-in and native socket unit
     content             the drop-in's text ("" for state=absent)
     revive              the revive template's text, None without revive
     opts                the normalized options (_unit.normalize_options), None for state=absent
@@ -129,7 +132,7 @@ def plan_present(module, p, name, files, paths, version, warnings):
     """The drop-in, the revive template and the socket unit (native or preload) for state=present.
     Returns (content, revive, opts, a PreloadPlan)."""
     mode = p["socket_activation"]
-    preload = PreloadPlan(kind="none")
+    preload = PreloadPlan(kind="none", files=FileSet(module))
     if mode == "preload":
         preload, more = plan_preload(module, p, name, paths)
         warnings.extend(more)
@@ -147,23 +150,23 @@ def plan_present(module, p, name, files, paths, version, warnings):
     revive = _unit.render_revive(opts["revive_delay"]) if opts.get("revive") else None
     if mode == "native":
         files.want(paths["socket_path"], _unit.render_socket(name, p["ports"], p["backlog"]))
-    if preload.kind == "present":
-        files.want(paths["socket_path"], preload.socket_text)
-        files.want(preload.library, preload.library_content)
     return content, revive, opts, preload
 
 
-def plan_absent(p, files, paths):
+def plan_absent(module, p, files, paths):
     """state=absent: our drop-in and socket unit go; a preload service binds its ports itself
-    again afterwards. Returns a PreloadPlan (kind "undo" for a preloaded service)."""
+    again afterwards. Returns a PreloadPlan (kind "undo" for a preloaded service: its socket
+    unit goes with it)."""
     files.want(paths["dropin_path"], None)
     current = read_text(paths["socket_path"]) or ""
+    if _preload.HEADER in current:
+        undo = PreloadPlan(kind="undo", files=FileSet(module),
+                           library=p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME))
+        undo.files.want(paths["socket_path"], None)
+        return undo
     if "netsvc.resilience" in current:  # only a socket unit we wrote
         files.want(paths["socket_path"], None)
-    if _preload.HEADER in current:
-        return PreloadPlan(kind="undo",
-                           library=p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME))
-    return PreloadPlan(kind="none")
+    return PreloadPlan(kind="none", files=FileSet(module))
 
 
 def native_socket_start(module, p, systemctl, name, socket_name):
@@ -200,7 +203,7 @@ def systemd_plan(module, p, warnings, systemctl, version):
     if present:
         content, revive, opts, preload = plan_present(module, p, name, files, paths, version, warnings)
     else:
-        preload = plan_absent(p, files, paths)
+        preload = plan_absent(module, p, files, paths)
     socket_start = present and mode == "native" and native_socket_start(module, p, systemctl, name, socket_name)
     return ServicePlan(name=name, show=show, files=files, content=content, revive=revive, opts=opts,
                        effective_mismatch=p["effective_mismatch"], socket_start=socket_start,
@@ -251,10 +254,13 @@ def plan_preload(module, p, name, paths):
         hook = "-" + " ".join(_hook.hook_argv(p["cleanup_hook"], "%n", info["streams"])) if p["cleanup_hook"] else None
         socket_text = _preload.render_socket(name, info["streams"], info["bind_v6only"], p["backlog"], hook,
                                              info["directives"])
-    return PreloadPlan(kind="present", library=library, library_content=builds[arch], extra_unit=merged_unit,
-                       extra_service=merged_service, socket_text=socket_text, streams=info["streams"],
-                       bind_v6only=info["bind_v6only"], directives=info["directives"], switched=info["switched"],
-                       remirrored=remirror), warnings
+    files = FileSet(module)
+    files.want(paths["socket_path"], socket_text)
+    files.want(library, builds[arch])
+    return PreloadPlan(kind="present", files=files, library=library, library_content=builds[arch],
+                       extra_unit=merged_unit, extra_service=merged_service, socket_text=socket_text,
+                       streams=info["streams"], bind_v6only=info["bind_v6only"], directives=info["directives"],
+                       switched=info["switched"], remirrored=remirror), warnings
 
 
 def unswitch(module, systemd, p, name, paths, ports):
@@ -322,22 +328,52 @@ class UnitsPlan(_plan.ConcernPlan):
 
     @property
     def pending(self):
-        return any(pl.socket_start or pl.preload.to_switch for pl in self.services)
+        return any(pl.socket_start for pl in self.services)
 
     def before_commit(self, module, systemd):
-        """Our socket units that go are stopped first (and a preloaded service with them)."""
+        """Our native socket units that go are stopped first."""
         for pl in self.services:
             if pl.socket_stop:
-                if pl.preload.kind == "undo":
-                    _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
                 _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
 
     def after_commit(self, module, systemd, tx):
-        """Start native socket units; preloaded services that lost their socket unit bind on their
-        own again; services to preload move onto their socket units (a failure puts ``tx`` back)."""
+        """Native socket units start."""
         for pl in self.services:
             if pl.socket_start:
                 _unit.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
+
+    def finish(self, module, systemd):
+        return systemd_results(module, systemd, self.services, self.shared)
+
+
+class PreloadsPlan(_plan.ConcernPlan):
+    """socket_activation: preload of the services of a call (plan_units): their socket units and
+    the library, the move onto the socket unit, or back to binding on their own (state=absent).
+    Staged after the units, whose drop-ins carry its LD_PRELOAD.
+
+    services  the ServicePlans whose preload (a PreloadPlan) is not of kind "none"
+    """
+
+    __slots__ = ("services",)
+
+    def stage(self, module, tx):
+        for pl in self.services:
+            tx.add(pl.preload.files, pl.name, pl.show.get("FragmentPath") if pl.present else None)
+
+    @property
+    def pending(self):
+        return any(pl.preload.to_switch for pl in self.services)
+
+    def before_commit(self, module, systemd):
+        """A preloaded service whose socket unit goes stops with it."""
+        for pl in self.services:
+            if pl.preload.kind == "undo":
+                _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
+                _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
+
+    def after_commit(self, module, systemd, tx):
+        """Services that lost their socket unit bind on their own again; services to preload move
+        onto their socket units (a failure puts ``tx`` back)."""
         for pl in self.services:
             if pl.preload.kind == "undo":
                 try:
@@ -350,13 +386,17 @@ class UnitsPlan(_plan.ConcernPlan):
                 switch_preload(module, systemd, tx, pl)
 
     def finish(self, module, systemd):
-        return systemd_results(module, systemd, self.services, self.shared)
+        """{service: what its preload did} - the units' results carry the same, per service."""
+        return {pl.name: pl.preload.report() for pl in self.services}
 
 
 def plan_units(module, params, warnings, systemd):
-    """A UnitsPlan for the systemd services' checked parameters ``params``: nothing written."""
+    """The systemd services' checked parameters ``params`` planned, nothing written: (a
+    UnitsPlan, a PreloadsPlan or None when no service is or was preloaded)."""
     services = [systemd_plan(module, p, warnings, systemd.systemctl, systemd.version) for p in params]
-    return UnitsPlan(services=services, shared=plan_revive(module, services))
+    preloaded = [pl for pl in services if pl.preload.kind != "none"]
+    return (UnitsPlan(services=services, shared=plan_revive(module, services)),
+            PreloadsPlan(services=preloaded) if preloaded else None)
 
 
 def switch_preload(module, systemd, tx, pl):
@@ -387,7 +427,7 @@ def systemd_results(module, systemd, plans, shared):
     shows = systemd.show([pl.name for pl in plans], SHOW_PROPS)
     results = []
     for i, pl in enumerate(plans):
-        diff = pl.files.diff() + (shared.diff() if i == 0 else [])
+        diff = pl.files.diff() + pl.preload.files.diff() + (shared.diff() if i == 0 else [])
         show = shows[pl.name]
         mismatches = []
         # in check mode (the audit) only an unchanged drop-in says what systemd uses now
@@ -395,7 +435,8 @@ def systemd_results(module, systemd, plans, shared):
             wanted = _unit.policy_readback(pl.opts, pl.name, systemd.version)
             mismatches = _systemd.effective_mismatches(pl.name, wanted, show, pl.dropin_path)
         switching = pl.preload.to_switch
-        changed = pl.files.changed or pl.socket_start or switching or (i == 0 and shared.changed)
+        changed = (pl.files.changed or pl.preload.files.changed or pl.socket_start or switching
+                   or (i == 0 and shared.changed))
         results.append(dict(changed=changed,
                             path=pl.dropin_path, content=pl.content, backend="systemd",
                             systemd_version=systemd.version,
@@ -770,15 +811,17 @@ def resolve_hook(entries, hook_path=None):
 def plan(module, params, warnings, systemd, hook_path=None):
     """service_restart_policy's checked options ``params``: every entry checked, assigned to a
     backend, its ``cleanup_hook: auto`` resolved (resolve_hook), and the systemd services
-    planned. Returns (a UnitsPlan, or None without systemd services; [(item, params)] of the
-    supervisord programs). Nothing is written."""
+    planned. Returns (the concerns' plans in the transaction's order - a UnitsPlan and, when a
+    service is or was preloaded, a PreloadsPlan; none without systemd services - and
+    [(item, params)] of the supervisord programs). Nothing is written."""
     systemd_items, supervisord_items = split_backends(module, params, _unit.service_manager())
     resolve_hook(systemd_items + supervisord_items, hook_path)
-    units = None
+    plans = []
     if systemd_items:
-        units = plan_units(module, [p for _item, p in systemd_items], warnings, systemd)
+        units, preloads = plan_units(module, [p for _item, p in systemd_items], warnings, systemd)
         units.items = [item for item, _p in systemd_items]
-    return units, supervisord_items
+        plans = [pl for pl in (units, preloads) if pl is not None]
+    return plans, supervisord_items
 
 
 def report(module, params, done, warnings):
@@ -796,6 +839,12 @@ def report(module, params, done, warnings):
                 diff=[d for r in results for d in r["diff"]]), failing
 
 
+def systemd_done(plans, results):
+    """[(item, result)] of the systemd services, from the results of ``plans`` (plan's, composed
+    in that order: the UnitsPlan's first)."""
+    return list(zip(plans[0].items, results[0])) if plans else []
+
+
 def supervisord_results(module, items, warnings):
     """Each supervisord program written on its own (after a transaction's commit): [(item, result)]."""
     return [(item, supervisord_main(module, p, warnings)) for item, p in items]
@@ -810,8 +859,8 @@ def run(module):
     warnings = []
     try:
         systemd = _systemd.Systemd(module)
-        units, supervisord = plan(module, module.params, warnings, systemd)
-        done = list(zip(units.items, _plan.compose(module, systemd, [units])[0])) if units is not None else []
+        plans, supervisord = plan(module, module.params, warnings, systemd)
+        done = systemd_done(plans, _plan.compose(module, systemd, plans))
         done += supervisord_results(module, supervisord, warnings)
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))

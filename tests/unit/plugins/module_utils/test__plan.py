@@ -31,7 +31,8 @@ def test_a_plan_takes_its_fields_and_defaults_only():
 
 
 @pytest.mark.parametrize("cls", [_sysctl_tcp.KernelPlan, _prestart_hook.HookPlan, _prestart_hook.HookedService,
-                                 _service_restart_policy.ServicePlan, _service_restart_policy.PreloadPlan])
+                                 _service_restart_policy.ServicePlan, _service_restart_policy.PreloadPlan,
+                                 _service_restart_policy.UnitsPlan, _service_restart_policy.PreloadsPlan])
 def test_every_field_of_every_plan_is_documented_once(cls):
     doc = cls.__doc__.splitlines()
     for field in cls.__slots__:
@@ -39,15 +40,15 @@ def test_every_field_of_every_plan_is_documented_once(cls):
 
 
 def test_a_preload_plan_reports_what_the_module_returns():
-    with pytest.raises(TypeError, match="missing field.s. kind"):
+    with pytest.raises(TypeError, match="missing field.s. files, kind"):
         _service_restart_policy.PreloadPlan()  # what kind of plan it is is never left to a default
-    none = _service_restart_policy.PreloadPlan(kind="none")
+    none = _service_restart_policy.PreloadPlan(kind="none", files=None)
     assert none.report() == {} and not none.to_switch
-    undo = _service_restart_policy.PreloadPlan(kind="undo", library="/usr/lib/x/lib.so")
+    undo = _service_restart_policy.PreloadPlan(kind="undo", files=None, library="/usr/lib/x/lib.so")
     assert undo.report() == {"library": "/usr/lib/x/lib.so"}
     undo.restarted_after_s = 0.4
     assert undo.report() == {"library": "/usr/lib/x/lib.so", "restarted_after_s": 0.4}
-    present = _service_restart_policy.PreloadPlan(kind="present", library="/l.so", streams=["0.0.0.0:80"],
+    present = _service_restart_policy.PreloadPlan(kind="present", files=None, library="/l.so", streams=["0.0.0.0:80"],
                                                   directives=[], switched=False, remirrored=False)
     assert present.to_switch
     assert present.report() == {"streams": ["0.0.0.0:80"], "bind_v6only": None, "directives": [],
