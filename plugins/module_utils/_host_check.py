@@ -173,7 +173,7 @@ SPEC = dict(
     require_healthy=dict(type="bool", default=False),
     inputs_digest=dict(type="str", no_log=False),
     record=dict(type="bool", default=False),
-    sysctl_files=dict(type="list", elements="path", default=[]),
+    sysctl_files=dict(type="list", elements="path", default=[_constants.SYSCTL_FILE]),
     hook_dir=dict(type="str"),
     state_file=dict(type="path", default=_constants.APPLIED_STATE_FILE),
     hook_journal=dict(type="bool", default=False),

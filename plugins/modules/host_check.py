@@ -82,11 +82,12 @@ options:
     default: false
   sysctl_files:
     description:
-      - sysctl.d files the collection writes. Their keys' live values are part of the applied
-        state, and so is every directory systemd-sysctl reads at boot.
+      - sysctl.d files the collection writes (sysctl_tcp's default file unless told otherwise;
+        C([]) - none). Their keys' live values are part of the applied state, and so is every
+        directory systemd-sysctl reads at boot.
     type: list
     elements: path
-    default: []
+    default: [/etc/sysctl.d/90-netsvc-resilience.conf]
   hook_dir:
     description:
       - Directory of the pre-start cleanup hook (part of the applied state). C(auto) is the OS
@@ -155,7 +156,6 @@ EXAMPLES = r"""
   netsvc.resilience.host_check:
     services: "{{ netsvc_services }}"
     inputs_digest: "{{ my_inputs_digest }}"
-    sysctl_files: [/etc/sysctl.d/90-netsvc-resilience.conf]
   register: pre
 
 - name: Post-check - every service active and listening within 10 s; record the verified state
@@ -165,7 +165,6 @@ EXAMPLES = r"""
     require_healthy: true
     inputs_digest: "{{ my_inputs_digest }}"
     record: true
-    sysctl_files: [/etc/sysctl.d/90-netsvc-resilience.conf]
 """
 
 RETURN = r"""
