@@ -205,6 +205,14 @@ do_rollout() {
     ANSIBLE_COLLECTIONS_PATH=$(collections_path) ANSIBLE_HOME=$(ansible_home rollout-home) ANSIBLE_PIPELINING=true \
       ANSIBLE_FORCE_COLOR=false ANSIBLE_STDOUT_CALLBACK=default \
       "$venv/bin/python" tests/rollout/gates.py --playbook "$venv/bin/ansible-playbook" --host "$host" || rc=1
+    # harden_restart's options for its one call, as this ansible-core templates them (no host)
+    mkdir -p "$top/.cache/logs"
+    if ANSIBLE_COLLECTIONS_PATH=$(collections_path) ANSIBLE_HOME=$(ansible_home rollout-home) ANSIBLE_FORCE_COLOR=false \
+        "$venv/bin/ansible-playbook" tests/rollout/options.yml >"$top/.cache/logs/rollout-options.log" 2>&1; then
+      echo "[rollout] role options             PASS"
+    else
+      echo "[rollout] role options             FAIL: $(grep -m1 -A3 'fatal:' "$top/.cache/logs/rollout-options.log")"; rc=1
+    fi
     # the audit's report lands where ansible-playbook was started, from a checkout and installed
     ANSIBLE_COLLECTIONS_PATH=$(collections_path) ANSIBLE_HOME=$(ansible_home rollout-home) ANSIBLE_FORCE_COLOR=false \
       "$venv/bin/python" tests/rollout/audit_location.py --playbook "$venv/bin/ansible-playbook" --host "$host" || rc=1
