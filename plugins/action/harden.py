@@ -9,15 +9,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.netsvc.resilience.plugins.plugin_utils import _native
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(_native.PayloadAction):
+    MODULE = "netsvc.resilience.harden"
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        result.update(_native.execute_harden(self, dict(self._task.args), task_vars))
-        return result
+    def module_args(self, args):
+        return self.MODULE, _native.harden_args(args)

@@ -28,12 +28,14 @@ class ActionModule(_native.PayloadAction):
     def payload(self, args):
         return _native.units_payload(args)
 
-    def run(self, tmp=None, task_vars=None):
-        args = dict(self._task.args)
-        if all(args.get(key) is None for key in COMPOSED):
-            return super(ActionModule, self).run(tmp, task_vars)
-        result = super(_native.PayloadAction, self).run(tmp, task_vars)  # ActionBase's: no module run yet
+    def module_args(self, args):
         composed = {key: args.pop(key) for key in COMPOSED if args.get(key) is not None}
-        result.update(_native.execute_harden(self, dict(composed, units=args), task_vars))
-        result["warnings"] = result.get("warnings", []) + [DEPRECATED]
+        if not composed:
+            return super(ActionModule, self).module_args(args)
+        return "netsvc.resilience.harden", _native.harden_args(dict(composed, units=args))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        if any(self._task.args.get(key) is not None for key in COMPOSED):
+            result["warnings"] = result.get("warnings", []) + [DEPRECATED]
         return result

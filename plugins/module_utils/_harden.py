@@ -95,8 +95,8 @@ def run(module):
         systemd = _systemd.Systemd(module)
         kernel, hook, units, supervisord = plans(module, systemd, kernel_p, prestart_p, units_p, warnings)
         composed = [pl for pl in (kernel, hook) if pl is not None] + units
-        results = dict(zip([id(pl) for pl in composed], _plan.compose(module, systemd, composed)))
-        done = _service_restart_policy.systemd_done(units, [results[id(pl)] for pl in units])
+        results = dict(zip(composed, _plan.compose(module, systemd, composed)))  # plan -> its result
+        done = _service_restart_policy.systemd_done(units, [results[pl] for pl in units])
         done += _service_restart_policy.supervisord_results(module, supervisord, warnings)
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
@@ -106,7 +106,7 @@ def run(module):
         result, failing = _service_restart_policy.report(module, units_p, done, warnings)
     for key, pl in (("prestart", hook), ("kernel", kernel)):
         if pl is not None:
-            part = result[key] = results[id(pl)]
+            part = result[key] = results[pl]
             result["changed"] = result["changed"] or part["changed"]
             result["diff"] = result["diff"] + part["diff"]
     if hook is not None:

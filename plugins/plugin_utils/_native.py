@@ -78,14 +78,9 @@ def harden_args(args):
     return out
 
 
-def execute_harden(action, args, task_vars):
-    """Run netsvc.resilience.harden from ``action`` (an ActionBase) with harden_args(args)."""
-    return action._execute_module(module_name="netsvc.resilience.harden", module_args=harden_args(args),
-                                  task_vars=task_vars)
-
-
 class PayloadAction(ActionBase):
-    """Runs MODULE with the ``payload`` argument that payload(args) builds (None: no payload).
+    """Runs a module with what travels with it: by default MODULE with the ``payload`` argument
+    that payload(args) builds (None: no payload); module_args() may send the call elsewhere.
 
     The payload comes from the collection only: a task that passes one itself is refused.
     """
@@ -96,13 +91,17 @@ class PayloadAction(ActionBase):
     def payload(self, args):
         raise NotImplementedError
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(PayloadAction, self).run(tmp, task_vars)
-        args = dict(self._task.args)
+    def module_args(self, args):
+        """(the module to run, its arguments) for the task's arguments ``args``."""
         if "payload" in args:
             raise AnsibleActionFail("payload is set by this action plugin from the collection; do not pass it")
         payload = self.payload(args)
         if payload is not None:
             args["payload"] = payload
-        result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
+        return self.MODULE, args
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(PayloadAction, self).run(tmp, task_vars)
+        module, args = self.module_args(dict(self._task.args))
+        result.update(self._execute_module(module_name=module, module_args=args, task_vars=task_vars))
         return result
