@@ -15,10 +15,11 @@ import collections
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _sockdiag
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _sockdiag, _validate
 
 # What the collection wrote on this host (files it created or edited, with the originals of
 # those it edited; directories it created): what rollback undoes, whatever the inventory says.
@@ -119,10 +120,11 @@ def make_dirs(directory):
     return made
 
 
-def atomic_write(module, path, content, mode=0o644, created=None):
+def atomic_write(module, path, content, mode=0o644, created=None, owner=None):
     """Write ``content`` (text or bytes) whole: a temp file in the target directory, then
     module.atomic_move (which also gives the file its default SELinux context). The file ends
-    up root's (atomic_move keeps an existing file's owner) with ``mode``.
+    up root's (atomic_move keeps an existing file's owner), or ``owner`` ((uid, gid): undo
+    putting back a file as it was), with ``mode``.
 
     A reader never sees a half-written file, and a failure leaves the old file in place and
     no temp file behind. Directories it had to create are appended to ``created``.
@@ -139,7 +141,7 @@ def atomic_write(module, path, content, mode=0o644, created=None):
         # atomic_move gives a new file the umask's mode and an existing one its old mode and owner
         os.chmod(path, mode)
         if _as_root():
-            os.chown(path, 0, 0)
+            os.chown(path, *(owner or (0, 0)))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -189,11 +191,11 @@ class Write(collections.namedtuple("Write", "path new old mode old_mode old_owne
 class FileSet(object):
     """Planned file writes with rollback: every write remembers what was there.
 
-    ``want(path, content, mode)`` plans a write when the content (text or bytes), the mode or
-    the owner (root's, for a root run) differs, content None removing the file; a path root
-    must not write is refused there (UnsafePath), before anything is written. ``apply()``
-    writes in order; ``rollback()`` puts back what each applied write replaced, with its old
-    mode, owner and modification time (systemd compares drop-in mtimes with what it loaded,
+    ``want(path, content, mode, owner)`` plans a write when the content (text or bytes), the
+    mode or the owner (root's, or ``owner`` as (uid, gid), for a root run) differs, content
+    None removing the file; a path root must not write is refused there (UnsafePath), before
+    anything is written. ``apply()`` writes in order; ``rollback()`` puts back what each
+    applied write replaced, with its old mode, owner and modification time (systemd compares drop-in mtimes with what it loaded,
     NeedDaemonReload), and removes the directories it created. ``record()``, once the change
     holds, notes it in the host's ledger (what rollback undoes). A directory is removed when
     its last file goes only if the collection created it.
@@ -204,17 +206,21 @@ class FileSet(object):
         self.plan = []
         self.done = []
         self.created = []  # directories apply() created
+        self.owners = {}  # path -> (uid, gid) a write gives the file other than root's
 
-    def want(self, path, content, mode=0o644):
+    def want(self, path, content, mode=0o644, owner=None):
         check_path(path)
+        owner_wanted = tuple(owner) if owner else (0, 0)
+        if owner_wanted != (0, 0):
+            self.owners[path] = owner_wanted
         new = None if content is None else to_bytes(content)
         old = read_bytes(path)
         st = _lstat(path) if old is not None else None
         old_mode = stat.S_IMODE(st.st_mode) if st else None
-        owner = (st.st_uid, st.st_gid) if st else None
-        not_roots = owner is not None and owner != (0, 0) and _as_root()
-        if old != new or (new is not None and (old_mode != mode or not_roots)):
-            self.plan.append(Write(path, new, old, mode, old_mode, owner,
+        old_owner = (st.st_uid, st.st_gid) if st else None
+        wrong_owner = old_owner is not None and old_owner != owner_wanted and _as_root()
+        if old != new or (new is not None and (old_mode != mode or wrong_owner)):
+            self.plan.append(Write(path, new, old, mode, old_mode, old_owner,
                                    (st.st_atime_ns, st.st_mtime_ns) if st else None))
 
     @property
@@ -229,9 +235,10 @@ class FileSet(object):
         out = []
         for w in self.plan:
             before, after = _shown(w.old), _shown(w.new)
-            if w.new is not None and w.old is not None and (w.old_owner != (0, 0) or w.old_mode != w.mode):
+            wanted = self.owners.get(w.path, (0, 0))
+            if w.new is not None and w.old is not None and (w.old_owner != wanted or w.old_mode != w.mode):
                 before += "# mode %o, owner %d:%d\n" % ((w.old_mode or 0,) + tuple(w.old_owner or (0, 0)))
-                after += "# mode %o, owner 0:0\n" % w.mode
+                after += "# mode %o, owner %d:%d\n" % ((w.mode,) + wanted)
             out.append(dict(before_header=w.path, after_header=w.path, before=before, after=after))
         return out
 
@@ -248,7 +255,7 @@ class FileSet(object):
             if w.new is None:
                 self._remove(w.path)
             else:
-                atomic_write(self.module, w.path, w.new, w.mode, self.created)
+                atomic_write(self.module, w.path, w.new, w.mode, self.created, self.owners.get(w.path))
             self.done.append(w)
 
     def rollback(self):
@@ -280,8 +287,20 @@ class FileSet(object):
 # ------------------------------------------------------------------ the ledger
 
 
+class LedgerError(ValueError):
+    """A ledger root must not act on: the message names the entry or the path and the rule."""
+
+
+def digest(content):
+    """sha256 of ``content`` (text or bytes), as the ledger keeps what the collection wrote."""
+    return hashlib.sha256(to_bytes(content)).hexdigest()
+
+
 def load_ledger(path=None):
-    """The host's ledger: {version, files: {path: {created, original, mode, uid, gid}}, dirs: [...]}."""
+    """The host's ledger: {version, files: {path: {created, original, ours, written, mode, uid,
+    gid}}, dirs: [...], state_dirs: [...], sysctl: {key: value before}, sysctl_set: {key: value
+    the collection set}}. ``written`` is the sha256 of what the collection last wrote, ``ours``
+    (edited files) a copy of it: what undo compares the file with now."""
     try:
         data = json.loads(read_text(path or LEDGER) or "{}")
     except ValueError:
@@ -289,7 +308,69 @@ def load_ledger(path=None):
     if not isinstance(data, dict) or data.get("version") != 1:
         data = {}
     return {"version": 1, "files": dict(data.get("files") or {}), "dirs": list(data.get("dirs") or []),
-            "sysctl": dict(data.get("sysctl") or {})}
+            "state_dirs": list(data.get("state_dirs") or []),
+            "sysctl": dict(data.get("sysctl") or {}), "sysctl_set": dict(data.get("sysctl_set") or {})}
+
+
+# Where the collection writes (what a ledger entry may name): systemd units and drop-ins, sysctl.d
+# files, its own hook and library (named after it), supervisord's configuration.
+_UNIT_ENTRY = re.compile(r"^/etc/systemd/system/(?:[^/]+\.socket|netsvc-revive@\.service|[^/]+\.service\.d/[^/]+\.conf"
+                         r"|[^/]+\.service\.d)$")
+_SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+_ORIGINAL_NAME = re.compile(r"^[0-9a-f]{64}(?:\.ours)?$")
+
+
+def entry_problem(path, is_dir=False):
+    """Why ``path`` is not a path the collection writes (a ledger entry), or None."""
+    if not isinstance(path, str) or not os.path.isabs(path) or os.path.normpath(path) != path or "\0" in path:
+        return "%r is not a normalized absolute path" % (path,)
+    if path.startswith(_constants.STATE_DIR + "/") or path == _constants.STATE_DIR:
+        return "%s is in the collection's state directory" % path if not is_dir else None
+    directory, base = os.path.split(path)
+    if _UNIT_ENTRY.match(path):
+        return None
+    if not is_dir and directory in _SYSCTL_DIRS and base.endswith(".conf"):
+        return None
+    if "netsvc" in path.lower() and os.path.normpath(directory) not in ("/", "/etc"):
+        return None  # the hook, the preload library and their directories (named after the collection)
+    if "supervisor" in path and (is_dir or base.endswith((".conf", ".ini"))) and path.startswith("/etc/"):
+        return None
+    return "%s is not a path the collection writes (systemd units and drop-ins, sysctl.d files, its hook and " \
+           "library, supervisord's configuration)" % path
+
+
+def ledger_problem(led):
+    """Why root must not act on the ledger ``led`` (read from LEDGER), naming the entry; None if it
+    may. The ledger and its originals must be root's alone (every parent directory too), each
+    entry a path the collection writes, each kept copy the one named after its path in ORIGINALS."""
+    if _as_root():
+        for path in (LEDGER, ORIGINALS):
+            st = _lstat(path)
+            if st is None:
+                continue
+            why = unsafe_path(path) if not stat.S_ISDIR(st.st_mode) else _sockdiag.unsafe_dir(path)
+            if why is None and st.st_uid != 0:
+                why = "%s is owned by uid %d" % (path, st.st_uid)
+            if why is None and st.st_mode & 0o022:
+                why = "%s is writable by group or others" % path
+            if why:
+                return "the ledger is not root's alone: %s" % why
+    for path, entry in sorted(led["files"].items()):
+        why = entry_problem(path)
+        if why is None and not isinstance(entry, dict):
+            why = "its entry is not a record"
+        for key, expected in (("original", original_path(path)), ("ours", ours_path(path))):
+            if why is None and entry.get(key) and entry[key] != expected:
+                why = "its %s copy %r is not %s" % (key, entry[key], expected)
+        if why:
+            return "ledger entry %s: %s" % (path, why)
+    for path in list(led["dirs"]) + list(led["state_dirs"]):
+        why = entry_problem(path, is_dir=True)
+        if why is None and path in _validate.SYSTEM_DIRS:
+            why = "%s is a system directory" % path
+        if why:
+            return "ledger directory %s: %s" % (path, why)
+    return None
 
 
 def ledger_dirs():
@@ -300,14 +381,37 @@ def original_path(path):
     return os.path.join(ORIGINALS, hashlib.sha256(to_bytes(path)).hexdigest())
 
 
-def record_writes(module, writes, created_dirs, sysctl_before=None):
+def ours_path(path):
+    """Where the ledger keeps a copy of what the collection wrote into a file it edited."""
+    return original_path(path) + ".ours"
+
+
+def _keep_ours(module, path, entry, new):
+    """Note what the collection wrote into ``path`` now: its digest, and for an edited file a copy."""
+    entry["written"] = digest(new)
+    if not entry["created"]:
+        atomic_write(module, ours_path(path), new, 0o600)
+        entry["ours"] = ours_path(path)
+
+
+def _write_ledger(module, led):
+    made = []
+    atomic_write(module, LEDGER, json.dumps(led, sort_keys=True, indent=1) + "\n", 0o600, made)
+    if made:  # the state directory the collection created for it: undo may remove it once empty
+        led["state_dirs"] = sorted(set(led["state_dirs"]) | set(made))
+        atomic_write(module, LEDGER, json.dumps(led, sort_keys=True, indent=1) + "\n", 0o600)
+
+
+def record_writes(module, writes, created_dirs, sysctl_before=None, sysctl_set=None):
     """Add what was written to the ledger: a file the collection created (rollback removes it)
-    or edited (its original bytes, mode and owner are kept, once: rollback restores them); a
-    file put back to its original leaves the ledger; directories it created; the live
-    sysctl values before it first set them. Files of the state directory itself are not
-    listed."""
+    or edited (its original bytes, mode and owner are kept, once: rollback restores them), with
+    what the collection wrote into it (its digest, and for an edited file a copy: rollback
+    leaves a file changed since as it is); a file put back to its original leaves the ledger;
+    directories it created; the live sysctl values before it first set them, and the values it
+    set. Files of the state directory itself are not listed."""
     led = load_ledger()
     files = led["files"]
+    made = []
     for w in writes:
         if w.path.startswith(_constants.STATE_DIR + "/"):
             continue
@@ -316,28 +420,42 @@ def record_writes(module, writes, created_dirs, sysctl_before=None):
             files[w.path] = {"created": w.old is None, "original": None, "mode": w.old_mode,
                              "uid": (w.old_owner or (0, 0))[0], "gid": (w.old_owner or (0, 0))[1]}
             if w.old is not None:
-                atomic_write(module, original_path(w.path), w.old, 0o600)
+                atomic_write(module, original_path(w.path), w.old, 0o600, made)
                 files[w.path]["original"] = original_path(w.path)
+            _keep_ours(module, w.path, files[w.path], w.new)
         elif entry is None and w.old is not None:  # removed a file the collection did not write
-            atomic_write(module, original_path(w.path), w.old, 0o600)
+            atomic_write(module, original_path(w.path), w.old, 0o600, made)
             files[w.path] = {"created": False, "original": original_path(w.path), "mode": w.old_mode,
-                             "uid": (w.old_owner or (0, 0))[0], "gid": (w.old_owner or (0, 0))[1]}
+                             "uid": (w.old_owner or (0, 0))[0], "gid": (w.old_owner or (0, 0))[1],
+                             "written": None}
         elif entry is not None and (
                 (entry["created"] and w.new is None)
                 or (not entry["created"] and w.new is not None and w.new == read_bytes(entry["original"] or ""))):
-            if entry.get("original") and os.path.exists(entry["original"]):
-                os.unlink(entry["original"])
+            for kept in (entry.get("original"), entry.get("ours")):
+                if kept and os.path.exists(kept):
+                    os.unlink(kept)
             del files[w.path]
+        elif entry is not None:  # written again: what the collection wrote now is what undo compares
+            if w.new is None:
+                entry["written"] = None
+                if entry.get("ours") and os.path.exists(entry["ours"]):
+                    os.unlink(entry["ours"])
+                entry.pop("ours", None)
+            else:
+                _keep_ours(module, w.path, entry, w.new)
+    led["state_dirs"] = sorted(set(led["state_dirs"]) | set(made))
     led["dirs"] = sorted((set(led["dirs"]) | set(created_dirs)) - {d for d in led["dirs"] if not os.path.isdir(d)})
     for key, value in (sysctl_before or {}).items():
         led["sysctl"].setdefault(key, value)
-    atomic_write(module, LEDGER, json.dumps(led, sort_keys=True, indent=1) + "\n", 0o644)
+    led["sysctl_set"].update(sysctl_set or {})
+    _write_ledger(module, led)
 
 
 def forget_sysctl(module, keys):
     """Drop live sysctl values from the ledger once they are back to their originals."""
     led = load_ledger()
-    if any(k in led["sysctl"] for k in keys):
+    if any(k in led["sysctl"] or k in led["sysctl_set"] for k in keys):
         for k in keys:
             led["sysctl"].pop(k, None)
-        atomic_write(module, LEDGER, json.dumps(led, sort_keys=True, indent=1) + "\n", 0o644)
+            led["sysctl_set"].pop(k, None)
+        _write_ledger(module, led)

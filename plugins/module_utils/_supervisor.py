@@ -246,3 +246,54 @@ def group_of(files, name):
                 if name in [p.strip() for p in programs.split(",")]:
                     return sect.split(":", 1)[1]
     return name
+
+
+def sections(text):
+    """The section names of ``text``, in order, each once."""
+    out = []
+    for kind, sect, _k, _l in parse(text or ""):
+        if kind == "header" and sect not in out:
+            out.append(sect)
+    return out
+
+
+def _drop_blocks(text, section):
+    lines = text.splitlines(True)
+    for first, end in reversed(blocks(text, section)):
+        del lines[first:end]
+    return "".join(lines)
+
+
+def unmerge(now, ours, original):
+    """Undo of an edited file that was changed since the collection wrote it: ``now`` with only
+    the collection's own keys put back as ``original`` had them, in every program section the
+    collection changed (``ours`` is what it wrote). A key whose value is no longer what the
+    collection wrote is the admin's: it stays, and is named. A section the collection added is
+    removed when every key in it is still its own. Everything else (a program the admin added,
+    a comment, an edited key) stays as it is now. Returns (text, [(section, key) kept])."""
+    kept = []
+    for section in sections(ours):
+        if not section.startswith("program:"):
+            continue
+        mine, then, have = values(ours, section), values(original, section), values(now, section)
+        if not has_section(now, section):
+            if has_section(original, section):
+                kept.append((section, "*"))  # gone or moved since: the admin's decision
+            continue
+        if not has_section(original, section):
+            if have == mine:
+                now = _drop_blocks(now, section)
+            else:
+                kept.append((section, "*"))
+            continue
+        updates = {}
+        for key in sorted(set(mine) | set(then)):
+            if mine.get(key) == then.get(key):
+                continue  # not a key the collection changed
+            if have.get(key) == mine.get(key):
+                updates[key] = then.get(key)
+            else:
+                kept.append((section, key))
+        if updates:
+            now = edit(now, section, updates)
+    return now, kept

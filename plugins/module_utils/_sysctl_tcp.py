@@ -136,7 +136,8 @@ class Change(object):
             _files.record_writes(self.module, writes, [])
             _files.forget_sysctl(self.module, self.written)
         else:
-            _files.record_writes(self.module, writes, [], {k: self.live.get(k) for k in self.written})
+            _files.record_writes(self.module, writes, [], {k: self.live.get(k) for k in self.written},
+                                 {k: self.to_write[k] for k in self.written})
 
     def rollback(self):
         for key in reversed(self.written):

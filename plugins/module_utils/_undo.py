@@ -19,7 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import shutil
+import re
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
@@ -43,8 +43,10 @@ def preload_sockets(paths, read=_files.read_text):
     """[(socket unit path, service, [ports])] of the ledger's files that are preload socket units."""
     out = []
     for path in sorted(paths):
+        if not path.endswith(".socket"):
+            continue  # only a unit can be one (the hook and the library are binaries, not text)
         text = read(path) or ""
-        if not path.endswith(".socket") or _preload.HEADER not in text:
+        if _preload.HEADER not in text:
             continue
         service, ports = None, set()
         for line in text.splitlines():
@@ -60,36 +62,101 @@ def preload_sockets(paths, read=_files.read_text):
     return out
 
 
-def plan(module, led):
-    """The FileSet putting back every file of the ledger: created ones removed, edited ones
-    restored byte for byte with their mode and owner."""
+def changed_since(entry, now):
+    """Has the file (``now``: its bytes, None when absent) changed since the collection last wrote
+    it? A ledger from before 1.1 did not keep what it wrote: taken as unchanged."""
+    if "written" not in entry:
+        return False
+    if entry["written"] is None:  # the collection removed it
+        return now is not None
+    return now is None or _files.digest(now) != entry["written"]
+
+
+def file_decision(path, entry, now, original, ours):
+    """What undo does with one ledger file, from three versions: ``original`` (before the
+    collection), ``ours`` (what it wrote; None when not kept) and ``now``. Returns (content to
+    put back, None to remove, or KEEP to leave it; a warning or None)."""
+    edited_since = changed_since(entry, now)
+    if entry["created"]:
+        if now is None:
+            return KEEP, None
+        if edited_since:
+            return KEEP, ("%s was changed since the collection wrote it: left as it is (remove it yourself if it is "
+                          "no longer wanted)" % path)
+        return None, None
+    if original is None:
+        return KEEP, "%s: the ledger's copy of its original is missing: left as it is" % path
+    if not edited_since:
+        return original, None
+    if now is not None and ours is not None and "supervisor" in path:
+        text, kept = _supervisor.unmerge(_text(now), _text(ours), _text(original))
+        note = None
+        if kept:
+            note = ("%s was changed since the collection wrote it: only its own keys were put back; left as they are "
+                    "now: %s" % (path, ", ".join("[%s] %s" % k for k in kept)))
+        return _files.to_bytes(text), note
+    return KEEP, ("%s was changed since the collection wrote it: left as it is (its original is kept in %s)"
+                  % (path, entry.get("original")))
+
+
+KEEP = object()
+
+
+def _text(content):
+    return content.decode("utf-8", "surrogateescape") if isinstance(content, bytes) else content
+
+
+def plan(module, led, warnings):
+    """The FileSet putting back what the collection did, file by file (file_decision): created
+    files removed, edited ones restored byte for byte with their mode and owner - unless changed
+    since, then left (or, a supervisord file, only its keys put back) and named in ``warnings``."""
     files = _files.FileSet(module)
     for path, entry in sorted(led["files"].items()):
-        if entry["created"]:
-            files.want(path, None)
-        elif entry.get("original"):
-            original = _files.read_bytes(entry["original"])
-            if original is not None:
-                files.want(path, original, entry.get("mode") or 0o644)
+        now = _files.read_bytes(path)
+        original = _files.read_bytes(entry["original"]) if entry.get("original") else None
+        ours = _files.read_bytes(entry["ours"]) if entry.get("ours") else None
+        content, note = file_decision(path, entry, now, original, ours)
+        if note:
+            warnings.append(note)
+        if content is KEEP or (content is None and now is None):
+            continue
+        owner = (entry.get("uid") or 0, entry.get("gid") or 0)
+        files.want(path, content, entry.get("mode") or 0o644, owner=owner if content is not None else None)
     return files
 
 
-def restore_sysctl(module, led):
+def sysctl_decision(key, before, ours, now):
+    """Put a live value back? (value to write or None; a warning or None). Only where it still
+    holds what the collection set (``ours``; unknown in a ledger from before 1.1: then where it
+    differs from ``before``); a value changed since is someone else's."""
+    if before is None or now is None or _sysctl.values_equal(key, now, before):
+        return None, None
+    if ours is not None and not _sysctl.values_equal(key, now, ours):
+        return None, ("%s is %s, not the %s the collection set: changed since, left as it is (it was %s before)"
+                      % (key, now, ours, before))
+    return before, None
+
+
+def restore_sysctl(module, led, warnings):
     """Live sysctl values back to what they were before the collection first set them, where
-    they still hold what it set (a value changed since is someone else's)."""
+    they still hold what it set (sysctl_decision)."""
     out = {}
     for key, before in sorted(led["sysctl"].items()):
-        if before is None or not _sysctl.KEY_NAME_RE.match(key):
+        if not _sysctl.KEY_NAME_RE.match(key):
             continue
         now = _sysctl.read_live([key]).get(key)
-        if now is not None and now != before:
-            if not module.check_mode:
-                try:
-                    _sysctl.write_live(key, before)
-                except (IOError, OSError) as e:
-                    module.warn("could not put back %s = %s: %s" % (key, before, e))
-                    continue
-            out[key] = {"before": now, "after": before}
+        value, note = sysctl_decision(key, before, led["sysctl_set"].get(key), now)
+        if note:
+            warnings.append(note)
+        if value is None:
+            continue
+        if not module.check_mode:
+            try:
+                _sysctl.write_live(key, value)
+            except (IOError, OSError) as e:
+                warnings.append("could not put back %s = %s: %s" % (key, value, e))
+                continue
+        out[key] = {"before": now, "after": value}
     return out
 
 
@@ -97,11 +164,47 @@ def remove_dirs(module, dirs):
     """Directories the collection created, deepest first, when they are empty."""
     gone = []
     for d in sorted(dirs, key=len, reverse=True):
-        if os.path.isdir(d) and not os.listdir(d):
+        if d not in _validate.SYSTEM_DIRS and os.path.isdir(d) and not os.listdir(d):
             if not module.check_mode:
                 os.rmdir(d)
             gone.append(d)
     return gone
+
+
+# The collection's own files in a state directory, and its own directories (named after it).
+STATE_FILES = ("applied-state.json", "applied-state.json.unverified", "last-crash-test.json", "ledger.json", "run.lock",
+               "run.lock.guard")
+OWN_DIRS = (_constants.STATE_DIR, os.path.dirname(_constants.HOOK_STATUS_DIR))
+
+
+def remove_state(module, directories, created):
+    """The collection's own files in its state directories (STATE_FILES, the originals kept,
+    the hook's status files), then each directory that is empty and the collection's: named
+    after it (OWN_DIRS) or created by it (``created``, from the ledger). Nothing else: a
+    directory shared with another tool keeps that tool's files and stays."""
+    gone = []
+    for directory in directories:
+        if directory in _validate.SYSTEM_DIRS or not os.path.isdir(directory):
+            continue
+        for sub, names in ((os.path.join(directory, "originals"), None),
+                           (os.path.join(directory, "hook"), None), (directory, STATE_FILES)):
+            if not os.path.isdir(sub) or os.path.islink(sub):
+                continue
+            for name in os.listdir(sub):
+                path = os.path.join(sub, name)
+                own = name in names if names else (sub.endswith("originals") and ORIGINAL_NAME.match(name)) or \
+                    (sub.endswith("hook") and directory in OWN_DIRS)
+                if own and os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+            if sub != directory and not os.listdir(sub) and (sub.endswith("originals") or directory in OWN_DIRS):
+                os.rmdir(sub)
+        if not os.listdir(directory) and (directory in OWN_DIRS or directory in created):
+            os.rmdir(directory)
+            gone.append(directory)
+    return gone
+
+
+ORIGINAL_NAME = re.compile(r"^[0-9a-f]{64}(?:\.ours)?$")
 
 
 def run(module):
@@ -109,12 +212,19 @@ def run(module):
     Returns (result, None)."""
     p = module.params
     try:
-        _validate.abs_path(p["state_dir"], "state_dir")
+        _validate.state_dir(p["state_dir"], "state_dir")
         _validate.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
     except _validate.InputError as e:
         module.fail_json(msg=str(e))
     led = _files.load_ledger()
-    files = plan(module, led)
+    problem = _files.ledger_problem(led)
+    if problem:
+        module.fail_json(msg="refusing to roll back from %s: %s; nothing was changed" % (_files.LEDGER, problem))
+    warnings = []
+    try:
+        files = plan(module, led, warnings)
+    except _files.UnsafePath as e:
+        module.fail_json(msg=str(e))
     sockets = preload_sockets([path for path in led["files"] if path in files.paths])
     units = any(path.startswith(_systemd.DropinTransaction.unit_dirs) for path in files.paths)
     supervisor = [path for path in files.paths if not path.startswith(_systemd.DropinTransaction.unit_dirs)
@@ -124,9 +234,10 @@ def run(module):
     for path in supervisor:
         hooked.update(_supervisor.hooked_programs(_files.read_text(path) or ""))
     result = dict(changed=files.changed or bool(led["sysctl"]) or bool(led["dirs"]), files=files.paths,
-                  diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[])
+                  diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[],
+                  warning_messages=warnings)
     if module.check_mode:
-        result["sysctl"] = restore_sysctl(module, led)
+        result["sysctl"] = restore_sysctl(module, led, warnings)
         return result, None
     systemd = _systemd.Systemd(module) if units else None
     for _path, service, _ports in sockets:  # stop them before their files go
@@ -140,7 +251,7 @@ def run(module):
     if systemd is not None:
         rc, msg = systemd.reload()
         if rc != 0:
-            module.warn("systemctl daemon-reload after the rollback failed: %s" % msg)
+            warnings.append("systemctl daemon-reload after the rollback failed: %s" % msg)
     if supervisor:
         ctl = module.get_bin_path("supervisorctl")
         if ctl:
@@ -154,10 +265,9 @@ def run(module):
         try:
             _preload.restart_on_its_own(module, systemd, service, ports, p["switch_timeout"])
         except _unit.UnitError as e:
-            module.warn("socket activation removed, but %s" % e)
-    result["sysctl"] = restore_sysctl(module, led)
+            warnings.append("socket activation removed, but %s" % e)
+    result["sysctl"] = restore_sysctl(module, led, warnings)
     result["dirs"] = remove_dirs(module, led["dirs"])
-    for state in (p["state_dir"], _constants.STATE_DIR, os.path.dirname(_constants.HOOK_STATUS_DIR)):
-        if os.path.isdir(state):
-            shutil.rmtree(state)
+    result["dirs"] += remove_state(module, sorted({p["state_dir"]} | set(OWN_DIRS), key=len, reverse=True),
+                                   led["state_dirs"])
     return result, None

@@ -105,6 +105,26 @@ def single_line(value, what, max_len=4096):
     return value
 
 
+# Directories a tool must never remove or take as its own state directory: the file system's
+# own (FHS) and their usual second level.
+SYSTEM_DIRS = frozenset(("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt",
+                         "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin",
+                         "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/lib",
+                         "/usr/local/libexec", "/usr/sbin", "/usr/share", "/var/cache", "/var/lib", "/var/log",
+                         "/var/opt", "/var/run", "/var/spool", "/var/tmp", "/run/lock", "/etc/systemd",
+                         "/etc/systemd/system", "/etc/sysctl.d"))
+
+
+def state_dir(value, what):
+    """A directory of the collection's own state: an absolute path that is not a system directory
+    (it is removed by a rollback once empty)."""
+    abs_path(value, what)
+    if value in SYSTEM_DIRS:
+        raise InputError("%s %r is a system directory: give the collection a directory of its own (the default is "
+                         "/var/lib/netsvc-resilience)" % (what, value))
+    return value
+
+
 def abs_path(value, what, under=None, suffix=None, plain=False):
     """A normalized absolute path (no '..', no '//', no control characters).
 

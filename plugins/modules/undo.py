@@ -18,15 +18,28 @@ description:
     their original bytes, mode and owner, the directories it created, and the live sysctl values
     before it first set them.
   - This module reads that ledger, not the inventory. It removes the files the collection
-    created, restores the ones it edited byte for byte, removes the directories it created (when
-    empty), and puts each live sysctl value back where it still holds what the collection set.
-    A service dropped from C(netsvc_services) since, or a host whose inventory no longer lists
-    anything, is rolled back all the same.
+    created, restores the ones it edited byte for byte with their recorded mode and owner,
+    removes the directories it created (when empty), and puts each live sysctl value back where
+    it still holds what the collection set. A service dropped from C(netsvc_services) since, or a
+    host whose inventory no longer lists anything, is rolled back all the same.
+  - It undoes only what the collection did. The ledger keeps what the collection last wrote into
+    each file (a digest, and a copy for a file it edited) and the value it set for each live
+    sysctl key. A file or value changed since (by an admin, a package) is left as it is and named
+    in a warning; in a supervisord file changed since, only the collection's own keys of the
+    programs it hardened are put back, so a program added to the file since stays.
+  - The ledger must be root's alone (the file, the originals and every parent directory: owner
+    root, no group or other write), every entry a path the collection writes (systemd units and
+    drop-ins, sysctl.d files, its hook and library, supervisord's configuration) and every kept
+    copy the one named after its path; otherwise the whole undo is refused before any change,
+    naming the entry.
   - A C(socket_activation=preload) service's socket unit is stopped first; once its files are
     gone the service is started again and binds its ports itself. supervisord rereads the
     configuration files that were put back. systemd reloads once.
-  - Last, it removes the collection's state (the ledger, the applied-state record, the hook's
-    run reports).
+  - Last, it removes the collection's own state files (the ledger and its copies, the
+    applied-state record, the last crash test, the hook's run reports) and then each state
+    directory that is empty and the collection's (C(/var/lib/netsvc-resilience),
+    C(/run/netsvc-resilience), or one it created). A C(state_dir) shared with another tool keeps
+    that tool's files and stays; a system directory (C(/), C(/etc), C(/var/lib), ...) is refused.
   - The C(netsvc.resilience.rollback) playbook runs this after the roles' own C(state=absent)
     for the services still listed.
 author:
@@ -42,8 +55,10 @@ attributes:
 options:
   state_dir:
     description:
-      - The role's state directory (C(harden_restart_state_dir)), removed at the end with the
-        collection's own C(/var/lib/netsvc-resilience) and C(/run/netsvc-resilience).
+      - The role's state directory (C(harden_restart_state_dir)). Its collection files are removed
+        at the end, with those of the collection's own C(/var/lib/netsvc-resilience) and
+        C(/run/netsvc-resilience); the directory itself only when it is then empty and the
+        collection created it. A system directory is refused.
     type: path
     default: /var/lib/netsvc-resilience
   switch_timeout:

@@ -27,8 +27,6 @@ ALLOWED = {
     ("_host_check.py", "os.rename(p[\"state_file\"], p[\"state_file\"] + \".unverified\")"),
     # the run lock's flock guard: an empty runtime file in /run/netsvc-resilience
     ("_host_state.py", "with open(path + \".guard\", \"a\") as guard:"),
-    # rollback's last step: the collection's own state directories go whole
-    ("_undo.py", "shutil.rmtree(state)"),
 }
 
 
