@@ -192,13 +192,13 @@ class FileSet(object):
     """Planned file writes with rollback: every write remembers what was there.
 
     ``want(path, content, mode, owner)`` plans a write when the content (text or bytes), the
-    mode or the owner (root's, or ``owner`` as (uid, gid), for a root run) differs, content
-    None removing the file; a path root must not write is refused there (UnsafePath), before
-    anything is written. ``apply()`` writes in order; ``rollback()`` puts back what each
-    applied write replaced, with its old mode, owner and modification time (systemd compares drop-in mtimes with what it loaded,
-    NeedDaemonReload), and removes the directories it created. ``record()``, once the change
-    holds, notes it in the host's ledger (what rollback undoes). A directory is removed when
-    its last file goes only if the collection created it.
+    mode or the owner (root's, or ``owner`` as (uid, gid), for a root run) differs, content None
+    removing the file; a path root must not write is refused there (UnsafePath), before anything
+    is written. ``apply()`` writes in order; ``rollback()`` puts back what each applied write
+    replaced, with its old mode, owner and modification time (systemd compares drop-in mtimes
+    with what it loaded, NeedDaemonReload), and removes the directories it created.
+    ``record()``, once the change holds, notes it in the host's ledger (what rollback undoes). A
+    directory is removed when its last file goes only if the collection created it.
     """
 
     def __init__(self, module):
