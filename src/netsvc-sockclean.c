@@ -7,7 +7,9 @@
  * every address of that family), or PORT / LOW-HIGH for every address of both families.
  * Before a service starts, destroys the sockets a dead server left on those LOCAL addresses
  * and ports, so the restart can bind - and only those: another service on the same port at
- * another address keeps every socket. LISTEN and ESTABLISHED sockets are never touched.
+ * another address keeps every socket. LISTEN and ESTABLISHED sockets are never touched, nor is
+ * a FIN_WAIT_1/2, CLOSING or LAST_ACK socket a live process still holds (it called
+ * shutdown(SHUT_WR): it has an inode; an orphan has idiag_inode 0).
  * TIME_WAIT and FIN_WAIT_2 sockets hold no data and go at once, and so does any other
  * orphan whose send queue holds nothing but its FIN. A FIN_WAIT_1, CLOSING or LAST_ACK
  * socket still holding data is still delivering a response (the kernel keeps sending after
@@ -246,7 +248,10 @@ again:;
 				}
 				if (h->type == m.h.type && h->len >= sizeof(struct nlh) + 72) {
 					u8 *msg = rbuf + off + sizeof(struct nlh);
-					if (((ORPHAN_MASK >> msg[1]) & 1) && wanted(msg[0], msg + 4) && *n < MAX_SOCKS) {
+					u32 inode;
+					memcpy(&inode, msg + 68, 4);	/* idiag_inode: 0 for an orphan */
+					if (((ORPHAN_MASK >> msg[1]) & 1) && (msg[1] == ST_TIME_WAIT || !inode) &&
+					    wanted(msg[0], msg + 4) && *n < MAX_SOCKS) {
 						out[*n].family = msg[0];
 						out[*n].state = msg[1];
 						memcpy(out[*n].id, msg + 4, 48);

@@ -168,12 +168,20 @@ def error_code(payload):
     return -struct.unpack_from("=i", payload, 0)[0]
 
 
+def held(s):
+    """Does a live process still hold this socket? A FIN_WAIT_1/2, CLOSING or LAST_ACK socket can
+    belong to a process that called shutdown(SHUT_WR) (a child that survived the crash, another
+    program on the port): it has an inode. An orphan has none (idiag_inode 0), nor has TIME_WAIT."""
+    return s["state"] in ORPHAN_STATES and s["state"] != "time-wait" and s.get("inode", 0) != 0
+
+
 def select(socks, ports, states, local_addr=None, targets=None):
     """Python-side filter (always applied, whatever the kernel filtered): LOCAL port, and
-    the local address where ``local_addr`` or a target (parse_target) names one."""
+    the local address where ``local_addr`` or a target (parse_target) names one. A socket in
+    an orphan state that a live process still holds (held()) is never selected."""
     out = []
     for s in socks:
-        if s["state"] not in states:
+        if s["state"] not in states or held(s):
             continue
         if not any(low <= s["sport"] <= high for low, high in ports):
             continue

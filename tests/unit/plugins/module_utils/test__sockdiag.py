@@ -95,8 +95,9 @@ class FakeDiag(object):
     refuse = {"time-wait": errno.EOPNOTSUPP}
 
     def __init__(self):
-        # a socket's 4-tuple is unique: the peer ports differ
-        self.socks = [dict(s, family=socket.AF_INET, id=(s["sport"], 40000 + i, b"", b"", 0, (i, 0)), inode=i + 1)
+        # a socket's 4-tuple is unique: the peer ports differ; an orphan has no inode, a live one has
+        self.socks = [dict(s, family=socket.AF_INET, id=(s["sport"], 40000 + i, b"", b"", 0, (i, 0)),
+                           inode=0 if s["state"] in _sockdiag.ORPHAN_STATES else i + 1)
                       for i, s in enumerate(SOCKS)]
         FakeDiag.instance = self
 
@@ -539,3 +540,62 @@ def test_dump_uses_one_legacy_request_else_one_per_family():
     assert refused.sent == [_sockdiag.TCPDIAG_GETSOCK, _sockdiag.SOCK_DIAG_BY_FAMILY, _sockdiag.SOCK_DIAG_BY_FAMILY]
     refused.dump(_sockdiag.state_mask(["time-wait"]))
     assert refused.sent[3:] == [_sockdiag.SOCK_DIAG_BY_FAMILY, _sockdiag.SOCK_DIAG_BY_FAMILY]  # not asked again
+
+
+def _half_closed(port):
+    """A live server connection that called shutdown(SHUT_WR) (FIN_WAIT_2, held by this process,
+    an inode) and an orphan next to it (the server closed it: FIN_WAIT_2, no inode), on
+    loopback ``port``: (server end, client end) of the live one."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(4)
+    live_client = socket.create_connection(("127.0.0.1", port))
+    live, _a = srv.accept()
+    orphan_client = socket.create_connection(("127.0.0.1", port))
+    orphan, _a = srv.accept()
+    live.shutdown(socket.SHUT_WR)
+    orphan.close()
+    srv.close()
+    assert live_client.recv(1) == b"" and orphan_client.recv(1) == b""  # both FINs arrived
+    return live, live_client, orphan_client
+
+
+def test_select_leaves_a_socket_a_live_process_holds():
+    socks = [{"state": "fin-wait-2", "sport": 80, "src": "127.0.0.1", "inode": 77},
+             {"state": "fin-wait-2", "sport": 80, "src": "127.0.0.1", "inode": 0},
+             {"state": "last-ack", "sport": 80, "src": "127.0.0.1", "inode": 5},
+             {"state": "time-wait", "sport": 80, "src": "127.0.0.1", "inode": 0}]
+    assert [s["inode"] for s in _sockdiag.select(socks, [(80, 80)], _sockdiag.ORPHAN_STATES)] == [0, 0]
+    assert [_sockdiag.held(s) for s in socks] == [True, False, True, False]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or os.uname()[4] != "x86_64" or not os.path.exists(NATIVE),
+                    reason="needs root (CAP_NET_ADMIN) on x86_64")
+@pytest.mark.parametrize("which", ["native", "twin", "module"])
+def test_a_live_half_closed_connection_survives_the_hook(tmp_path, which):
+    import subprocess
+    import sys
+
+    port = _quiet_port(11 + ["native", "twin", "module"].index(which))
+    live, live_client, orphan_client = _half_closed(port)
+    try:
+        if which == "module":
+            r = _sockdiag.cleanup([(port, port)])
+            assert r["destroyed"] == 1, r
+        else:
+            argv = [_runnable(tmp_path)] if which == "native" else [sys.executable, "-I", "-S",
+                                                                    _sockdiag.__file__.replace(".pyc", ".py")]
+            out = subprocess.check_output(argv + ["--status-dir", str(tmp_path), "--unit", "h.service", str(port)],
+                                          universal_newlines=True)
+            assert "found 1, destroyed 1, left 0" in out, out
+        # the live one still works: the client's data reaches the server that half-closed
+        live_client.sendall(b"still here")
+        live.settimeout(5)
+        assert live.recv(64) == b"still here"
+        # the held one is no leftover: not counted, and still there
+        assert _sockdiag.cleanup([(port, port)], mode="count")["after"] == {}
+        assert live.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == _sockdiag.STATES["fin-wait-2"]
+    finally:
+        for s in (live, live_client, orphan_client):
+            s.close()
