@@ -102,7 +102,25 @@ def given_options(names, values):
     return {name: value for name, value in zip(names, values) if value is not None and value != ""}
 
 
+def canaries(hosts, canary, name="netsvc_canary"):
+    """The canary batch of ``hosts`` (the play's hosts in order) as ansible-core's ``serial``
+    makes it from ``canary``: a count (1, "2") or a percentage ("40%": that share of the hosts,
+    rounded down, at least one). Anything else is refused, naming the value and the rule: a
+    value read some other way would gate the rollout with no canary at all."""
+    hosts = list(hosts)
+    text = str(canary).strip() if not isinstance(canary, bool) else ""
+    if text.endswith("%") and text[:-1].strip().isdigit():
+        pct = int(text[:-1])
+        if not 0 < pct <= 100:
+            raise AnsibleFilterError("%s %r: a percentage must be 1%%-100%%" % (name, canary))
+        return hosts[:int(pct / 100.0 * len(hosts)) or 1]
+    if text.isdigit() and int(text) > 0 and not isinstance(canary, float):
+        return hosts[:int(text)]
+    raise AnsibleFilterError("%s %r is neither a number of hosts (1, 2, ...) nor a percentage of them ('10%%'), "
+                             "as serial reads a batch size: the rollout needs its batches" % (name, canary))
+
+
 class FilterModule(object):
     def filters(self):
         return {"service_ports": service_ports, "select_services": select_services,
-                "restart_policies": restart_policies, "given_options": given_options}
+                "restart_policies": restart_policies, "given_options": given_options, "canaries": canaries}

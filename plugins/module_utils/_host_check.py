@@ -116,6 +116,49 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     return shows, supervisor, health
 
 
+def accept_problem(listener, inode, owners, in_unit, unit):
+    """Why a connection to ``listener`` was not served by ``unit`` (None when it was): nobody
+    accepted it (``inode`` 0), or a process outside the unit did (``owners`` of the accepted
+    socket; ``in_unit(pid)``: is that pid in the unit's cgroup)."""
+    where = "%s port %d" % (listener["address"], listener["port"])
+    if not inode:
+        return ("a connection to %s was not accepted (it waits in the backlog of whoever holds the port, with "
+                "nobody to accept it)" % where)
+    if any(in_unit(o["pid"]) for o in owners):
+        return None
+    named = ", ".join("PID %d (%s)" % (o["pid"], o["command"][:60]) for o in owners) or "no process it can see"
+    return "a connection to %s was accepted by %s, not by %s" % (where, named, unit)
+
+
+def served_by_the_service(module, health, timeout):
+    """Active and listening is not enough: for every systemd service that looks healthy, one
+    connection to each of its ports (loopback for a wildcard; nothing is sent) must be
+    accepted by a process of the service itself - not left in PID 1's backlog by a socket unit
+    whose service cannot start, nor taken by another program on the port."""
+    rows = [r for r in health if r["healthy"] and r["backend"] == "systemd" and r["ports"]]
+    if not rows:
+        return
+    try:
+        listeners = _sockdiag.listeners(sorted({x for r in rows for x in r["ports"]}))
+    except _sockdiag.DiagError as e:
+        module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+    for row in rows:
+        for port in row["ports"]:
+            first = [x for x in listeners if x["port"] == port][:1]
+            for listener in first:
+                try:
+                    inode, error = _sockdiag.accept_probe(listener, timeout)
+                except _sockdiag.DiagError as e:
+                    inode, error = 0, str(e)
+                owners = _sockdiag.listener_owners([inode])[inode] if inode else []
+                why = error or accept_problem(listener, inode, owners,
+                                              lambda pid, unit=row["unit"]: _probe.in_unit_cgroup(pid, unit),
+                                              row["unit"])
+                if why:
+                    row["healthy"] = False
+                    row["problems"].append(why)
+
+
 def preload_served(module, services, health, shows):
     """A preload service must be served from its socket unit: a listener of its own on its ports
     (it now asks for another address or option, which the library leaves to the kernel) makes
@@ -177,6 +220,7 @@ SPEC = dict(
     hook_dir=dict(type="str"),
     state_file=dict(type="path", default=_constants.APPLIED_STATE_FILE),
     hook_journal=dict(type="bool", default=False),
+    serve_check=dict(type="bool", default=False),
     lock=dict(type="str", default="none", choices=["none", "acquire", "release"]),
     run_id=dict(type="str"),
     lock_holder=dict(type="str", default=""),
@@ -230,6 +274,8 @@ def look_until_healthy(module, p, services, units, facts):
         hook_path = os.path.join(hook_dir, _constants.HOOK_NAME)
         shows, _sup, health = observe(module, services, units, facts["supervisorctl"], ports, p["hook_journal"],
                                       hook_path)
+        if p["serve_check"]:
+            served_by_the_service(module, health, min(2.0, max(0.2, deadline - time.monotonic())))
         healthy = all(row["healthy"] for row in health)
         if healthy or time.monotonic() >= deadline:
             return shows, health, healthy

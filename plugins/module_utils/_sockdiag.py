@@ -400,6 +400,45 @@ def listener_owners(inodes, proc="/proc"):
     return owners
 
 
+LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+WILDCARD = ("0.0.0.0", "::")
+
+
+def accept_probe(listener, timeout=2.0, step=0.01):
+    """Connect to ``listener`` ({port, address, family} as listeners() gives; a wildcard through
+    loopback) and wait until some process accepts that connection: a connection still in the
+    backlog has no inode, accept() gives it one. Returns (inode of the accepted socket, 0 when
+    nobody accepted it within ``timeout``; an error text or None). Sends nothing."""
+    import time
+
+    family = listener["family"]
+    address = LOOPBACK.get(family, "127.0.0.1") if listener["address"] in WILDCARD else listener["address"]
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.settimeout(timeout)
+    diag = None
+    try:
+        try:
+            client.connect((address, listener["port"]))
+        except (OSError, socket.error) as e:
+            return 0, "connect to %s port %d: %s" % (address, listener["port"], e)
+        here = client.getsockname()
+        diag = SockDiag()
+        mask = state_mask(("established", "close-wait", "syn-recv"))
+        deadline = time.monotonic() + timeout
+        while True:
+            for s in _dump(diag, mask, [(listener["port"], listener["port"])], (family,)):
+                if s["sport"] == listener["port"] and s["dport"] == here[1] and s["inode"] and \
+                        s["dst"] in (here[0], "::ffff:" + here[0]):
+                    return s["inode"], None
+            if time.monotonic() >= deadline:
+                return 0, None
+            time.sleep(step)
+    finally:
+        client.close()
+        if diag is not None:
+            diag.close()
+
+
 def _dump(diag, mask, ports, families):
     """The kernel filters on the ports; one that refuses our bytecode gets it done here only."""
     try:

@@ -68,6 +68,17 @@ options:
     description: Fail when a service is not healthy (after O(wait)).
     type: bool
     default: false
+  serve_check:
+    description:
+      - Also require that each systemd service is served by the service itself - one connection
+        to each of its ports (through loopback for a wildcard address; nothing is sent on it)
+        must be accepted by a process in the service's own cgroup within the wait. A port held
+        by someone else (a socket unit whose service cannot start, another program) makes the
+        service unhealthy, naming who holds it.
+      - Under socket activation the connection starts the service, as a client's would.
+    type: bool
+    default: false
+    version_added: 1.1.0
   inputs_digest:
     description:
       - Digest of the controller-side inputs (variables and collection code). Compared with

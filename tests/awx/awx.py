@@ -164,7 +164,8 @@ def engine(work):
           and not per_host.get("dark"), per_host)
     pre = host_results(events, "Read the host in one call (OS, Python, service manager, services, applied state), "
                                "under the run lock")
-    post = host_results(events, "Every service is active and listening, then record the verified state")
+    post = host_results(events, "Every service is active, listening and served by itself, then record the "
+                                "verified state")
     check("a job event per host for the pre-flight and the post-check",
           pre == dict.fromkeys(HOSTS, "runner_on_ok") == post, (pre, post))
     audit_dir = os.path.join(work, "audit")

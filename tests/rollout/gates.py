@@ -18,6 +18,10 @@ shows up in the rollout play's output was touched. Cases:
   skip-tags refused    --skip-tags kernel fails the canary before any change (the concerns are
                        one call: harden_restart_kernel=false leaves the kernel out)
   list-tags            --list-tags shows the tags the docs advertise
+  canary percentage    netsvc_canary=40% of 5 hosts: REAL and a ghost are the canaries; the ghost
+                       fails, and with netsvc_max_fail_percentage=50 the gate still stops (a
+                       canary failed) before batch 2
+  canary refused       netsvc_canary=true: refused by the gate with the rule, REAL untouched
   no netsvc_services   a ghost without services first: one line says why it is left out, it
                        is never touched (so never the canary: REAL is), and the run succeeds
 
@@ -165,6 +169,19 @@ def main():
     rc, out, t = run(args, hosts, ["-e", "netsvc_batch=2", "-e", "netsvc_max_fail_percentage=50"])
     results.append(case("percentage", rc != 0 and touched(out, "ghost-c") and "rollout stopped" not in out,
                         "rc=%d, touched: %s" % (rc, [h for h in later if touched(out, h)]), t))
+
+    # a percentage canary: 40% of 5 hosts is 2 canaries, as serial makes it (it read 0 before)
+    five = [(real, True), ("ghost-b", True), ("ghost-c", True), ("ghost-d", True), ("ghost-e", True)]
+    rc, out, t = run(args, five, ["-e", "netsvc_canary=40%", "-e", "netsvc_max_fail_percentage=50"])
+    results.append(case("canary percentage", rc != 0 and touched(out, real) and touched(out, "ghost-b")
+                        and not touched(out, "ghost-c") and "rollout stopped before ghost-c" in out
+                        and "(a canary)" in out,
+                        "rc=%d, touched: %s" % (rc, [h for h, _s in five if touched(out, h)]), t))
+
+    # a canary value serial would not read as a count: refused before any change
+    rc, out, t = run(args, [(real, True), ("ghost-b", True)], ["-e", "netsvc_canary=true"])
+    results.append(case("canary refused", rc != 0 and not touched(out, real) and "is neither a number" in out,
+                        "rc=%d, real touched: %s" % (rc, touched(out, real)), t))
 
     # a host without netsvc_services first: left out with one line, never touched (so never the
     # canary: REAL is), and the run succeeds

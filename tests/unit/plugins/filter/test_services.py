@@ -8,6 +8,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netsvc.resilience.plugins.filter.services import (
+    canaries,
     given_options,
     restart_policies,
     select_services,
@@ -97,3 +98,20 @@ def test_given_options_leave_unset_values_to_the_module():
     assert given_options([], []) == {}
     with pytest.raises(AnsibleFilterError, match="2 names but 1 values"):
         given_options(["a", "b"], [1])
+
+
+HOSTS = ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("canary, expected", [
+    (1, ["a"]), ("2", ["a", "b"]), ("40%", ["a", "b"]), ("10%", ["a"]), ("100%", HOSTS), (" 60% ", ["a", "b", "c"]),
+    (9, HOSTS),
+])
+def test_canaries_as_serial_makes_the_first_batch(canary, expected):
+    assert canaries(HOSTS, canary) == expected
+
+
+@pytest.mark.parametrize("bad", [True, False, 0, "0", -1, "abc", "150%", "0%", "%", 1.5, None, "40 %x"])
+def test_a_canary_serial_would_not_read_as_a_count_is_refused(bad):
+    with pytest.raises(AnsibleFilterError, match="netsvc_canary"):
+        canaries(HOSTS, bad)

@@ -443,3 +443,15 @@ def test_a_trusted_line_of_an_earlier_start_is_not_the_last_start():
     assert _host_state.trusted_hook_line([old], HOOK)["found"] == 2
     # an entry journald could not tie to a start is not trusted for a unit that has one
     assert _host_state.trusted_hook_line([_entry(_UID="0", _EXE=HOOK)], HOOK, this) == {}
+
+
+def test_accept_problem_names_who_serves():
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check
+
+    listener = {"port": 80, "address": "0.0.0.0"}
+    mine = [{"pid": 42, "command": "nginx: worker process"}]
+    pid1 = [{"pid": 1, "command": "/sbin/init"}]
+    assert _host_check.accept_problem(listener, 7, mine, lambda pid: pid == 42, "nginx.service") is None
+    assert "not accepted" in _host_check.accept_problem(listener, 0, [], lambda pid: True, "nginx.service")
+    why = _host_check.accept_problem(listener, 7, pid1, lambda pid: pid == 42, "nginx.service")
+    assert why == "a connection to 0.0.0.0 port 80 was accepted by PID 1 (/sbin/init), not by nginx.service"

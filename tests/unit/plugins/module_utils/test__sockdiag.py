@@ -599,3 +599,29 @@ def test_a_live_half_closed_connection_survives_the_hook(tmp_path, which):
     finally:
         for s in (live, live_client, orphan_client):
             s.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sock_diag reads every socket's inode as root")
+def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
+    import threading
+
+    port = _quiet_port(14)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(8)
+    listener = {"port": port, "address": "0.0.0.0", "family": socket.AF_INET}
+    try:
+        # nobody accepts (a socket unit whose service is down): the connection only waits
+        assert _sockdiag.accept_probe(listener, timeout=0.3) == (0, None)
+        srv.accept()[0].close()  # the probe's own connection, still queued, taken away
+        accepted = []
+        t = threading.Thread(target=lambda: accepted.append(srv.accept()[0]))
+        t.start()
+        inode, error = _sockdiag.accept_probe(listener, timeout=2.0)
+        t.join(5)
+        assert error is None and inode == os.fstat(accepted[0].fileno()).st_ino
+        accepted[0].close()
+    finally:
+        srv.close()
+    assert _sockdiag.accept_probe(listener, timeout=0.3)[1].startswith("connect to 127.0.0.1 port %d" % port)
