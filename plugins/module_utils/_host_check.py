@@ -116,12 +116,14 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     return shows, supervisor, health
 
 
-def accept_problem(listener, inode, owners, in_unit, unit):
+def accept_problem(listener, taken, owners, in_unit, unit):
     """Why a connection to ``listener`` was not served by ``unit`` (None when it was): nobody
-    accepted it (``inode`` 0), or a process outside the unit did (``owners`` of the accepted
-    socket; ``in_unit(pid)``: is that pid in the unit's cgroup)."""
+    accepted it (``taken`` False), or a process outside the unit did. ``owners``: the processes
+    holding the accepted socket, or - a server that answered and closed it at once - those that
+    can accept from the listener (PID 1 only passes it on); ``in_unit(pid)``: is the pid in
+    the unit's cgroup."""
     where = "%s port %d" % (listener["address"], listener["port"])
-    if not inode:
+    if not taken:
         return ("a connection to %s was not accepted (it waits in the backlog of whoever holds the port, with "
                 "nobody to accept it)" % where)
     if any(in_unit(o["pid"]) for o in owners):
@@ -147,11 +149,12 @@ def served_by_the_service(module, health, timeout):
             first = [x for x in listeners if x["port"] == port][:1]
             for listener in first:
                 try:
-                    inode, error = _sockdiag.accept_probe(listener, timeout)
+                    inode, taken, error = _sockdiag.accept_probe(listener, timeout)
                 except _sockdiag.DiagError as e:
-                    inode, error = 0, str(e)
-                owners = _sockdiag.listener_owners([inode])[inode] if inode else []
-                why = error or accept_problem(listener, inode, owners,
+                    inode, taken, error = 0, False, str(e)
+                held = inode or listener["inode"]
+                owners = [o for o in _sockdiag.listener_owners([held])[held] if inode or o["pid"] != 1]
+                why = error or accept_problem(listener, taken, owners,
                                               lambda pid, unit=row["unit"]: _probe.in_unit_cgroup(pid, unit),
                                               row["unit"])
                 if why:

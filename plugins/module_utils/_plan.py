@@ -46,7 +46,8 @@ class ConcernPlan(Plan):
 
     stage(module, tx)            add the plan's files to the one DropinTransaction ``tx``
     pending                      True when there is work even if no file changes (a socket to start)
-    before_commit(module, sd)    what must happen before the files are written (stop a socket unit)
+    before_commit(module, sd, tx) what must happen before the files are written (stop a socket unit;
+                                 what it stops it names to tx.restart_on_failure)
     after_commit(module, sd, tx) what follows the commit (start a socket unit, switch a service)
     finish(module, sd)           the concern's result, read back from systemd and the kernel
 
@@ -63,7 +64,7 @@ class ConcernPlan(Plan):
     def stage(self, module, tx):
         raise NotImplementedError
 
-    def before_commit(self, module, systemd):
+    def before_commit(self, module, systemd, tx):
         pass
 
     def after_commit(self, module, systemd, tx):
@@ -83,7 +84,7 @@ def compose(module, systemd, plans):
         plan.stage(module, tx)
     if not module.check_mode and (tx.changed or any(plan.pending for plan in plans)):
         for plan in plans:
-            plan.before_commit(module, systemd)
+            plan.before_commit(module, systemd, tx)
         tx.commit()
         for plan in plans:
             plan.after_commit(module, systemd, tx)

@@ -109,13 +109,20 @@ class ServicePlan(_plan.Plan):
     socket_start        a native socket unit to enable --now after the commit
     socket_stop         our socket unit goes (state=absent)
     preload             a PreloadPlan (kind "none" when not preloaded)
+    socket_was          what our socket unit is now: "native", "preload" or None (none of ours)
+    rebind              our native socket unit goes while the service stays: it binds on its own again
+    cycle               the service moves onto a (new or changed) socket unit: both stop before the
+                        commit, the socket starts, then the service (socket_activation changed, or
+                        the ports of a native socket unit)
+    library_left        the preload library this service used before it left preload (None)
     effective_mismatch  fail or warn, as given
     switch_timeout      seconds a preload switch or undo may take, as given
     """
 
     __slots__ = ("name", "show", "files", "content", "revive", "opts", "present", "ports", "dropin_path",
                  "socket_name", "socket_path", "socket_activation", "socket_start", "socket_stop", "preload",
-                 "effective_mismatch", "switch_timeout")
+                 "effective_mismatch", "switch_timeout", "socket_was", "rebind", "cycle", "library_left")
+    DEFAULTS = {"socket_was": None, "rebind": False, "cycle": False, "library_left": None}
 
 
 def service_show(module, systemctl, name, p):
@@ -128,11 +135,38 @@ def service_show(module, systemctl, name, p):
     return show
 
 
+def socket_was(text):
+    """Which socket unit of ours ``text`` (the unit's file now) is: "preload", "native" or None."""
+    if _preload.HEADER in (text or ""):
+        return "preload"
+    if "netsvc.resilience" in (text or ""):
+        return "native"
+    return None
+
+
+def preload_undo(module, p, paths):
+    """A preloaded service leaves preload (state=absent, or another socket_activation): its
+    socket unit goes, it binds its ports itself again."""
+    undo = PreloadPlan(kind="undo", files=FileSet(module), library=preload_library(p))
+    undo.files.want(paths["socket_path"], None)
+    return undo
+
+
+def preload_library(p):
+    return p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME)
+
+
 def plan_present(module, p, name, files, paths, version, warnings):
-    """The drop-in, the revive template and the socket unit (native or preload) for state=present.
+    """The drop-in, the revive template and the socket unit (native or preload) for state=present,
+    from what the host has now: a socket unit of ours that the settings no longer ask for goes.
     Returns (content, revive, opts, a PreloadPlan)."""
     mode = p["socket_activation"]
     preload = PreloadPlan(kind="none", files=FileSet(module))
+    was = socket_was(read_text(paths["socket_path"]))
+    if was == "preload" and mode == "none":
+        preload = preload_undo(module, p, paths)
+    elif was == "native" and mode == "none":
+        files.want(paths["socket_path"], None)
     if mode == "preload":
         preload, more = plan_preload(module, p, name, paths)
         warnings.extend(more)
@@ -158,34 +192,37 @@ def plan_absent(module, p, files, paths):
     again afterwards. Returns a PreloadPlan (kind "undo" for a preloaded service: its socket
     unit goes with it)."""
     files.want(paths["dropin_path"], None)
-    current = read_text(paths["socket_path"]) or ""
-    if _preload.HEADER in current:
-        undo = PreloadPlan(kind="undo", files=FileSet(module),
-                           library=p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME))
-        undo.files.want(paths["socket_path"], None)
-        return undo
-    if "netsvc.resilience" in current:  # only a socket unit we wrote
+    was = socket_was(read_text(paths["socket_path"]))
+    if was == "preload":
+        return preload_undo(module, p, paths)
+    if was == "native":  # only a socket unit we wrote
         files.want(paths["socket_path"], None)
     return PreloadPlan(kind="none", files=FileSet(module))
 
 
-def native_socket_start(module, p, systemctl, name, socket_name):
-    """Whether the native socket unit must be started; refused while its ports are held."""
+def native_socket_start(module, p, systemctl, name, socket_name, changed):
+    """(start the native socket unit, move the service onto it): nothing to do while it is
+    active and unchanged; a service that holds its ports itself (or through the socket unit it
+    had) is stopped and started on the socket unit; ports held by any other process refuse."""
     _rc, sout, _err = _unit.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
-    if _unit.parse_show(sout).get("ActiveState") == "active":
-        return False
+    active = _unit.parse_show(sout).get("ActiveState") == "active"
+    if active and not changed:
+        return False, False
     try:
-        held = _sockdiag.listening_ports(p["ports"])
+        listeners = _sockdiag.listeners(p["ports"])
     except _sockdiag.DiagError as e:
         module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was written"
                              % (p["ports"], e))
-    if held:
+    owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
+    foreign = [x for x in listeners if not any(o["pid"] == 1 and active or _probe.in_unit_cgroup(o["pid"], name)
+                                                for o in owners.get(x["inode"], []))]
+    if foreign:
         module.fail_json(
-            msg="port(s) %s are held by a running process (probably %s itself). To switch %s to "
-                "socket activation: stop it (systemctl stop %s), re-run this task (it starts "
-                "%s), and the first connection starts the service with the inherited socket"
-                % (held, name, name, name, socket_name))
-    return True
+            msg="port(s) %s are held by another process (%s), not by %s: socket activation for %s cannot bind "
+                "them; nothing was written" % (sorted({x["port"] for x in foreign}), ", ".join(
+                    "%s (pid %d)" % (o["command"][:60], o["pid"]) for x in foreign for o in owners.get(x["inode"], []))
+                    or "unknown", name, name))
+    return True, bool(listeners) or active
 
 
 def systemd_plan(module, p, warnings, systemctl, version):
@@ -204,12 +241,22 @@ def systemd_plan(module, p, warnings, systemctl, version):
         content, revive, opts, preload = plan_present(module, p, name, files, paths, version, warnings)
     else:
         preload = plan_absent(module, p, files, paths)
-    socket_start = present and mode == "native" and native_socket_start(module, p, systemctl, name, socket_name)
+    was = socket_was(read_text(paths["socket_path"]))
+    socket_start, cycle = False, False
+    if present and mode == "native":
+        socket_start, cycle = native_socket_start(module, p, systemctl, name, socket_name,
+                                                  paths["socket_path"] in files.paths)
+    elif present and mode == "preload" and was == "native":
+        cycle = True  # it moves from our native socket unit onto the mirrored one: both restart
+        preload.switched = True
+    rebind = present and mode == "none" and was == "native"
     return ServicePlan(name=name, show=show, files=files, content=content, revive=revive, opts=opts,
                        effective_mismatch=p["effective_mismatch"], socket_start=socket_start,
-                       socket_stop=not present and paths["socket_path"] in files.paths, present=present,
+                       socket_stop=(not present or rebind) and paths["socket_path"] in files.paths, present=present,
                        socket_activation=mode != "none", preload=preload, ports=sorted(set(p["ports"])),
-                       switch_timeout=p["switch_timeout"], **paths)
+                       switch_timeout=p["switch_timeout"], socket_was=was, rebind=rebind, cycle=cycle,
+                       library_left=preload_library(p) if present and was == "preload" and mode == "native" else None,
+                       **paths)
 
 
 def plan_preload(module, p, name, paths):
@@ -227,7 +274,7 @@ def plan_preload(module, p, name, paths):
     if remirror and not module.check_mode:
         unswitch(module, systemd, p, name, paths, ports)
         info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)
-    library = p["preload_library"] or _host_state.hook_dir_path(_preload.LIBRARY_NAME)
+    library = preload_library(p)
     _validate.abs_path(library, "preload_library", plain=True)
     builds = _hook.decode_payload(p["payload"] or {})["native"]
     arch = _hook.NATIVE_ARCHES.get(os.uname()[4])
@@ -303,7 +350,8 @@ def plan_revive(module, plans):
     elif not referenced_elsewhere(plans, "netsvc-revive@") and read_text(revive_path) is not None:
         shared.want(revive_path, None)
     kept = [pl for pl in plans if pl.preload.kind == "present"]
-    undone = {pl.preload.library for pl in plans if pl.preload.kind == "undo"}
+    undone = {pl.preload.library for pl in plans if pl.preload.kind == "undo"} | {
+        pl.library_left for pl in plans if pl.library_left}
     for library in sorted(undone):
         if not kept and os.path.exists(library) and not referenced_elsewhere(plans, _preload.LIBRARY_NAME):
             shared.want(library, None)
@@ -328,19 +376,31 @@ class UnitsPlan(_plan.ConcernPlan):
 
     @property
     def pending(self):
-        return any(pl.socket_start for pl in self.services)
+        return any(pl.socket_start or pl.cycle or pl.rebind for pl in self.services)
 
-    def before_commit(self, module, systemd):
-        """Our native socket units that go are stopped first."""
+    def before_commit(self, module, systemd, tx):
+        """Our native socket units that go are stopped first; a service that moves onto a new or
+        changed socket unit, or off ours, stops with it (started again if the commit fails)."""
         for pl in self.services:
+            if pl.rebind or pl.cycle:
+                _unit.run(module, [systemd.systemctl, "stop", pl.name, pl.socket_name], check=False)
+                tx.restart_on_failure([pl.socket_name, pl.name] if pl.socket_was else [pl.name])
             if pl.socket_stop:
                 _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
 
     def after_commit(self, module, systemd, tx):
-        """Native socket units start."""
+        """Native socket units start (a service moved onto one starts on it); a service whose
+        socket unit went binds its ports itself again."""
         for pl in self.services:
-            if pl.socket_start:
+            if pl.socket_start or (pl.cycle and pl.preload.kind == "present"):
                 _unit.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
+            if pl.cycle:
+                _unit.run(module, [systemd.systemctl, "start", pl.name])
+            if pl.rebind:
+                try:
+                    _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
+                except _unit.UnitError as e:
+                    module.fail_json(msg="socket activation removed, but %s" % e)
 
     def finish(self, module, systemd):
         return systemd_results(module, systemd, self.services, self.shared)
@@ -364,10 +424,12 @@ class PreloadsPlan(_plan.ConcernPlan):
     def pending(self):
         return any(pl.preload.to_switch for pl in self.services)
 
-    def before_commit(self, module, systemd):
-        """A preloaded service whose socket unit goes stops with it."""
+    def before_commit(self, module, systemd, tx):
+        """A preloaded service whose socket unit goes stops with it (both start again if the
+        commit fails)."""
         for pl in self.services:
             if pl.preload.kind == "undo":
+                tx.restart_on_failure([pl.socket_name, pl.name])
                 _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
                 _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
 
@@ -435,8 +497,8 @@ def systemd_results(module, systemd, plans, shared):
             wanted = _unit.policy_readback(pl.opts, pl.name, systemd.version)
             mismatches = _systemd.effective_mismatches(pl.name, wanted, show, pl.dropin_path)
         switching = pl.preload.to_switch
-        changed = (pl.files.changed or pl.preload.files.changed or pl.socket_start or switching
-                   or (i == 0 and shared.changed))
+        changed = (pl.files.changed or pl.preload.files.changed or pl.socket_start or switching or pl.cycle
+                   or pl.rebind or (i == 0 and shared.changed))
         results.append(dict(changed=changed,
                             path=pl.dropin_path, content=pl.content, backend="systemd",
                             systemd_version=systemd.version,

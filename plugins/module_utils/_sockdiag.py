@@ -407,8 +407,11 @@ WILDCARD = ("0.0.0.0", "::")
 def accept_probe(listener, timeout=2.0, step=0.01):
     """Connect to ``listener`` ({port, address, family} as listeners() gives; a wildcard through
     loopback) and wait until some process accepts that connection: a connection still in the
-    backlog has no inode, accept() gives it one. Returns (inode of the accepted socket, 0 when
-    nobody accepted it within ``timeout``; an error text or None). Sends nothing."""
+    backlog has no inode, accept() gives it one; a server that answers and closes at once has
+    taken it too (the client sees data or the end, or the server's side is no longer
+    established). Sends nothing. Returns (inode of the accepted socket or 0, taken: True once
+    some process accepted it, an error text or None)."""
+    import select as _select
     import time
 
     family = listener["family"]
@@ -420,18 +423,24 @@ def accept_probe(listener, timeout=2.0, step=0.01):
         try:
             client.connect((address, listener["port"]))
         except (OSError, socket.error) as e:
-            return 0, "connect to %s port %d: %s" % (address, listener["port"], e)
+            return 0, False, "connect to %s port %d: %s" % (address, listener["port"], e)
         here = client.getsockname()
         diag = SockDiag()
-        mask = state_mask(("established", "close-wait", "syn-recv"))
+        mask = state_mask(("established", "close-wait", "syn-recv") + ORPHAN_STATES)
         deadline = time.monotonic() + timeout
         while True:
             for s in _dump(diag, mask, [(listener["port"], listener["port"])], (family,)):
-                if s["sport"] == listener["port"] and s["dport"] == here[1] and s["inode"] and \
-                        s["dst"] in (here[0], "::ffff:" + here[0]):
-                    return s["inode"], None
+                if s["sport"] != listener["port"] or s["dport"] != here[1] or \
+                        s["dst"] not in (here[0], "::ffff:" + here[0]):
+                    continue
+                if s["inode"]:
+                    return s["inode"], True, None
+                if s["state"] not in ("established", "syn-recv"):
+                    return 0, True, None  # accepted, answered and closed already
+            if _select.select([client], [], [], 0)[0]:
+                return 0, True, None  # data or the end: someone accepted it
             if time.monotonic() >= deadline:
-                return 0, None
+                return 0, False, None
             time.sleep(step)
     finally:
         client.close()

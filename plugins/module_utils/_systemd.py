@@ -98,9 +98,20 @@ class DropinTransaction(object):
         self.module = module
         self.systemd = systemd
         self.entries = []  # (fileset, unit, fragment)
+        self.stopped = []  # units stopped for the change: started again when the commit fails
 
     def add(self, fileset, unit=None, fragment=None):
         self.entries.append((fileset, unit, fragment))
+
+    def restart_on_failure(self, units):
+        """``units`` were stopped before the commit: a failed commit starts them again, in order,
+        once their files are back (the host is left as it was, serving)."""
+        self.stopped.extend(u for u in units if u not in self.stopped)
+
+    def _fail(self, msg):
+        for unit in self.stopped:
+            _unit.run(self.module, [self.systemd.systemctl, "start", unit], check=False)
+        self.module.fail_json(msg=msg)
 
     @property
     def changed(self):
@@ -123,22 +134,20 @@ class DropinTransaction(object):
                 f.apply()
         except (IOError, OSError) as e:
             self.rollback()
-            self.module.fail_json(msg="writing %s failed: %s; every file was restored as it was"
-                                      % (", ".join(self.paths), e))
+            self._fail("writing %s failed: %s; every file was restored as it was" % (", ".join(self.paths), e))
         if verify:
             problems = self.verify_problems()
             if problems:
                 self.rollback()
-                self.module.fail_json(msg="systemd-analyze verify rejected %s; every file was restored as it was: %s"
-                                      % (", ".join(sorted({u for u, _m in problems})),
+                self._fail("systemd-analyze verify rejected %s; every file was restored as it was: %s"
+                           % (", ".join(sorted({u for u, _m in problems})),
                                          "; ".join(m for _u, m in problems)))
         if any(p.startswith(self.unit_dirs) for p in self.paths):  # else no reload (the hook itself)
             rc, msg = self.systemd.reload()
             if rc != 0:
                 self.rollback()
                 self.systemd.reload()
-                self.module.fail_json(msg="systemctl daemon-reload failed (rc=%d): %s; every file was restored as it "
-                                          "was" % (rc, msg))
+                self._fail("systemctl daemon-reload failed (rc=%d): %s; every file was restored as it was" % (rc, msg))
         for f, _u, _fr in self.entries:
             f.record()  # the host's ledger: what rollback undoes
         return True

@@ -451,7 +451,7 @@ def test_accept_problem_names_who_serves():
     listener = {"port": 80, "address": "0.0.0.0"}
     mine = [{"pid": 42, "command": "nginx: worker process"}]
     pid1 = [{"pid": 1, "command": "/sbin/init"}]
-    assert _host_check.accept_problem(listener, 7, mine, lambda pid: pid == 42, "nginx.service") is None
-    assert "not accepted" in _host_check.accept_problem(listener, 0, [], lambda pid: True, "nginx.service")
-    why = _host_check.accept_problem(listener, 7, pid1, lambda pid: pid == 42, "nginx.service")
+    assert _host_check.accept_problem(listener, True, mine, lambda pid: pid == 42, "nginx.service") is None
+    assert "not accepted" in _host_check.accept_problem(listener, False, [], lambda pid: True, "nginx.service")
+    why = _host_check.accept_problem(listener, True, pid1, lambda pid: pid == 42, "nginx.service")
     assert why == "a connection to 0.0.0.0 port 80 was accepted by PID 1 (/sbin/init), not by nginx.service"

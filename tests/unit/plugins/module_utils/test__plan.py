@@ -71,7 +71,7 @@ class Recorder(_plan.ConcernPlan):
     def stage(self, module, tx):
         self.log.append(("stage", self.name))
 
-    def before_commit(self, module, systemd):
+    def before_commit(self, module, systemd, tx):
         self.log.append(("before", self.name))
 
     def after_commit(self, module, systemd, tx):

@@ -610,18 +610,25 @@ def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("0.0.0.0", port))
     srv.listen(8)
+    srv.settimeout(10)  # a test that goes wrong fails, it does not hang
     listener = {"port": port, "address": "0.0.0.0", "family": socket.AF_INET}
     try:
         # nobody accepts (a socket unit whose service is down): the connection only waits
-        assert _sockdiag.accept_probe(listener, timeout=0.3) == (0, None)
+        assert _sockdiag.accept_probe(listener, timeout=0.3) == (0, False, None)
         srv.accept()[0].close()  # the probe's own connection, still queued, taken away
         accepted = []
         t = threading.Thread(target=lambda: accepted.append(srv.accept()[0]))
         t.start()
-        inode, error = _sockdiag.accept_probe(listener, timeout=2.0)
+        inode, taken, error = _sockdiag.accept_probe(listener, timeout=2.0)
         t.join(5)
-        assert error is None and inode == os.fstat(accepted[0].fileno()).st_ino
+        assert error is None and taken and inode == os.fstat(accepted[0].fileno()).st_ino
         accepted[0].close()
+        # a server that answers and closes at once (HTTP/1.0-like): taken, though no inode is left
+        t = threading.Thread(target=lambda: srv.accept()[0].close())
+        t.start()
+        inode, taken, error = _sockdiag.accept_probe(listener, timeout=2.0)
+        t.join(5)
+        assert (taken, error) == (True, None)
     finally:
         srv.close()
-    assert _sockdiag.accept_probe(listener, timeout=0.3)[1].startswith("connect to 127.0.0.1 port %d" % port)
+    assert _sockdiag.accept_probe(listener, timeout=0.3)[2].startswith("connect to 127.0.0.1 port %d" % port)
