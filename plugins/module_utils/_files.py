@@ -373,6 +373,16 @@ def ledger_problem(led):
     return None
 
 
+def edited_since(path):
+    """Has ``path`` changed since the collection last wrote it (the ledger's digest)? False when
+    the ledger does not know what it wrote (a file from before 1.1, or not the collection's)."""
+    entry = load_ledger()["files"].get(path)
+    if not entry or not entry.get("written"):
+        return False
+    now = read_bytes(path)
+    return now is not None and digest(now) != entry["written"]
+
+
 def ledger_dirs():
     return set(load_ledger()["dirs"])
 

@@ -38,6 +38,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
     FileSet,
     UnsafePath,
+    edited_since,
     load_ledger,
     read_text,
 )
@@ -187,11 +188,16 @@ def plan_present(module, p, name, files, paths, version, warnings):
     return content, revive, opts, preload
 
 
-def plan_absent(module, p, files, paths):
+def plan_absent(module, p, files, paths, warnings):
     """state=absent: our drop-in and socket unit go; a preload service binds its ports itself
-    again afterwards. Returns a PreloadPlan (kind "undo" for a preloaded service: its socket
-    unit goes with it)."""
-    files.want(paths["dropin_path"], None)
+    again afterwards. A drop-in changed since the collection wrote it stays, named in
+    ``warnings``. Returns a PreloadPlan (kind "undo" for a preloaded service: its socket unit
+    goes with it)."""
+    if edited_since(paths["dropin_path"]):
+        warnings.append("%s was changed since the collection wrote it: left as it is (remove it yourself if it is "
+                        "no longer wanted)" % paths["dropin_path"])
+    else:
+        files.want(paths["dropin_path"], None)
     was = socket_was(read_text(paths["socket_path"]))
     if was == "preload":
         return preload_undo(module, p, paths)
@@ -240,7 +246,7 @@ def systemd_plan(module, p, warnings, systemctl, version):
     if present:
         content, revive, opts, preload = plan_present(module, p, name, files, paths, version, warnings)
     else:
-        preload = plan_absent(module, p, files, paths)
+        preload = plan_absent(module, p, files, paths, warnings)
     was = socket_was(read_text(paths["socket_path"]))
     socket_start, cycle = False, False
     if present and mode == "native":

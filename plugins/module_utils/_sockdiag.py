@@ -418,6 +418,9 @@ def accept_probe(listener, timeout=2.0, step=0.01):
     address = LOOPBACK.get(family, "127.0.0.1") if listener["address"] in WILDCARD else listener["address"]
     client = socket.socket(family, socket.SOCK_STREAM)
     client.settimeout(timeout)
+    # closed with a reset: no TIME_WAIT is left on either side (one on the service's port would
+    # block the rebind of a server without SO_REUSEADDR for 60 s)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     diag = None
     try:
         try:

@@ -504,12 +504,20 @@ def plan(params, live, current_file_text):
     undo = list(user) if state != "present" else []
     if state == "absent" and params.get("purge"):
         undo += [k for k in existing if k != RESERVED_PORTS_KEY]
+    kept = []
     for key in undo:
-        values.pop(key, None)
+        ours = values.pop(key, None)
         if key in previous:
-            restore[key] = previous.pop(key)
+            before = previous.pop(key)
+            # put back only a value that still holds what this file set: one changed since is
+            # someone else's (an admin's), and stays
+            if ours is None or live.get(key) is None or values_equal(key, live.get(key), ours):
+                restore[key] = before
+            else:
+                kept.append("%s is %s, not the %s this file set: changed since, left as it is (it was %s before)"
+                            % (key, live.get(key), ours, before))
     added = plan_reserved_ports(params, state, live, existing, values, added, restore)
-    warnings = myth_warnings(user, normalized, values, live) if state == "present" else []
+    warnings = myth_warnings(user, normalized, values, live) if state == "present" else kept
     live_targets = dict(values)
     live_targets.update(restore)
     # only keys that exist live can be written live

@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -632,3 +633,30 @@ def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
     finally:
         srv.close()
     assert _sockdiag.accept_probe(listener, timeout=0.3)[2].startswith("connect to 127.0.0.1 port %d" % port)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sock_diag reads every socket's inode as root")
+def test_the_accept_probe_leaves_no_time_wait_on_the_service_port():
+    import threading
+
+    port = _quiet_port(15)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(8)
+    srv.settimeout(10)
+
+    def answer_and_close():  # the server closes first, as the echo server and HTTP/1.0 do
+        conn = srv.accept()[0]
+        conn.sendall(b"ok\n")
+        conn.close()
+
+    t = threading.Thread(target=answer_and_close)
+    t.start()
+    try:
+        assert _sockdiag.accept_probe({"port": port, "address": "127.0.0.1", "family": socket.AF_INET})[1]
+        t.join(5)
+        time.sleep(0.05)
+        assert _sockdiag.cleanup([(port, port)], mode="count")["after"] == {}
+    finally:
+        srv.close()

@@ -295,6 +295,18 @@ def test_purge_restores_previous_values_and_removes_only_our_ports():
         "net.ipv4.tcp_fin_timeout": "60", "net.ipv4.tcp_max_syn_backlog": "512", K: "5000"}
 
 
+def test_purge_leaves_a_value_an_admin_set_since_and_names_it():
+    first = _sysctl.plan(params(profile="fast_restart"), LIVE, None)
+    text = _sysctl.render_conf(first["values"], first["previous"], first["added"])
+    # the collection set 15 (from 60), then an admin set 33
+    live = dict(LIVE, **{"net.ipv4.tcp_fin_timeout": "33", "net.ipv4.tcp_max_syn_backlog": "4096"})
+    res = _sysctl.plan(params(state="absent", purge=True), live, text)
+    assert "net.ipv4.tcp_fin_timeout" not in res["restore"]
+    assert res["restore"]["net.ipv4.tcp_max_syn_backlog"] == "512"  # still ours: put back
+    assert "net.ipv4.tcp_fin_timeout" not in _sysctl.live_changes(live, res["live_targets"])
+    assert any("net.ipv4.tcp_fin_timeout is 33, not the 15 this file set" in w for w in res["warnings"])
+
+
 def test_ports_already_reserved_by_others_are_not_claimed():
     res = _sysctl.plan(params(reserved_ports=[5000]), LIVE, None)
     assert res["added"] == []

@@ -126,3 +126,13 @@ def test_a_ledger_another_user_could_write_refuses_the_undo(fake_host, run_on):
     os.chown(fake_host.real(LEDGER), 65534, 65534)
     kind, result = run_on(fake_host, undo, {})
     assert kind == "fail" and "owned by uid 65534" in result["msg"], result
+
+
+def test_state_absent_leaves_a_drop_in_an_admin_changed_since(fake_host, run_on):
+    hardened(fake_host, run_on)
+    edited = fake_host.read(POLICY) + "# the admin was here\n"
+    fake_host.write(POLICY, edited)
+    kind, result = run_on(fake_host, service_restart_policy, {"name": "web.service", "state": "absent"})
+    assert kind == "exit", result
+    assert fake_host.read(POLICY) == edited
+    assert any(POLICY in w and "changed since" in w for w in result["warning_messages"]), result
