@@ -123,6 +123,8 @@ def accept_problem(listener, taken, owners, in_unit, unit):
     can accept from the listener (PID 1 only passes it on); ``in_unit(pid)``: is the pid in
     the unit's cgroup."""
     where = "%s port %d" % (listener["address"], listener["port"])
+    if taken is None:
+        return None  # not reachable from here (no loopback of its family): not probed
     if not taken:
         return ("a connection to %s was not accepted (it waits in the backlog of whoever holds the port, with "
                 "nobody to accept it)" % where)
@@ -146,14 +148,15 @@ def served_by_the_service(module, health, timeout):
         module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
     for row in rows:
         for port in row["ports"]:
-            first = [x for x in listeners if x["port"] == port][:1]
+            first = sorted((x for x in listeners if x["port"] == port), key=lambda x: x["family"])[:1]
             for listener in first:
                 try:
-                    inode, taken, error = _sockdiag.accept_probe(listener, timeout)
+                    taken, owners, error = _sockdiag.accept_probe(listener, timeout)
                 except _sockdiag.DiagError as e:
-                    inode, taken, error = 0, False, str(e)
-                held = inode or listener["inode"]
-                owners = [o for o in _sockdiag.listener_owners([held])[held] if inode or o["pid"] != 1]
+                    taken, owners, error = False, None, str(e)
+                if owners is None:  # answered and closed at once: who can accept from the listener
+                    owners = [o for o in _sockdiag.listener_owners([listener["inode"]])[listener["inode"]]
+                              if o["pid"] != 1]
                 why = error or accept_problem(listener, taken, owners,
                                               lambda pid, unit=row["unit"]: _probe.in_unit_cgroup(pid, unit),
                                               row["unit"])
@@ -203,7 +206,9 @@ def hooks_moved(health, shows):
     if not hooked:
         return []
     ports = {row["unit"]: row["ports"] for row in health if row["unit"] in hooked}
-    return _host_state.moved_listeners(hooked, _reuse.unit_hook_targets(ports))
+    live = {unit: (_reuse.stable_targets(hooked.get(unit), targets), why)
+            for unit, (targets, why) in _reuse.unit_hook_targets(ports).items()}
+    return _host_state.moved_listeners(hooked, live)
 
 
 def lost_reuse(reuse):

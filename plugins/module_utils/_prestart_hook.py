@@ -133,10 +133,11 @@ def plan(module, p, systemd):
     # cleanup: auto - no hook where the live listener rebinds over its own leftovers anyway
     reuse = _reuse.listener_reuse({u: ports for u, ports, c in targets if c == "auto"}) if present else {}
     version = systemd.version if targets else 0
-    shows = systemd.show(units, _hook.SANDBOX_PROPS + ("LoadState", "FragmentPath")) if targets else {}
+    shows = systemd.show(units, _hook.SANDBOX_PROPS + ("LoadState", "FragmentPath", "ExecStartPre")) if targets else {}
     decisions = {unit: hook_decision(present, cleanup, reuse.get(unit)) for unit, _ports, cleanup in targets}
     # what each hooked service listens on: the hook cleans those addresses, not the whole port
-    listens = _reuse.unit_hook_targets({u: ports for u, ports, _c in targets if decisions[u][0] == "hook"})
+    listens = _reuse.unit_hook_targets({u: ports for u, ports, _c in targets if decisions[u][0] == "hook"},
+                                       socket_units_go=True)
     services = []
     for unit, ports, _socket_cleanup in targets:
         show = shows[unit]
@@ -149,6 +150,7 @@ def plan(module, p, systemd):
             decision, reason = "none", refused
         blockers = _hook.sandbox_blockers(show)
         cleans, whole = listens.get(unit, ([str(x) for x in ports], None))
+        cleans = _reuse.stable_targets(_host_state.hook_cleans(show, _constants.HOOK_NAME), cleans)
         how = _hook.plan_exec(path, unit, cleans, version, p["privilege"], blockers, drain_ms) \
             if decision == "hook" else None
         text = None

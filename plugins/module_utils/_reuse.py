@@ -133,6 +133,11 @@ def verdict(unit, ports, listeners, owners, read, in_unit):
         own = [o for o in owners.get(lis["inode"], []) if in_unit(o["pid"])]
         if not own:
             return None, "the listener on %s belongs to no process of %s" % (where, unit)
+        if any(o["pid"] == 1 for o in owners.get(lis["inode"], [])):
+            # a socket unit's socket (systemd sets SO_REUSEADDR on it): what the service sets
+            # when it binds itself (leaving socket activation) is not known from it
+            return None, "the listener on %s is a socket unit's (PID 1 set its options), not one %s bound" % (
+                where, unit)
         try:
             flag = read(own[0]["pid"], own[0]["fd"])
         except (OSError, IOError) as e:
@@ -194,9 +199,30 @@ def hook_targets(ports, listeners):
     return out, whole
 
 
-def unit_hook_targets(units, proc="/proc"):
+def stable_targets(current, new):
+    """Pure: ``new`` targets, except that a port the hook cleans whole now (``current``: the
+    targets of the hook line in place, or None) stays whole while the service listens only on
+    wildcard addresses there - the whole port is every address of both families, a superset -
+    so that a re-run after the service came up (or bound on its own, off a socket unit) is no
+    change."""
+    if not current:
+        return new
+    out = []
+    for target in new:
+        port = target.rsplit(":", 1)[-1]
+        if port in current and (target.startswith("0.0.0.0:") or target.startswith("[::]:")):
+            if port not in out:
+                out.append(port)
+        else:
+            out.append(target)
+    return out
+
+
+def unit_hook_targets(units, proc="/proc", socket_units_go=False):
     """{unit: ports} -> {unit: (targets, reason or None)} from the live listeners of each
-    unit (its cgroup's processes; PID 1's shared socket counts when the unit holds it too)."""
+    unit (its cgroup's processes; PID 1's shared socket counts when the unit holds it too,
+    unless ``socket_units_go``: the settings ask for no socket unit, so one PID 1 holds now is
+    about to go and says nothing of where the service binds itself)."""
     try:
         listeners, owners = _look(units, proc) if any(units.values()) else ([], {})
     except _sockdiag.DiagError as e:
@@ -206,7 +232,8 @@ def unit_hook_targets(units, proc="/proc"):
     out = {}
     for unit, ports in units.items():
         mine = [x for x in listeners if x["port"] in ports
-                and any(_probe.in_unit_cgroup(o["pid"], unit, proc) for o in owners.get(x["inode"], []))]
+                and any(_probe.in_unit_cgroup(o["pid"], unit, proc) for o in owners.get(x["inode"], []))
+                and not (socket_units_go and any(o["pid"] == 1 for o in owners.get(x["inode"], [])))]
         targets, whole = hook_targets(ports, mine)
         why = failed or ("nothing of %s listens on %s (not running?): every address of %s is cleaned"
                          % (unit, ", ".join(str(p) for p in whole), "it" if len(whole) == 1 else "them")

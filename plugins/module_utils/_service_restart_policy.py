@@ -169,7 +169,7 @@ def plan_present(module, p, name, files, paths, version, warnings):
     elif was == "native" and mode == "none":
         files.want(paths["socket_path"], None)
     if mode == "preload":
-        preload, more = plan_preload(module, p, name, paths)
+        preload, more = plan_preload(module, p, name, paths, was)
         warnings.extend(more)
         p = dict(p, extra_unit=preload.extra_unit, extra_service=preload.extra_service)
     opts = _unit.normalize_options(p)
@@ -252,9 +252,6 @@ def systemd_plan(module, p, warnings, systemctl, version):
     if present and mode == "native":
         socket_start, cycle = native_socket_start(module, p, systemctl, name, socket_name,
                                                   paths["socket_path"] in files.paths)
-    elif present and mode == "preload" and was == "native":
-        cycle = True  # it moves from our native socket unit onto the mirrored one: both restart
-        preload.switched = True
     rebind = present and mode == "none" and was == "native"
     return ServicePlan(name=name, show=show, files=files, content=content, revive=revive, opts=opts,
                        effective_mismatch=p["effective_mismatch"], socket_start=socket_start,
@@ -265,10 +262,11 @@ def systemd_plan(module, p, warnings, systemctl, version):
                        **paths)
 
 
-def plan_preload(module, p, name, paths):
+def plan_preload(module, p, name, paths, was=None):
     """socket_activation: preload for one service: checked, mirrored, rendered - nothing written,
-    except to mirror a switched service again (its listeners no longer match its socket unit):
-    then it first binds on its own again (unswitch), so that what it asks for can be read."""
+    except to mirror a switched service again (its listeners no longer match its socket unit),
+    or one on our native socket unit (``was``: it never bound itself there): then it first binds
+    on its own again (unswitch), so that what it asks for can be read."""
     def in_unit(pid):
         return _probe.in_unit_cgroup(pid, name)
 
@@ -276,7 +274,10 @@ def plan_preload(module, p, name, paths):
     systemd = _systemd.Systemd(module)
     ours = _preload.HEADER in (read_text(paths["socket_path"]) or "")
     info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, ours)
-    remirror = info["remirror"]
+    remirror = info["remirror"] or ("it is on a native socket unit of ours, whose sockets say nothing of what it "
+                                    "binds itself" if was == "native" else None)
+    if remirror and not info["remirror"]:
+        info.update(switched=False, streams=[], bind_v6only=None, directives=[], unknown_options=[])
     if remirror and not module.check_mode:
         unswitch(module, systemd, p, name, paths, ports)
         info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)

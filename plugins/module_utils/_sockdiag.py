@@ -409,24 +409,38 @@ def accept_probe(listener, timeout=2.0, step=0.01):
     loopback) and wait until some process accepts that connection: a connection still in the
     backlog has no inode, accept() gives it one; a server that answers and closes at once has
     taken it too (the client sees data or the end, or the server's side is no longer
-    established). Sends nothing. Returns (inode of the accepted socket or 0, taken: True once
-    some process accepted it, an error text or None)."""
+    established). Sends nothing. Returns (taken: True once some process accepted it, None when
+    the listener cannot be reached here - no loopback of its family; the processes holding the
+    accepted socket, read before the probe closes it, or None when it is closed already; an
+    error text or None)."""
     import select as _select
     import time
 
     family = listener["family"]
     address = LOOPBACK.get(family, "127.0.0.1") if listener["address"] in WILDCARD else listener["address"]
-    client = socket.socket(family, socket.SOCK_STREAM)
-    client.settimeout(timeout)
-    # closed with a reset: no TIME_WAIT is left on either side (one on the service's port would
-    # block the rebind of a server without SO_REUSEADDR for 60 s)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    diag = None
+    tries = [(family, address)]
+    if family == socket.AF_INET6 and listener["address"] == "::":
+        tries.append((socket.AF_INET, "127.0.0.1"))  # a host without ::1 reaches a dual-stack [::] this way
+    client = diag = None
     try:
-        try:
-            client.connect((address, listener["port"]))
-        except (OSError, socket.error) as e:
-            return 0, False, "connect to %s port %d: %s" % (address, listener["port"], e)
+        for family, address in tries:
+            client = socket.socket(family, socket.SOCK_STREAM)
+            client.settimeout(timeout)
+            # closed with a reset: no TIME_WAIT is left on either side (one on the service's port
+            # would block the rebind of a server without SO_REUSEADDR for 60 s)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            try:
+                client.connect((address, listener["port"]))
+                break
+            except (OSError, socket.error) as e:
+                client.close()
+                client = None
+                if getattr(e, "errno", None) in (errno.EADDRNOTAVAIL, errno.ENETUNREACH, errno.EAFNOSUPPORT):
+                    continue  # no loopback of that family here: this listener cannot be probed
+                return False, None, "connect to %s port %d: %s" % (address, listener["port"], e)
+        if client is None:
+            return None, None, None
+        family = listener["family"]
         here = client.getsockname()
         diag = SockDiag()
         mask = state_mask(("established", "close-wait", "syn-recv") + ORPHAN_STATES)
@@ -437,16 +451,17 @@ def accept_probe(listener, timeout=2.0, step=0.01):
                         s["dst"] not in (here[0], "::ffff:" + here[0]):
                     continue
                 if s["inode"]:
-                    return s["inode"], True, None
+                    return True, listener_owners([s["inode"]])[s["inode"]], None
                 if s["state"] not in ("established", "syn-recv"):
-                    return 0, True, None  # accepted, answered and closed already
+                    return True, None, None  # accepted, answered and closed already
             if _select.select([client], [], [], 0)[0]:
-                return 0, True, None  # data or the end: someone accepted it
+                return True, None, None  # data or the end: someone accepted it
             if time.monotonic() >= deadline:
-                return 0, False, None
+                return False, None, None
             time.sleep(step)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if diag is not None:
             diag.close()
 

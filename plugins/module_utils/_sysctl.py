@@ -445,8 +445,13 @@ def plan_reserved_ports(params, state, live, existing, values, added, restore):
     if base_text is None:
         base_text = existing.get(RESERVED_PORTS_KEY, "")
     base = parse_ports(base_text or "")
+    dropped = []
     if state == "present":
-        added = merge_ranges(added + subtract_ranges(ports, base))
+        # ports this file added that are no longer asked for go (a service's port removed);
+        # another user's entries stay
+        dropped = subtract_ranges(added, ports)
+        base = subtract_ranges(base, dropped)
+        added = merge_ranges(subtract_ranges(added, dropped) + subtract_ranges(ports, base))
         target = merge_ranges(base + ports)
     else:
         added = subtract_ranges(added, ports)
@@ -457,7 +462,7 @@ def plan_reserved_ports(params, state, live, existing, values, added, restore):
         values[RESERVED_PORTS_KEY] = format_ports(target)
     else:
         values.pop(RESERVED_PORTS_KEY, None)
-    if state == "absent":
+    if state == "absent" or dropped:
         restore[RESERVED_PORTS_KEY] = format_ports(target)
     return added
 

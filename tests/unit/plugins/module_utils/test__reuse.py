@@ -177,3 +177,18 @@ def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
     assert _host_check.lost_reuse(lost) == [
         "web.service: cleanup auto left out the hook, but now the listener on 0.0.0.0:80 (pid 5) does not set "
         "SO_REUSEADDR"]
+
+
+def test_a_socket_unit_s_listener_says_nothing_of_what_the_service_sets_itself():
+    owners = dict(OWNERS)
+    owners[10] = [{"pid": 1, "fd": 40}, {"pid": 5, "fd": 6}]
+    flag, why = _reuse.verdict("web.service", [80, 443], LIS, owners, flags({6: True, 7: True, 8: True}), mine)
+    assert flag is None and "is a socket unit's" in why
+
+
+def test_a_whole_port_stays_whole_while_the_service_listens_on_wildcards():
+    assert _reuse.stable_targets(["7300"], ["0.0.0.0:7300"]) == ["7300"]
+    assert _reuse.stable_targets(["7300"], ["0.0.0.0:7300", "[::]:7300"]) == ["7300"]
+    assert _reuse.stable_targets(["7300"], ["127.0.0.1:7300"]) == ["127.0.0.1:7300"]  # narrower: narrowed
+    assert _reuse.stable_targets(["0.0.0.0:80"], ["[::]:80"]) == ["[::]:80"]
+    assert _reuse.stable_targets(None, ["0.0.0.0:80"]) == ["0.0.0.0:80"]

@@ -615,19 +615,19 @@ def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
     listener = {"port": port, "address": "0.0.0.0", "family": socket.AF_INET}
     try:
         # nobody accepts (a socket unit whose service is down): the connection only waits
-        assert _sockdiag.accept_probe(listener, timeout=0.3) == (0, False, None)
+        assert _sockdiag.accept_probe(listener, timeout=0.3) == (False, None, None)
         srv.accept()[0].close()  # the probe's own connection, still queued, taken away
         accepted = []
         t = threading.Thread(target=lambda: accepted.append(srv.accept()[0]))
         t.start()
-        inode, taken, error = _sockdiag.accept_probe(listener, timeout=2.0)
+        taken, owners, error = _sockdiag.accept_probe(listener, timeout=2.0)
         t.join(5)
-        assert error is None and taken and inode == os.fstat(accepted[0].fileno()).st_ino
+        assert error is None and taken and [o["pid"] for o in owners] == [os.getpid()]
         accepted[0].close()
         # a server that answers and closes at once (HTTP/1.0-like): taken, though no inode is left
         t = threading.Thread(target=lambda: srv.accept()[0].close())
         t.start()
-        inode, taken, error = _sockdiag.accept_probe(listener, timeout=2.0)
+        taken, owners, error = _sockdiag.accept_probe(listener, timeout=2.0)
         t.join(5)
         assert (taken, error) == (True, None)
     finally:
@@ -654,7 +654,7 @@ def test_the_accept_probe_leaves_no_time_wait_on_the_service_port():
     t = threading.Thread(target=answer_and_close)
     t.start()
     try:
-        assert _sockdiag.accept_probe({"port": port, "address": "127.0.0.1", "family": socket.AF_INET})[1]
+        assert _sockdiag.accept_probe({"port": port, "address": "127.0.0.1", "family": socket.AF_INET})[0]
         t.join(5)
         time.sleep(0.05)
         assert _sockdiag.cleanup([(port, port)], mode="count")["after"] == {}

@@ -307,6 +307,18 @@ def test_purge_leaves_a_value_an_admin_set_since_and_names_it():
     assert any("net.ipv4.tcp_fin_timeout is 33, not the 15 this file set" in w for w in res["warnings"])
 
 
+def test_a_port_no_longer_asked_for_leaves_the_reserved_list_and_others_stay():
+    first = _sysctl.plan(params(reserved_ports=[8080, 8081]), LIVE, None)
+    text = _sysctl.render_conf(first["values"], first["previous"], first["added"])
+    live = dict(LIVE, **{K: "5000,8080-8081"})
+    res = _sysctl.plan(params(reserved_ports=[8080]), live, text)
+    assert res["values"][K] == "5000,8080" and res["added"] == [(8080, 8080)]
+    assert _sysctl.live_changes(live, res["live_targets"]) == {K: "5000,8080"}
+    again = _sysctl.plan(params(reserved_ports=[8080]), dict(live, **{K: "5000,8080"}),
+                         _sysctl.render_conf(res["values"], res["previous"], res["added"]))
+    assert _sysctl.live_changes(dict(live, **{K: "5000,8080"}), again["live_targets"]) == {}
+
+
 def test_ports_already_reserved_by_others_are_not_claimed():
     res = _sysctl.plan(params(reserved_ports=[5000]), LIVE, None)
     assert res["added"] == []
