@@ -27,7 +27,7 @@ description:
     sysctl key. A file or value changed since (by an admin, a package) is left as it is and named
     in a warning; in a supervisord file changed since, only the collection's own keys of the
     programs it hardened are put back, so a program added to the file since stays.
-  - The ledger must be root's alone (the file, the originals and every parent directory: owner
+  - The ledger must be root's alone (the file, the originals and every parent directory - owner
     root, no group or other write), every entry a path the collection writes (systemd units and
     drop-ins, sysctl.d files, its hook and library, supervisord's configuration) and every kept
     copy the one named after its path; otherwise the whole undo is refused before any change,
