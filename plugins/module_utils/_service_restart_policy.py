@@ -220,8 +220,10 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
         module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was written"
                              % (p["ports"], e))
     owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
-    foreign = [x for x in listeners if not any(o["pid"] == 1 and active or _probe.in_unit_cgroup(o["pid"], name)
-                                                for o in owners.get(x["inode"], []))]
+    def ours(o):
+        return (o["pid"] == 1 and active) or _probe.in_unit_cgroup(o["pid"], name)
+
+    foreign = [x for x in listeners if not any(ours(o) for o in owners.get(x["inode"], []))]
     if foreign:
         module.fail_json(
             msg="port(s) %s are held by another process (%s), not by %s: socket activation for %s cannot bind "

@@ -140,8 +140,7 @@ class DropinTransaction(object):
             if problems:
                 self.rollback()
                 self._fail("systemd-analyze verify rejected %s; every file was restored as it was: %s"
-                           % (", ".join(sorted({u for u, _m in problems})),
-                                         "; ".join(m for _u, m in problems)))
+                           % (", ".join(sorted({u for u, _m in problems})), "; ".join(m for _u, m in problems)))
         if any(p.startswith(self.unit_dirs) for p in self.paths):  # else no reload (the hook itself)
             rc, msg = self.systemd.reload()
             if rc != 0:
