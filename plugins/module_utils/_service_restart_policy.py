@@ -220,6 +220,7 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
         module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was written"
                              % (p["ports"], e))
     owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
+
     def ours(o):
         return (o["pid"] == 1 and active) or _probe.in_unit_cgroup(o["pid"], name)
 
