@@ -625,6 +625,7 @@ def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
         assert error is None and taken and [o["pid"] for o in owners] == [os.getpid()]
         accepted[0].close()
         # a server that answers and closes at once (HTTP/1.0-like): taken, though no inode is left
+
         def answer_and_close():
             srv.accept()[0].close()
 
