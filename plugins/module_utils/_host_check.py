@@ -116,6 +116,14 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
     return shows, supervisor, health
 
 
+def listeners_or_fail(module, ports):
+    """The LISTEN sockets on ``ports`` (one sock_diag dump), or the task fails saying why."""
+    try:
+        return _sockdiag.listeners(ports)
+    except _sockdiag.DiagError as e:
+        module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+
+
 def accept_problem(listener, taken, owners, in_unit, unit):
     """Why a connection to ``listener`` was not served by ``unit`` (None when it was): nobody
     accepted it (``taken`` False), or a process outside the unit did. ``owners``: the processes
@@ -142,10 +150,7 @@ def served_by_the_service(module, health, timeout):
     rows = [r for r in health if r["healthy"] and r["backend"] == "systemd" and r["ports"]]
     if not rows:
         return
-    try:
-        listeners = _sockdiag.listeners(sorted({x for r in rows for x in r["ports"]}))
-    except _sockdiag.DiagError as e:
-        module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+    listeners = listeners_or_fail(module, sorted({x for r in rows for x in r["ports"]}))
     for row in rows:
         for port in row["ports"]:
             first = sorted((x for x in listeners if x["port"] == port), key=lambda x: x["family"])[:1]
@@ -173,10 +178,7 @@ def preload_served(module, services, health, shows):
     rows = [r for r in health if r["name"] in preload and r["exists"]]
     if not rows:
         return
-    try:
-        listeners = _sockdiag.listeners(sorted({p for r in rows for p in r["ports"]}))
-    except _sockdiag.DiagError as e:
-        module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+    listeners = listeners_or_fail(module, sorted({p for r in rows for p in r["ports"]}))
     owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
     for row in rows:
         mine = [x for x in listeners if x["port"] in row["ports"]]
