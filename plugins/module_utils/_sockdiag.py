@@ -445,19 +445,25 @@ def accept_probe(listener, timeout=2.0, step=0.01):
         diag = SockDiag()
         mask = state_mask(("established", "close-wait", "syn-recv") + ORPHAN_STATES)
         deadline = time.monotonic() + timeout
+        unowned = False  # accepted, but no process held it when /proc was read
         while True:
             for s in _dump(diag, mask, [(listener["port"], listener["port"])], (family,)):
                 if s["sport"] != listener["port"] or s["dport"] != here[1] or \
                         s["dst"] not in (here[0], "::ffff:" + here[0]):
                     continue
                 if s["inode"]:
-                    return True, listener_owners([s["inode"]])[s["inode"]], None
-                if s["state"] not in ("established", "syn-recv"):
+                    owners = listener_owners([s["inode"]])[s["inode"]]
+                    if owners:
+                        return True, owners, None
+                    # a server that answers and closes at once may have closed it between the
+                    # dump and the read of /proc: look again - it is closed now, or truly unowned
+                    unowned = True
+                elif s["state"] not in ("established", "syn-recv"):
                     return True, None, None  # accepted, answered and closed already
             if _select.select([client], [], [], 0)[0]:
                 return True, None, None  # data or the end: someone accepted it
             if time.monotonic() >= deadline:
-                return False, None, None
+                return (True, [], None) if unowned else (False, None, None)
             time.sleep(step)
     finally:
         if client is not None:

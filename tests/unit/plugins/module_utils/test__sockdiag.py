@@ -640,6 +640,49 @@ def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="sock_diag reads every socket's inode as root")
+def test_accept_probe_looks_again_when_the_server_closed_before_proc_was_read(monkeypatch):
+    """The race CI met: the dump shows the accepted socket's inode, the server closes it before
+    /proc is read, so no owner is found - that is "answered and closed", not "nobody's"."""
+    import threading
+
+    port = _quiet_port(16)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(8)
+    srv.settimeout(10)
+    listener = {"port": port, "address": "127.0.0.1", "family": socket.AF_INET}
+    held, release = [], threading.Event()
+
+    def accept_then_close():
+        held.append(srv.accept()[0])
+        release.wait(5)
+        held[0].close()
+
+    def owners_gone(inodes):  # /proc read after the close: nobody holds it
+        release.set()
+        return {i: [] for i in inodes}
+
+    monkeypatch.setattr(_sockdiag, "listener_owners", owners_gone)
+    try:
+        t = threading.Thread(target=accept_then_close)
+        t.start()
+        assert _sockdiag.accept_probe(listener, timeout=3.0) == (True, None, None)
+        t.join(5)
+        # held by nobody it can see until the deadline: taken, with no owner (the caller names it)
+        release.clear()
+        held[:] = []
+        monkeypatch.setattr(_sockdiag, "listener_owners", lambda inodes: {i: [] for i in inodes})
+        t = threading.Thread(target=accept_then_close)
+        t.start()
+        assert _sockdiag.accept_probe(listener, timeout=0.3) == (True, [], None)
+        release.set()
+        t.join(5)
+    finally:
+        srv.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sock_diag reads every socket's inode as root")
 def test_the_accept_probe_leaves_no_time_wait_on_the_service_port():
     import threading
 
