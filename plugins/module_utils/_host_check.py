@@ -292,6 +292,21 @@ def look_until_healthy(module, p, services, units, facts):
         time.sleep(0.1)
 
 
+def unlisted(module, services):
+    """systemd services the collection's ledger has files for that this run does not list: left
+    as they are (another play may list them), each named in a warning with how to undo it."""
+    listed = {s["name"] for s in services}
+    names = [u for u in _unit.services_of_paths(_files.load_ledger()["files"]) if u not in listed]
+    for name in names:
+        module.warn("%s was hardened by an earlier run (the collection's ledger has its files) but is not in "
+                    "netsvc_services: this run leaves it as it is. To undo it: list it again with the settings it "
+                    "should have; or roll the host back (playbooks/rollback.yml); or, for it alone, run "
+                    "netsvc.resilience.service_restart_policy with name=%s state=absent and "
+                    "netsvc.resilience.prestart_hook with services=[{name: %s, ports: [its ports], cleanup: false}]"
+                    % (name, name, name))
+    return names
+
+
 def applied_state(module, p, services, units, shows, health, facts, result):
     """Compare the host with its applied-state record; with record=true, store it."""
     hook_directory = facts["hook_dir"] if p["hook_dir"] == "auto" else p["hook_dir"]
@@ -396,6 +411,8 @@ def run(module):
             if lock is not None:
                 _host_state.release_lock(p["lock_file"], p["run_id"])
             module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
+    if p["supported"] is not None:  # the pre-flight: what an earlier run hardened, no longer listed
+        result["unlisted"] = unlisted(module, services)
     if p["inputs_digest"]:
         applied_state(module, p, services, units, shows, health, facts, result)
     lock_after(module, p, result, lock)

@@ -144,6 +144,23 @@ def dropin_path(unit, dropin):
     return os.path.join(SYSTEMD_DIR, unit + ".d", dropin + ".conf")
 
 
+def services_of_paths(paths):
+    """The systemd services that files under SYSTEMD_DIR belong to (a service's drop-in, or the
+    socket unit that goes with it), sorted; the collection's own units (netsvc-revive@) and
+    anything else are left out. Inverse of dropin_path / socket_name."""
+    out = set()
+    for path in paths:
+        head, name = os.path.split(path)
+        parent, dirname = os.path.split(head)
+        if head == SYSTEMD_DIR and name.endswith(".socket"):
+            out.add(name[: -len(".socket")] + ".service")
+        elif parent == SYSTEMD_DIR and dirname.endswith(".service.d") and name.endswith(".conf"):
+            out.add(dirname[: -len(".d")])
+        elif head == SYSTEMD_DIR and name.endswith(".service.d"):
+            out.add(name[: -len(".d")])
+    return sorted(u for u in out if not u.startswith("netsvc-revive@"))
+
+
 def check_dropin_name(name):
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z", name or "") or ".." in name:
         raise UnitError(

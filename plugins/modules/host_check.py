@@ -210,6 +210,15 @@ drift:
   returned: always
   type: list
   elements: str
+unlisted:
+  description:
+    - With O(supported) (the pre-flight) - systemd services the collection's ledger has files for
+      (a drop-in or socket unit an earlier run wrote) that O(services) does not list. The run
+      leaves them as they are (another play or group may list them) and names each in a warning
+      with how to undo it; C(playbooks/rollback.yml) undoes them with the rest of the host.
+  returned: with supported
+  type: list
+  elements: str
 lock:
   description:
     - With O(lock) - C(waited_s), C(previous) (the lock found), C(expired) (taken over from a

@@ -455,3 +455,25 @@ def test_accept_problem_names_who_serves():
     assert "not accepted" in _host_check.accept_problem(listener, False, [], lambda pid: True, "nginx.service")
     why = _host_check.accept_problem(listener, True, pid1, lambda pid: pid == 42, "nginx.service")
     assert why == "a connection to 0.0.0.0 port 80 was accepted by PID 1 (/sbin/init), not by nginx.service"
+
+
+def test_a_service_the_ledger_has_but_the_run_does_not_list_is_named_with_how_to_undo(monkeypatch):
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _files, _host_check
+
+    warned = []
+
+    class Module(object):
+        def warn(self, text):
+            warned.append(text)
+
+    files = {"/etc/systemd/system/nginx.service.d/50-netsvc-resilience.conf": {},
+             "/etc/systemd/system/netsvc-np.socket": {},
+             "/etc/systemd/system/netsvc-np.service.d/50-netsvc-resilience.conf": {},
+             "/etc/sysctl.d/90-netsvc-resilience.conf": {}}
+    monkeypatch.setattr(_files, "load_ledger", lambda path=None: {"files": files})
+    assert _host_check.unlisted(Module(), [{"name": "nginx.service"}]) == ["netsvc-np.service"]
+    assert len(warned) == 1 and warned[0].startswith("netsvc-np.service was hardened by an earlier run")
+    assert "name=netsvc-np.service state=absent" in warned[0] and "playbooks/rollback.yml" in warned[0]
+    del warned[:]
+    assert _host_check.unlisted(Module(), [{"name": "nginx.service"}, {"name": "netsvc-np.service"}]) == []
+    assert warned == []

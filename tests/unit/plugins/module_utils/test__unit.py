@@ -272,3 +272,20 @@ def test_an_escaped_unit_name_is_read_back_as_systemctl_show_quotes_it():
     checks = {c[0]: c for c in _unit.policy_readback(o, "foo\\x2dbar.service", 252)}
     assert checks["OnFailure"][2](shown)
     assert not checks["OnFailure"][2]('"netsvc-revive@foox2dbar.service.service"')
+
+
+def test_services_of_paths_inverts_dropin_path_and_socket_name():
+    paths = [_unit.dropin_path("nginx.service", "50-netsvc-resilience"),
+             _unit.dropin_path("redis-server.service", "40-netsvc-cleanup"),
+             "/etc/systemd/system/netsvc-np.socket",
+             "/etc/systemd/system/memcached.service.d",
+             "/etc/systemd/system/netsvc-revive@.service",
+             _unit.dropin_path("netsvc-revive@nginx.service.service", "50-x"),
+             "/etc/sysctl.d/90-netsvc-resilience.conf",
+             "/etc/supervisor/conf.d/app.conf",
+             "/etc/systemd/system/nginx.service.d/notes.txt",
+             "/etc/systemd/system/deep/x.service.d/y.conf"]
+    assert _unit.services_of_paths(paths) == ["memcached.service", "netsvc-np.service", "nginx.service",
+                                              "redis-server.service"]
+    assert _unit.services_of_paths([_unit.socket_name("a.service")]) == []  # a bare name is not a path
+    assert _unit.services_of_paths([]) == []
