@@ -73,13 +73,70 @@ def unsafe_path(path):
     return None
 
 
-def check_path(path):
-    """Refuse, before any write, a path root must not write (as root only: a test's tree is not root's)."""
+def check_path(path, module=None):
+    """Refuse, before any write, a path root must not write (as root only: a test's tree is not
+    root's). With ``module``, a directory above it that the collection created (its ledger) and
+    that is no longer root's alone is corrected first, with a warning (correct_own_dirs)."""
     if not _as_root():
         return
     why = unsafe_path(path)
+    if why and module is not None and correct_own_dirs(module, path) and (module.check_mode or not unsafe_path(path)):
+        return
     if why:
         raise UnsafePath("refusing to write %s: %s; nothing was written" % (path, why))
+
+
+def own_dir_problem(path):
+    """Why the directory ``path`` is not root's alone (owner, group, group/other write), or None;
+    None too for a path that is not a directory (or a symlink: never followed, never corrected)."""
+    st = _lstat(path)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return None
+    if st.st_uid != 0 or st.st_gid != 0:
+        return "owned by %d:%d, not root's" % (st.st_uid, st.st_gid)
+    if st.st_mode & 0o022:
+        return "writable by group or others (mode %o)" % stat.S_IMODE(st.st_mode)
+    return None
+
+
+def own_dirs_drift(led=None):
+    """(directory, why) for each directory the collection created (the ledger's dirs and state
+    dirs) that is no longer root's alone; nothing when the ledger itself is not to be trusted
+    (its own checks refuse that loudly)."""
+    led = load_ledger() if led is None else led
+    if ledger_problem(led):
+        return []
+    out = []
+    for d in sorted(set(led["dirs"]) | set(led["state_dirs"])):
+        why = own_dir_problem(d)
+        if why:
+            out.append((d, why))
+    return out
+
+
+def correct_own_dirs(module, path):
+    """Directories above ``path`` that the collection created and that drifted from root's alone
+    (another owner, group/other write) are put back to root:root without group/other write (in
+    check mode only reported), each named in a warning: what root runs or reads is root's, and a
+    refusal would leave root running what is in a directory someone else controls. True when one
+    was (or would be) corrected."""
+    above = set()
+    step = os.path.dirname(path)
+    while step not in ("/", ""):
+        above.add(step)
+        step = os.path.dirname(step)
+    fixed = False
+    for d, why in own_dirs_drift():
+        if d not in above:
+            continue
+        mode = stat.S_IMODE(_lstat(d).st_mode) & ~0o022
+        if not module.check_mode:
+            os.chown(d, 0, 0)
+            os.chmod(d, mode)
+        module.warn("%s, a directory the collection created, was %s: %s root:root, mode %o"
+                    % (d, why, "would be put back to" if module.check_mode else "put back to", mode))
+        fixed = True
+    return fixed
 
 
 def read_text(path):
@@ -209,7 +266,7 @@ class FileSet(object):
         self.owners = {}  # path -> (uid, gid) a write gives the file other than root's
 
     def want(self, path, content, mode=0o644, owner=None):
-        check_path(path)
+        check_path(path, self.module)
         owner_wanted = tuple(owner) if owner else (0, 0)
         if owner_wanted != (0, 0):
             self.owners[path] = owner_wanted

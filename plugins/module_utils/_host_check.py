@@ -327,6 +327,7 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     reasons = _host_state.drift(record, p["inputs_digest"], snapshot)
     # what root runs or reads must stay root's: every file the collection wrote (its ledger)
     reasons += _host_state.ownership_drift(_files.load_ledger()["files"], _files.unsafe_path)
+    reasons += ["%s: a directory the collection created, %s" % (d, why) for d, why in _files.own_dirs_drift()]
     if not reasons and not p["record"]:  # would be converged: is each auto decision still true?
         auto = {s["name"] for s in services if s["cleanup"] == "auto"}
         reasons = lost_reuse(_reuse.listener_reuse(without_hook(health, auto)))

@@ -196,7 +196,7 @@ def plan(module, p, label=""):
     try:
         # systemd-sysctl reads only *.conf files directly in its directories
         _validate.abs_path(path, "path", under=_sysctl.SYSCTL_DIRS, suffix=".conf")
-        _files.check_path(path)
+        _files.check_path(path, module)
         _validate.single_line(p["header"], "header", 200)
         persist = p["apply"] in ("both", "persist")
         current_text, live = read_state(p, persist)

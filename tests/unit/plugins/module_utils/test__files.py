@@ -192,3 +192,67 @@ def test_rollback_restores_the_old_mtime_so_systemd_sees_no_change_on_disk(tmp_p
     files.rollback()
     assert read_text(path) == "[Service]\nRestart=no\n"
     assert os.stat(path).st_mtime_ns == 1000000000000000000
+
+
+class WarningModule(FakeModule):
+    def __init__(self, check_mode=False):
+        super(WarningModule, self).__init__()
+        self.check_mode = check_mode
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+@AS_ROOT
+def test_a_directory_the_collection_created_that_drifted_is_put_back_and_named(tmp_path):
+    """Issue 33: the hook directory chowned to nobody. The collection created and recorded it, so
+    the next write corrects it (and says so) instead of refusing while root keeps running what
+    is in it; a directory it did not create is still refused."""
+    own = str(tmp_path / "netsvc-hooks")
+    files = FileSet(WarningModule())
+    files.want(os.path.join(own, "hook"), "#!/bin/sh\n", 0o755)
+    files.apply()
+    files.record()
+    assert own in load_ledger()["dirs"] and _files.own_dirs_drift() == []
+    os.chown(own, 65534, 65534)
+    os.chmod(own, 0o777)
+    assert _files.own_dirs_drift() == [(own, "owned by 65534:65534, not root's")]
+    # check mode: reported, not corrected, not refused
+    check = WarningModule(check_mode=True)
+    FileSet(check).want(os.path.join(own, "hook"), "#!/bin/sh\necho 2\n", 0o755)
+    assert os.stat(own).st_uid == 65534 and "would be put back to root:root, mode 755" in check.warnings[0]
+    module = WarningModule()
+    files = FileSet(module)
+    files.want(os.path.join(own, "hook"), "#!/bin/sh\necho 2\n", 0o755)
+    st = os.stat(own)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+    assert module.warnings == ["%s, a directory the collection created, was owned by 65534:65534, not root's: "
+                               "put back to root:root, mode 755" % own]
+    assert _files.own_dirs_drift() == []
+    # group write alone is drift too
+    os.chmod(own, 0o775)
+    assert _files.own_dirs_drift() == [(own, "writable by group or others (mode 775)")]
+    os.chmod(own, 0o755)
+    # not the collection's: refused as before, nothing changed
+    theirs = tmp_path / "netsvc-theirs"
+    theirs.mkdir()
+    os.chown(str(theirs), 65534, 65534)
+    with pytest.raises(UnsafePath, match="owned by uid 65534"):
+        FileSet(WarningModule()).want(str(theirs / "hook"), "x")
+    assert os.stat(str(theirs)).st_uid == 65534
+
+
+@AS_ROOT
+def test_own_directories_are_not_corrected_from_a_ledger_root_cannot_trust(tmp_path):
+    own = str(tmp_path / "netsvc-hooks")
+    files = FileSet(WarningModule())
+    files.want(os.path.join(own, "hook"), "#!/bin/sh\n", 0o755)
+    files.apply()
+    files.record()
+    os.chown(own, 65534, 65534)
+    os.chown(_files.LEDGER, 65534, 65534)  # its owner could have listed any directory
+    assert _files.own_dirs_drift() == []
+    with pytest.raises(UnsafePath):
+        FileSet(WarningModule()).want(os.path.join(own, "hook"), "x")
+    assert os.stat(own).st_uid == 65534
