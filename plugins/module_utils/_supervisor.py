@@ -264,36 +264,46 @@ def _drop_blocks(text, section):
     return "".join(lines)
 
 
+def section_updates(now, ours, original, section):
+    """The undo of one program section the collection changed, in ``now`` (any file it lives in
+    now): ({key: value to put back, None to remove}, [keys left: no longer what the collection
+    wrote - the admin's]). Only keys the collection changed (``ours`` against ``original``)."""
+    mine, then, have = values(ours, section), values(original, section), values(now, section)
+    updates, kept = {}, []
+    for key in sorted(set(mine) | set(then)):
+        if mine.get(key) == then.get(key):
+            continue  # not a key the collection changed
+        if have.get(key) == mine.get(key):
+            updates[key] = then.get(key)
+        else:
+            kept.append(key)
+    return updates, kept
+
+
 def unmerge(now, ours, original):
     """Undo of an edited file that was changed since the collection wrote it: ``now`` with only
     the collection's own keys put back as ``original`` had them, in every program section the
     collection changed (``ours`` is what it wrote). A key whose value is no longer what the
     collection wrote is the admin's: it stays, and is named. A section the collection added is
     removed when every key in it is still its own. Everything else (a program the admin added,
-    a comment, an edited key) stays as it is now. Returns (text, [(section, key) kept])."""
-    kept = []
+    a comment, an edited key) stays as it is now. Returns (text, [(section, key) kept], [sections
+    gone from the file since - moved elsewhere or removed: see moved_sections])."""
+    kept, gone = [], []
     for section in sections(ours):
         if not section.startswith("program:"):
             continue
-        mine, then, have = values(ours, section), values(original, section), values(now, section)
         if not has_section(now, section):
             if has_section(original, section):
-                kept.append((section, "*"))  # gone or moved since: the admin's decision
+                gone.append(section)
             continue
         if not has_section(original, section):
-            if have == mine:
+            if values(now, section) == values(ours, section):
                 now = _drop_blocks(now, section)
             else:
                 kept.append((section, "*"))
             continue
-        updates = {}
-        for key in sorted(set(mine) | set(then)):
-            if mine.get(key) == then.get(key):
-                continue  # not a key the collection changed
-            if have.get(key) == mine.get(key):
-                updates[key] = then.get(key)
-            else:
-                kept.append((section, key))
+        updates, left = section_updates(now, ours, original, section)
+        kept.extend((section, key) for key in left)
         if updates:
             now = edit(now, section, updates)
-    return now, kept
+    return now, kept, gone

@@ -75,28 +75,57 @@ def changed_since(entry, now):
 def file_decision(path, entry, now, original, ours):
     """What undo does with one ledger file, from three versions: ``original`` (before the
     collection), ``ours`` (what it wrote; None when not kept) and ``now``. Returns (content to
-    put back, None to remove, or KEEP to leave it; a warning or None)."""
+    put back, None to remove, or KEEP to leave it; a warning or None; the program sections of a
+    supervisord file that are gone from it since - moved or removed: moved_section)."""
     edited_since = changed_since(entry, now)
     if entry["created"]:
         if now is None:
-            return KEEP, None
+            return KEEP, None, []
         if edited_since:
             return KEEP, ("%s was changed since the collection wrote it: left as it is (remove it yourself if it is "
-                          "no longer wanted)" % path)
-        return None, None
+                          "no longer wanted)" % path), []
+        return None, None, []
     if original is None:
-        return KEEP, "%s: the ledger's copy of its original is missing: left as it is" % path
+        return KEEP, "%s: the ledger's copy of its original is missing: left as it is" % path, []
     if not edited_since:
-        return original, None
+        return original, None, []
     if now is not None and ours is not None and "supervisor" in path:
-        text, kept = _supervisor.unmerge(_text(now), _text(ours), _text(original))
+        text, kept, gone = _supervisor.unmerge(_text(now), _text(ours), _text(original))
         note = None
         if kept:
             note = ("%s was changed since the collection wrote it: only its own keys were put back; left as they are "
                     "now: %s" % (path, ", ".join("[%s] %s" % k for k in kept)))
-        return _files.to_bytes(text), note
+        return _files.to_bytes(text), note, gone
     return KEEP, ("%s was changed since the collection wrote it: left as it is (its original is kept in %s)"
-                  % (path, entry.get("original")))
+                  % (path, entry.get("original"))), []
+
+
+def moved_section(path, section, ours, original, ledger_paths, read=_files.read_text, expand=None):
+    """A program section the collection changed in ``path`` that is no longer there: where
+    supervisord reads it now (its main file, then the includes), and that file with only the
+    collection's keys put back. Returns (file or None, its new text or None, a warning). Left
+    as it is: a section removed since, defined in more than one file, or moved into another file
+    of the ledger (undone there as that file's own). ``read``, ``expand``: for tests."""
+    main = next((m for m in _supervisor.SEARCH if read(m) is not None), None)
+    order = [] if main is None else (_supervisor.read_order(main, read) if expand is None
+                                     else _supervisor.read_order(main, read, expand))
+    texts = [(f, read(f)) for f in order]
+    where = [f for f in _supervisor.program_sections([(f, t) for f, t in texts if t is not None],
+                                                     section[len("program:"):]) if f != path]
+    if not where:
+        return None, None, ("[%s] is gone from %s since the collection wrote it (removed, or moved where supervisord "
+                            "does not read it): left as it is" % (section, path))
+    if len(where) > 1 or where[0] in ledger_paths:
+        return None, None, ("[%s] moved from %s to %s since the collection wrote it: left as it is"
+                            % (section, path, ", ".join(where)))
+    dest = where[0]
+    text = dict(texts)[dest]
+    updates, left = _supervisor.section_updates(text, ours, original, section)
+    note = "[%s] moved from %s to %s since the collection wrote it: its own keys were put back there" % (
+        section, path, dest)
+    if left:
+        note += "; left as they are now: %s" % ", ".join(left)
+    return dest, _supervisor.edit(text, section, updates) if updates else None, note
 
 
 KEEP = object()
@@ -111,17 +140,25 @@ def plan(module, led, warnings):
     files removed, edited ones restored byte for byte with their mode and owner - unless changed
     since, then left (or, a supervisord file, only its keys put back) and named in ``warnings``."""
     files = _files.FileSet(module)
+    moved = []
     for path, entry in sorted(led["files"].items()):
         now = _files.read_bytes(path)
         original = _files.read_bytes(entry["original"]) if entry.get("original") else None
         ours = _files.read_bytes(entry["ours"]) if entry.get("ours") else None
-        content, note = file_decision(path, entry, now, original, ours)
+        content, note, gone = file_decision(path, entry, now, original, ours)
         if note:
             warnings.append(note)
+        moved.extend((path, section, _text(ours), _text(original)) for section in gone)
         if content is KEEP or (content is None and now is None):
             continue
         owner = (entry.get("uid") or 0, entry.get("gid") or 0)
         files.want(path, content, entry.get("mode") or 0o644, owner=owner if content is not None else None)
+    for path, section, ours, original in moved:  # an admin moved a program section to another file
+        dest, text, note = moved_section(path, section, ours, original, led["files"])
+        warnings.append(note)
+        if text is not None:
+            st = os.lstat(dest)
+            files.want(dest, text, st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
     return files
 
 
