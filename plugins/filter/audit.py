@@ -142,13 +142,38 @@ def host_checks(rec):
     return checks
 
 
-def audit_report(records):
+def collection_version(here=None):
+    """This collection's version: MANIFEST.json when installed, else galaxy.yml (a checkout)."""
+    import json
+    import os
+    import re
+
+    top = os.path.abspath(os.path.join(here or os.path.dirname(__file__), "..", ".."))
+    try:
+        with open(os.path.join(top, "MANIFEST.json")) as f:
+            return json.load(f)["collection_info"]["version"]
+    except (IOError, OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        with open(os.path.join(top, "galaxy.yml")) as f:
+            found = re.search(r"^version:\s*['\"]?([^'\"\s]+)", f.read(), re.M)
+            return found.group(1) if found else "unknown"
+    except (IOError, OSError):
+        return "unknown"
+
+
+def audit_report(records, generated=None, audited=None):
+    """``generated``: when the report was made (UTC text); ``audited``: every host the audit ran
+    on - one without a record (unreachable, or failed before its rescue) gets a fail row."""
     if jmespath is None:
         raise AnsibleFilterError("audit_report needs the jmespath Python library on the controller "
                                  "(pip install jmespath)")
     if not isinstance(records, list):
         raise AnsibleFilterError("audit_report expects a list of host records, got %r" % (type(records),))
     hosts = []
+    seen = {r.get("host") for r in records}
+    records = list(records) + [dict(host=h, os="?", error="no audit record: unreachable, or failed before it was read")
+                               for h in (audited or []) if h not in seen]
     for rec in sorted(records, key=lambda r: r.get("host", "")):
         rows = [dict(scope="host", check=c, status=s, detail=d) for c, s, d in host_checks(rec)]
         for svc in rec.get("services") or []:
@@ -166,7 +191,8 @@ def audit_report(records):
                             tagged) or []
     summary = {k: len(jmespath.search("[?status=='%s']" % k, hosts)) for k in RANK}
     summary["hosts"] = len(hosts)
-    return dict(hosts=hosts, summary=summary, chart=chart)
+    return dict(hosts=hosts, summary=summary, chart=chart, generated=generated, collection=dict(
+        name="netsvc.resilience", version=collection_version()))
 
 
 def probe_summary(result):

@@ -18,15 +18,33 @@ SERVICE_DEFAULTS = {
 }
 
 
+# The keys of a netsvc_services entry (harden_restart's meta/argument_specs.yml documents them;
+# a unit test keeps the two the same). Every role reads the list through these filters, so a
+# role used alone refuses what harden_restart's argument spec refuses.
+SERVICE_KEYS = ("accepts_inherited_fds", "backend", "cleanup", "command", "name", "ports", "reserve_ports", "restart",
+                "socket_activation", "user")
+_CHOICES = {"backend": ("auto", "systemd", "supervisord"), "cleanup": (True, False, "auto")}
+
+
 def _services(services):
-    """The netsvc_services list, checked: a list of dicts, each with a name."""
+    """The netsvc_services list, checked: a list of dicts, each with a name, no key the data
+    model does not have (a typo such as ``port`` would silently harden without ports), and
+    backend and cleanup among their choices."""
     if services is None:
         return []
     if not isinstance(services, (list, tuple)):
         raise AnsibleFilterError("netsvc_services must be a list of services, got %r" % (services,))
-    for svc in services:
+    for i, svc in enumerate(services):
         if not isinstance(svc, dict) or not svc.get("name"):
             raise AnsibleFilterError("each netsvc_services entry must be a dict with a name, got %r" % (svc,))
+        unknown = sorted(str(k) for k in svc if k not in SERVICE_KEYS)
+        if unknown:
+            raise AnsibleFilterError("netsvc_services[%d] (%s): unknown key(s) %s; the keys are %s"
+                                     % (i, svc["name"], ", ".join(unknown), ", ".join(SERVICE_KEYS)))
+        for key, choices in sorted(_CHOICES.items()):
+            if key in svc and not any(svc[key] is c or (isinstance(c, str) and svc[key] == c) for c in choices):
+                raise AnsibleFilterError("netsvc_services[%d] (%s): %s %r must be one of %s"
+                                         % (i, svc["name"], key, svc[key], ", ".join(str(c).lower() for c in choices)))
     return services
 
 

@@ -351,7 +351,7 @@ def applied_state(module, p, services, units, shows, health, facts, result):
         result["changed"] = True
         if not module.check_mode:
             try:
-                atomic_write(module, p["state_file"], new, 0o644)
+                atomic_write(module, p["state_file"], new, 0o600)
             except (IOError, OSError) as e:
                 module.fail_json(msg="writing %s failed: %s" % (p["state_file"], str(e)))
     if not module.check_mode and os.path.exists(p["state_file"] + ".unverified"):

@@ -131,8 +131,9 @@ def service_show(module, systemctl, name, p):
     _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
     show = _unit.parse_show(out)
     if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
-        module.fail_json(msg="service %s does not exist on this host (LoadState=%s); install it first or set "
-                             "must_exist=false" % (name, show.get("LoadState", "unknown")))
+        module.fail_json(msg="service %s does not exist on this host (LoadState=%s); install it first, or set "
+                             "must_exist=false (in the roles: the service's restart: {must_exist: false})"
+                             % (name, show.get("LoadState", "unknown")))
     return show
 
 

@@ -141,3 +141,29 @@ def test_expand_ports():
     assert expand_ports("8080,9000-9002") == [8080, 9000, 9001, 9002]
     assert expand_ports("") == []
     assert expand_ports("1-60000") == ["1-60000"]
+
+
+def test_the_report_says_when_and_by_which_version_and_names_hosts_without_a_record():
+    import re
+
+    rep = audit_report([record("a", HARDENED)], "2026-12-07T12:00:00Z", ["a", "z"])
+    assert rep["generated"] == "2026-12-07T12:00:00Z"
+    assert rep["collection"]["name"] == "netsvc.resilience"
+    assert re.match(r"^\d+\.\d+\.\d+", rep["collection"]["version"])
+    assert [h["host"] for h in rep["hosts"]] == ["a", "z"] and rep["hosts"][1]["status"] == "fail"
+    assert "no audit record" in rep["hosts"][1]["checks"][0]["detail"]
+    assert rep["summary"] == {"pass": 1, "warn": 0, "fail": 1, "hosts": 2}
+
+
+def test_collection_version_reads_the_manifest_first_then_galaxy_yml(tmp_path):
+    import json
+
+    from ansible_collections.netsvc.resilience.plugins.filter.audit import collection_version
+
+    here = tmp_path / "plugins" / "filter"
+    here.mkdir(parents=True)
+    assert collection_version(str(here)) == "unknown"
+    (tmp_path / "galaxy.yml").write_text("namespace: netsvc\nversion: '1.2.3'\n")
+    assert collection_version(str(here)) == "1.2.3"
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"collection_info": {"version": "1.2.4"}}))
+    assert collection_version(str(here)) == "1.2.4"

@@ -115,3 +115,34 @@ def test_canaries_as_serial_makes_the_first_batch(canary, expected):
 def test_a_canary_serial_would_not_read_as_a_count_is_refused(bad):
     with pytest.raises(AnsibleFilterError, match="netsvc_canary"):
         canaries(HOSTS, bad)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "web", "port": [8080]}, "netsvc_services[0] (web): unknown key(s) port; the keys are"),
+    ({"name": "web", "cleanup": "atuo"}, "cleanup 'atuo' must be one of true, false, auto"),
+    ({"name": "web", "cleanup": 1}, "cleanup 1 must be one of"),
+    ({"name": "web", "backend": "systemv"}, "backend 'systemv' must be one of auto, systemd, supervisord"),
+])
+def test_a_role_used_alone_refuses_what_harden_restart_refuses(entry, message):
+    """Issue 38: crash_recovery alone took `port: [8080]` (changed=1, no port) and `cleanup: atuo`."""
+    import re
+
+    for use in (restart_policies, select_services, service_ports):
+        with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+            use([{"name": "ok"}, entry][1:])
+    assert restart_policies([{"name": "web", "cleanup": False, "ports": [80]}])[0]["ports"] == [80]
+
+
+def test_the_data_model_keys_are_harden_restarts_argument_spec():
+    import os
+
+    import yaml
+
+    from ansible_collections.netsvc.resilience.plugins.filter import services
+
+    spec = os.path.join(os.path.dirname(services.__file__), "..", "..", "roles", "harden_restart", "meta",
+                        "argument_specs.yml")
+    with open(spec) as f:
+        options = yaml.safe_load(f)["argument_specs"]["main"]["options"]["netsvc_services"]["options"]
+    assert sorted(options) == sorted(services.SERVICE_KEYS)
+    assert sorted(options["backend"]["choices"]) == sorted(services._CHOICES["backend"])
