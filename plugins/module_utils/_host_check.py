@@ -412,6 +412,7 @@ def run(module):
             if lock is not None:
                 _host_state.release_lock(p["lock_file"], p["run_id"])
             module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
+    result["hardened"] = _unit.services_of_paths(_files.load_ledger()["files"])
     if p["supported"] is not None:  # the pre-flight: what an earlier run hardened, no longer listed
         result["unlisted"] = unlisted(module, services)
     if p["inputs_digest"]:

@@ -48,12 +48,26 @@ def exec_path(execstart_show):
     return None
 
 
-def executable_refusal(path, read_head, lstat):
+# where `#!/usr/bin/env NAME` finds NAME (systemd's own default PATH)
+ENV_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# what works where preload cannot: said with every refusal
+INSTEAD = ("socket_activation: native for a server that takes inherited sockets (LISTEN_FDS), the pre-start hook "
+           "(cleanup: true), or a kernel >= 6.0, where the hook destroys TIME_WAIT sockets")
+
+
+def _no_xattr(_path, _name):
+    raise OSError("no xattr support")
+
+
+def executable_refusal(path, read_head, lstat, getxattr=None, depth=0):
     """Why the preload library could not work for the program at ``path``, or None.
 
     read_head(path) -> the file's bytes (the whole ELF or the start of a script); lstat-like
-    stat(path) -> os.stat_result. A script ('#!') is judged by its interpreter.
+    stat(path) -> os.stat_result; getxattr(path, name) -> bytes (os.getxattr). A script ('#!')
+    is judged by its interpreter, `#!/usr/bin/env NAME` by NAME found on systemd's PATH.
+    Secure-execution mode (setuid/setgid, file capabilities) makes the loader drop LD_PRELOAD.
     """
+    getxattr = getxattr or getattr(os, "getxattr", _no_xattr)
     if not path or not path.startswith("/"):
         return "its ExecStart= program %r cannot be resolved to an absolute path" % (path,)
     try:
@@ -66,20 +80,91 @@ def executable_refusal(path, read_head, lstat):
         return ("%s is setuid/setgid: the dynamic loader ignores LD_PRELOAD for it (secure-execution mode)"
                 % path)
     try:
+        caps = getxattr(path, "security.capability")
+    except (IOError, OSError):
+        caps = None
+    if caps:
+        return ("%s has file capabilities (security.capability): it runs in secure-execution mode (AT_SECURE), "
+                "where the dynamic loader ignores LD_PRELOAD" % path)
+    try:
         data = read_head(path)
     except (IOError, OSError) as e:
         return "its ExecStart= program %s cannot be read (%s)" % (path, e)
     if data[:2] == b"#!":
-        interpreter = data[2:].split(b"\n", 1)[0].strip().split()
-        if not interpreter:
+        words = data[2:].split(b"\n", 1)[0].strip().split()
+        if not words:
             return "%s is a script without an interpreter" % path
-        return executable_refusal(interpreter[0].decode("utf-8", "replace"), read_head, lstat)
+        program = words[0].decode("utf-8", "replace")
+        if depth < 4 and os.path.basename(program) == "env":
+            names = [w.decode("utf-8", "replace") for w in words[1:] if not w.startswith(b"-") and b"=" not in w]
+            if not names:
+                return "%s runs env without a program" % path
+            found = [os.path.join(d, names[0]) for d in ENV_PATH if _exists(lstat, os.path.join(d, names[0]))]
+            program = names[0] if names[0].startswith("/") else (found[0] if found else names[0])
+        return executable_refusal(program, read_head, lstat, getxattr, depth + 1) if depth < 4 else None
     try:
         info = _elf.inspect(data)
     except _elf.ElfError as e:
         return "%s: %s" % (path, e)
     why = _elf.preload_refusal(info)
     return "%s is %s" % (path, why) if why else None
+
+
+def _exists(lstat, path):
+    try:
+        lstat(path)
+        return True
+    except OSError:
+        return False
+
+
+AT_SECURE = 23
+
+
+def secure_execution(auxv):
+    """The AT_SECURE value of a process's auxiliary vector (/proc/PID/auxv bytes: native unsigned
+    long pairs), or None when it is not there."""
+    import struct
+
+    size = struct.calcsize("@L")
+    for i in range(0, len(auxv) - 2 * size + 1, 2 * size):
+        key, value = struct.unpack_from("@LL", auxv, i)
+        if key == 0:
+            break
+        if key == AT_SECURE:
+            return value
+    return None
+
+
+def running_refusal(pid, readlink=os.readlink, read=None, read_head=None, stat_fn=None, getxattr=None):
+    """Why preload cannot work for the running process ``pid`` (the unit's MainPID), or None: it
+    runs in secure-execution mode (AT_SECURE, read from /proc/PID/auxv: set by setuid, file
+    capabilities or an SELinux transition without noatsecure), or the program it runs now (a
+    wrapper exec()ed it) is one the loader never preloads into."""
+    read = read or _read_bytes
+    try:
+        auxv = read("/proc/%d/auxv" % pid)
+    except (IOError, OSError):
+        auxv = b""
+    if secure_execution(auxv):
+        return ("its running process (pid %d) is in secure-execution mode (AT_SECURE=1: setuid, file capabilities or "
+                "an SELinux transition without noatsecure), where the dynamic loader ignores LD_PRELOAD" % pid)
+    link = "/proc/%d/exe" % pid
+    try:
+        exe = readlink(link)
+    except OSError:
+        return None
+    # read through the link: the very file it runs, whatever its mount namespace or root, and
+    # even when replaced since; only what is found in it refuses (not "cannot be read")
+    why = executable_refusal(link, read_head or _read_head, stat_fn or os.stat, getxattr)
+    if why is None or not why.startswith(link):
+        return None
+    return "its running process (pid %d) runs %s, which %s" % (pid, exe, why[len(link) + 1:])
+
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def listen_stream(listener):
@@ -253,8 +338,12 @@ def observe(systemd, unit, ports, in_unit, read=None, socket_ours=False):
     """
     show = systemd.show([unit], ("ExecStart", "Environment", "ActiveState", "MainPID"))[unit]
     why = executable_refusal(exec_path(show.get("ExecStart")), _read_head, os.stat)
+    pid = int(show.get("MainPID") or 0)
+    if not why and pid > 0:
+        why = running_refusal(pid)
     if why:
-        raise UnitError("socket_activation: preload for %s is refused, nothing was written: %s" % (unit, why))
+        raise UnitError("socket_activation: preload for %s is refused, nothing was written: %s. What works instead: "
+                        "%s" % (unit, why, INSTEAD))
     if not ports:
         raise UnitError("socket_activation: preload for %s needs ports" % unit)
     try:

@@ -210,6 +210,13 @@ drift:
   returned: always
   type: list
   elements: str
+hardened:
+  description:
+    - The systemd services the collection's ledger has files for (a drop-in or socket unit it
+      wrote): what a rollback of this host undoes.
+  returned: always
+  type: list
+  elements: str
 unlisted:
   description:
     - With O(supported) (the pre-flight) - systemd services the collection's ledger has files for

@@ -210,9 +210,12 @@ options:
         O(switch_timeout)), start - and verified: every listener must be PID 1's socket, held
         by the service too. Any failure restores every file and restarts the service as before.
         After that the listening socket outlives every crash, on every kernel."
-      - C(preload) is refused, writing nothing, for a statically linked or Go executable, a
-        setuid/setgid one, an ExecStart that cannot be resolved, a port held by another
-        process, or a service that is not listening.
+      - C(preload) is refused before any restart, writing nothing, for a statically linked or
+        Go executable, one in secure-execution mode (setuid/setgid, file capabilities, or
+        AT_SECURE read from the running server's C(/proc/PID/auxv)), a script whose
+        interpreter (or C(env) program) is one of those, a running server whose C(/proc/PID/exe)
+        is, an ExecStart that cannot be resolved, a port held by another process, or a service
+        that is not listening. The message names the reason and what works instead.
       - With O(state=absent) the socket unit and the library go, and the service is started
         again binding its ports itself (again while TIME_WAIT blocks it, at most O(switch_timeout)).
     type: raw

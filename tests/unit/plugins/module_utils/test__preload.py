@@ -122,6 +122,84 @@ def test_executable_refusals(tmp_path):
     assert "cannot be resolved" in _preload.executable_refusal("nginx", read, lstat)
 
 
+def test_secure_execution_and_env_wrappers_are_refused_by_what_they_run():
+    """Issue 34: a python3 copy with cap_net_bind_service+ep was switched and rolled back with no
+    reason given; `#!/usr/bin/env NAME` is judged by NAME; a static program behind env refuses."""
+    with open(os.path.join(NATIVE, "x86_64", "netsvc-sockclean"), "rb") as f:
+        static = f.read()
+    dynamic = b"\x7fELF" + b"\0" * 60  # never inspected: the capability refuses first
+    files = {
+        "/usr/local/bin/cap-python3": (stat.S_IFREG | 0o755, dynamic),
+        "/usr/local/bin/app": (stat.S_IFREG | 0o755, b"#!/usr/bin/env -S gostatic --flag\n"),
+        "/usr/bin/env": (stat.S_IFREG | 0o755, dynamic),
+        "/usr/local/bin/gostatic": (stat.S_IFREG | 0o755, static),
+        "/usr/local/bin/bare": (stat.S_IFREG | 0o755, b"#!/usr/bin/env\n"),
+        "/usr/local/bin/capped": (stat.S_IFREG | 0o755, b"#!/usr/bin/env cap-python3\n"),
+    }
+
+    def lstat(path):
+        if path not in files:
+            raise OSError(2, "No such file")
+        return St(files[path][0])
+
+    def read(path):
+        return files[path][1]
+
+    def getxattr(path, name):
+        assert name == "security.capability"
+        if path == "/usr/local/bin/cap-python3":
+            return b"\x01\x00\x00\x02\x00\x04\x00\x00"
+        raise OSError(61, "No data available")
+
+    why = _preload.executable_refusal("/usr/local/bin/cap-python3", read, lstat, getxattr)
+    assert why.startswith("/usr/local/bin/cap-python3 has file capabilities") and "AT_SECURE" in why
+    assert _preload.executable_refusal("/usr/local/bin/capped", read, lstat, getxattr).startswith(
+        "/usr/local/bin/cap-python3 has file capabilities")
+    assert "statically linked" in _preload.executable_refusal("/usr/local/bin/app", read, lstat, getxattr)
+    assert "runs env without a program" in _preload.executable_refusal("/usr/local/bin/bare", read, lstat, getxattr)
+
+
+def _auxv(*pairs):
+    import struct
+
+    return b"".join(struct.pack("@LL", k, v) for k, v in pairs + ((0, 0),))
+
+
+def test_at_secure_is_read_from_the_auxiliary_vector():
+    assert _preload.secure_execution(_auxv((6, 4096), (23, 1), (25, 12345))) == 1
+    assert _preload.secure_execution(_auxv((6, 4096), (23, 0))) == 0
+    assert _preload.secure_execution(_auxv((6, 4096))) is None
+    assert _preload.secure_execution(b"") is None
+    assert _preload.secure_execution(_auxv((6, 4096))[:-3]) is None  # truncated: no crash
+
+
+def test_the_running_process_is_judged_by_its_auxv_and_the_program_it_runs_now():
+    with open(os.path.join(NATIVE, "x86_64", "netsvc-sockclean"), "rb") as f:
+        static = f.read()
+    secure = {"/proc/7/auxv": _auxv((23, 1))}
+    why = _preload.running_refusal(7, readlink=lambda p: "/usr/bin/python3.11", read=secure.__getitem__)
+    assert why.startswith("its running process (pid 7) is in secure-execution mode (AT_SECURE=1")
+    # a shell wrapper that exec()ed a static program: judged through /proc/PID/exe
+    plain = {"/proc/8/auxv": _auxv((23, 0))}
+    why = _preload.running_refusal(8, readlink=lambda p: "/opt/app/server", read=plain.__getitem__,
+                                   read_head=lambda p: static, stat_fn=lambda p: St(stat.S_IFREG | 0o755),
+                                   getxattr=lambda p, n: None)
+    assert why.startswith("its running process (pid 8) runs /opt/app/server, which is statically linked")
+
+    # only what is found in the program refuses: one that cannot be read here is not a reason
+    def unreadable(path):
+        raise OSError(13, "Permission denied")
+
+    assert _preload.running_refusal(8, readlink=lambda p: "/opt/app/server", read=plain.__getitem__,
+                                    read_head=unreadable, stat_fn=lambda p: St(stat.S_IFREG | 0o755),
+                                    getxattr=lambda p, n: None) is None
+
+    def gone(path):
+        raise OSError(2, "No such process")
+
+    assert _preload.running_refusal(9, readlink=gone, read=gone) is None
+
+
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_the_shipped_preload_library_loads_on_el7_glibc(arch):
     """No symbol version newer than GLIBC_2.17 (EL7), read from the file's .gnu.version_r."""
