@@ -31,7 +31,10 @@
  *   holder and reset the queued connections: the server's fd is switched to a socket of its
  *   own that is not listening, and the threads blocked in accept() on it are interrupted
  *   (a signal without SA_RESTART); their next accept() fails with EINVAL as after a real
- *   shutdown. PID 1's socket keeps listening with its queue, for the next instance. A thread
+ *   shutdown. The threads in accept() are known from the library's accept()/accept4()
+ *   wrappers (a slot per thread while it is in the call), so a server that dropped its
+ *   privileges - not dumpable, its /proc/self/task/TID/syscall unreadable - stops as fast;
+ *   /proc is read too, for a raw accept system call. PID 1's socket keeps listening with its queue, for the next instance. A thread
  *   that does not take the signal within 100 ms (it blocks it) is woken by a real shutdown,
  *   and the socket listens again at once: the connections queued at that moment are reset,
  *   as they would be without the library. A later listen() on that fd (haproxy resumes a
@@ -118,6 +121,12 @@ static int parked_from[MAX_PARKED];
 static unsigned long parked_ino[MAX_PARKED];	/* the stand-in socket's inode */
 static int wake_sig;
 static volatile int lock_word;
+/* Threads in accept()/accept4() right now, and on which fd: recorded by the library's own
+ * accept wrappers, so a graceful stop finds them without reading /proc/self/task/TID/syscall,
+ * which a process that dropped privileges (not dumpable) cannot read. */
+#define MAX_ACCEPTERS 256
+static long accepter_tid[MAX_ACCEPTERS];
+static int accepter_fd[MAX_ACCEPTERS];
 
 static long sys(long n, long a, long b, long c, long d, long e)
 {
@@ -667,16 +676,26 @@ static int wake_signal(void)
 	return 0;
 }
 
-/* Threads of this process blocked in accept()/accept4() on ``fd``, read from
- * /proc/self/task/TID/syscall ("NR ARG0 ..."); with ``sig``, each is sent it. */
+/* Threads of this process blocked in accept()/accept4() on ``fd``: those the library's accept
+ * wrappers recorded, and those /proc/self/task/TID/syscall ("NR ARG0 ...") shows (a raw
+ * system call; unreadable once the process dropped privileges); with ``sig``, each is sent it
+ * (a thread found both ways gets it twice: harmless, the handler does nothing). */
 static int in_accept(int fd, int sig)
 {
 	char buf[4096], path[64], text[128];
 	long pid = sys(SYS_getpid, 0, 0, 0, 0, 0), me = sys(SYS_gettid, 0, 0, 0, 0, 0);
-	int dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
-	int count = 0;
+	int dir, count = 0, a;
+	for (a = 0; a < MAX_ACCEPTERS; a++) {
+		long tid = __atomic_load_n(&accepter_tid[a], __ATOMIC_ACQUIRE);
+		if (!tid || tid == me || __atomic_load_n(&accepter_fd[a], __ATOMIC_ACQUIRE) != fd)
+			continue;
+		count++;
+		if (sig)
+			sys(SYS_tgkill, pid, tid, sig, 0, 0);
+	}
+	dir = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
 	if (dir < 0)
-		return 0;
+		return count;
 	for (;;) {
 		long got = sys(SYS_getdents64, dir, (long)buf, sizeof(buf), 0, 0), off = 0;
 		if (got <= 0)
@@ -802,6 +821,50 @@ EXPORT int shutdown(int fd, int how)
 		errno = saved;
 	}
 	return (int)sys(SYS_shutdown, fd, how, 0, 0, 0);
+}
+
+/* ------------------------------------------------------------------ accept */
+
+/* A slot for this thread while it is in accept() on ``fd`` (-1: none - the library holds no
+ * socket, or every slot is taken: the /proc scan still finds it where it can read). Costs one
+ * gettid() and two atomic stores per accept; no lock. */
+static int accepting(int fd)
+{
+	long me;
+	int i;
+	if (!n_passed)
+		return -1;
+	me = sys(SYS_gettid, 0, 0, 0, 0, 0);
+	for (i = 0; i < MAX_ACCEPTERS; i++) {
+		long none = 0;
+		if (__atomic_load_n(&accepter_tid[i], __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&accepter_tid[i], &none, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			__atomic_store_n(&accepter_fd[i], fd, __ATOMIC_RELEASE);
+			return i;
+		}
+	}
+	return -1;
+}
+
+static void accepted(int slot)
+{
+	if (slot < 0)
+		return;
+	__atomic_store_n(&accepter_fd[slot], -1, __ATOMIC_RELEASE);
+	__atomic_store_n(&accepter_tid[slot], 0, __ATOMIC_RELEASE);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int slot = accepting(fd);
+	int r = (int)sys(SYS_accept4, fd, (long)addr, (long)len, flags, 0);
+	accepted(slot);
+	return r;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	return accept4(fd, addr, len, 0);
 }
 
 /* ------------------------------------------------------------------ exec */

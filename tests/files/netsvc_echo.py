@@ -4,6 +4,7 @@ busy HTTP/1.0 server).
 
   netsvc_echo.py PORT [--reuseaddr] [--bind ADDR] [--device DEV] [--mark N] [--reuseport]
                       [--freebind] [--transparent] [--threaded] [--bulk BYTES [--sndbuf BYTES]]
+                      [--user UID]
 
 Does NOT set SO_REUSEADDR unless --reuseaddr is given (the seed's failure: after a SIGKILL
 the restart gets EADDRINUSE while TIME_WAIT sockets hold the port). Takes its listening
@@ -16,6 +17,8 @@ thread shutdown() the listener and join that thread, as servers that stop gracef
 socket gets that send buffer (SO_SNDBUFFORCE, root): the whole response is written into the
 kernel at once, and the server closes at once - a response then still in flight is the
 kernel's to deliver, as after a graceful restart.
+--user UID: after bind(), drop to that uid (and gid) as privilege-dropping servers do; the
+process is then not dumpable (its /proc/self/task/*/syscall unreadable).
 """
 import os
 import signal
@@ -75,6 +78,11 @@ def serve(s, answer):
 def main():
     port = int(sys.argv[1])
     s = listener(port, "--reuseaddr" in sys.argv[2:])
+    if arg("--user"):
+        uid = int(arg("--user"))
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
     answer = b"x" * int(arg("--bulk")) if arg("--bulk") else b"ok\n"
     print("listening on %d" % port, flush=True)
     if "--threaded" not in sys.argv:

@@ -297,6 +297,53 @@ def test_shutdown_wakes_the_accept_thread_and_leaves_pid1s_socket_and_queue_alon
     pid1.close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops privileges: needs root")
+def test_a_server_that_dropped_privileges_stops_as_fast():
+    """Issue 34: a server that binds as root, setuid()s to nobody (so it is not dumpable and
+    cannot read its own /proc/self/task/TID/syscall) and stops with shutdown() + join took
+    20 s (TimeoutStopSec) under the library. The accept wrappers find the thread instead."""
+    pid1 = listener(backlog=64)
+    port = pid1.getsockname()[1]
+    out, err = run_child("""
+        import ctypes
+        s = socket.socket()
+        s.bind(("127.0.0.1", %d))
+        s.listen(16)
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        PR_GET_DUMPABLE = 3
+        out["dumpable"] = ctypes.CDLL(None, use_errno=True).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
+        try:
+            open("/proc/self/task/%%d/syscall" %% threading.get_native_id()).read()
+            out["proc_readable"] = True
+        except OSError:
+            out["proc_readable"] = False
+        got = []
+        def accepter():
+            try:
+                while True:
+                    c, _a = s.accept()
+                    c.close()
+            except OSError as e:
+                got.append(e.errno)
+        t = threading.Thread(target=accepter)
+        t.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        s.shutdown(socket.SHUT_RDWR)
+        t.join(5)
+        out["stopped_in_s"] = round(time.monotonic() - t0, 3)
+        out["alive"] = t.is_alive()
+        out["got"] = got
+        done()
+    """ % port, [pid1])
+    assert out["dumpable"] == 0 and out["proc_readable"] is False, out  # the case that hung
+    assert not out["alive"] and out["stopped_in_s"] < 1 and out["got"] == [22], (out, err)
+    assert pid1.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    pid1.close()
+
+
 def test_a_paused_listener_is_resumed_on_pid1s_socket():
     pid1 = listener()
     port = pid1.getsockname()[1]
