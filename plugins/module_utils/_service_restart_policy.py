@@ -576,12 +576,15 @@ def originals(files):
     return out
 
 
-def supervisor_updates(module, name, p, pristine):
+def supervisor_updates(module, name, p, pristine, current=""):
     """The keys the program's section gets: autorestart and its retry policy, killasgroup (no
     child keeps the port after a kill), and with the hook the command through it, the hook
     dropping to the section's own user= (which goes: supervisord's would leave the hook
     without CAP_NET_ADMIN). Every other key (directory, environment, umask, stopsignal, logs,
-    ...) stays as the section has it. Returns (updates, user, hooked, ports)."""
+    ...) stays as the section has it. ``current``: the command the section has now - a port its
+    hook cleans whole stays whole while the program listens on a wildcard there
+    (_reuse.stable_targets), so a run before and one after the program came up agree.
+    Returns (updates, user, hooked, ports)."""
     user = p["user"] or pristine.get("user")
     if user and "%(" in user:
         raise _unit.UnitError("supervisord program %s: user=%s uses an expansion; give the user as the user option"
@@ -601,7 +604,7 @@ def supervisor_updates(module, name, p, pristine):
             raise _unit.UnitError("supervisord program %s: user %r does not exist on this host; nothing was written"
                                   % (name, user))
         ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
-    targets = _reuse.program_hook_targets(ports, supervisor_pid(module, name)) if hooked else ports
+    targets = program_targets(module, name, ports, _supervisor.wrapped_targets(current or "")) if hooked else ports
     updates = {"command": _unit.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids),
                "autorestart": "true", "startsecs": "%d" % p["startsecs"], "startretries": "%d" % p["startretries"],
                "killasgroup": "true"}
@@ -614,6 +617,16 @@ def supervisor_updates(module, name, p, pristine):
     elif p["user"]:
         updates["user"] = p["user"]
     return updates, user, hooked, targets
+
+
+def program_targets(module, name, ports, current):
+    """What the hook cleans for a program: from its live listeners, except that the targets its
+    command has now (``current``) stay when they say as much - a whole port while it listens on
+    a wildcard there, or anything while it is not running (nothing live to learn from)."""
+    pid = supervisor_pid(module, name)
+    if not pid and current and sorted({t.rsplit(":", 1)[-1] for t in current}) == sorted(str(x) for x in ports):
+        return current
+    return _reuse.stable_targets(current, _reuse.program_hook_targets(ports, pid))
 
 
 def supervisor_pid(module, name):
@@ -653,7 +666,8 @@ def supervisor_plan(module, name, p, files, ext_dir):
         changes.want(path, _supervisor.edit(text, section, dict(updates, autostart="true")))
         return changes, path
     pristine = _supervisor.effective(originals(files), name)
-    updates, _user, _hooked, _targets = supervisor_updates(module, name, p, pristine)
+    updates, _user, _hooked, _targets = supervisor_updates(module, name, p, pristine,
+                                                           _supervisor.effective(files, name).get("command", ""))
     edited = {}
     for key, value in sorted(updates.items()):
         having = [path for path in defined if key in _supervisor.values(edited.get(path, texts[path]), section)]

@@ -38,3 +38,21 @@ def test_auto_alone_is_the_installed_hook_at_its_default_path_or_none(default_ho
     given = entries("auto", "auto")
     _service_restart_policy.resolve_hook(given)
     assert [p["cleanup_hook"] for _item, p in given] == [str(default_hook)] * 2
+
+
+@pytest.mark.parametrize("pid, live, current, expected", [
+    (0, ["7070"], ["0.0.0.0:7070"], ["0.0.0.0:7070"]),            # not running: nothing live to learn from
+    (42, ["0.0.0.0:7070"], ["7070"], ["7070"]),                  # a whole port stays whole on a wildcard
+    (42, ["127.0.0.1:7070"], ["7070"], ["127.0.0.1:7070"]),      # narrowed: the hook follows the listener
+    (42, ["0.0.0.0:7070"], [], ["0.0.0.0:7070"]),                # no hook before
+    (0, ["7070", "7071"], ["0.0.0.0:7070"], ["7070", "7071"]),   # a port added: planned from the settings
+])
+def test_a_programs_hook_targets_do_not_flip_with_whether_it_runs(monkeypatch, pid, live, current, expected):
+    """Issue 38: the demo's audit said "program file differs" on the supervisord host it had just
+    hardened - the targets were 7070 or 0.0.0.0:7070 by whether the program was running."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse
+
+    ports = sorted({int(t.rsplit(":", 1)[-1]) for t in live})
+    monkeypatch.setattr(_service_restart_policy, "supervisor_pid", lambda module, name: pid)
+    monkeypatch.setattr(_reuse, "program_hook_targets", lambda p, got_pid: live)
+    assert _service_restart_policy.program_targets(None, "web", ports, current) == expected
