@@ -21,14 +21,24 @@ elif [ "$(id -u)" = 0 ]; then images=/var/cache/netsvc-resilience/vm
 else images=$cache; fi
 log() { printf '[vm] %s\n' "$*" >&2; }
 
-SUITE=bullseye
-PKGS="systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,e2fsprogs,iproute2,procps,python3,openssh-server,socat,sudo"
+# Flavours (NETSVC_VM_FLAVOR): oldkernel - Debian 11, kernel 5.10, systemd 247 (the default);
+# selinux - Debian 12 with refpolicy enforcing (nginx confined as httpd_t), labelled at build
+# time by a first boot that relabels the disk (docs/testbed.md, "A VM with SELinux enforcing").
+FLAVOR=${NETSVC_VM_FLAVOR:-oldkernel}
+BASE_PKGS="systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,e2fsprogs,iproute2,procps,python3,openssh-server,socat,sudo"
+case "$FLAVOR" in
+  oldkernel) SUITE=bullseye; PKGS=$BASE_PKGS; CMDLINE_EXTRA="" ;;
+  selinux) SUITE=bookworm
+    PKGS="$BASE_PKGS,selinux-basics,selinux-policy-default,auditd,policycoreutils,nginx"
+    CMDLINE_EXTRA="security=selinux selinux=1" ;;
+  *) echo "NETSVC_VM_FLAVOR=$FLAVOR: oldkernel or selinux" >&2; exit 2 ;;
+esac
 RECIPE_VERSION=1   # bump when the build steps below change
 MEM=${NETSVC_VM_MEM:-1024}
 CPUS=${NETSVC_VM_CPUS:-2}
 BOOT_TIMEOUT=${NETSVC_VM_BOOT_TIMEOUT:-300}
 
-recipe_hash() { printf '%s|%s|%s' "$RECIPE_VERSION" "$SUITE" "$PKGS" | sha256sum | cut -c1-12; }
+recipe_hash() { printf '%s|%s|%s' "$RECIPE_VERSION" "$SUITE" "$PKGS${CMDLINE_EXTRA:+|$CMDLINE_EXTRA}" | sha256sum | cut -c1-12; }
 image_dir() { echo "$images/image-$SUITE-$(recipe_hash)"; }
 image_ready() { [ -f "$1/disk.raw" ] && [ -f "$1/vmlinuz" ] && [ -f "$1/initrd.img" ]; }
 
@@ -70,8 +80,8 @@ build_image() {
   debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$root" >"$dir/debootstrap.log" 2>&1 \
     || { tail -20 "$dir/debootstrap.log" >&2; exit 1; }
   echo "/dev/vda / ext4 defaults 0 1" >"$root/etc/fstab"
-  echo netsvc-oldkernel >"$root/etc/hostname"
-  printf '127.0.0.1 localhost\n127.0.1.1 netsvc-oldkernel\n' >"$root/etc/hosts"
+  echo "netsvc-$FLAVOR" >"$root/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 netsvc-%s\n' "$FLAVOR" >"$root/etc/hosts"
   : >"$root/etc/machine-id"
   mkdir -p "$root/etc/systemd/network" "$root/root/.ssh"
   chmod 700 "$root/root/.ssh"
@@ -106,8 +116,23 @@ UNIT
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
   cp "$root"/boot/vmlinuz-* "$dir/vmlinuz"
   cp "$root"/boot/initrd.img-* "$dir/initrd.img"
+  if [ "$FLAVOR" = selinux ]; then
+    sed -i 's/^SELINUX=.*/SELINUX=enforcing/' "$root/etc/selinux/config"
+    touch "$root/.autorelabel"
+  fi
   truncate -s 2G "$dir/disk.raw"
   mkfs.ext4 -q -F -L netsvc -d "$root" "$dir/disk.raw"
+  if [ "$FLAVOR" = selinux ]; then
+    # the first boot relabels the whole disk and reboots, which -no-reboot turns into qemu
+    # exiting: that disk is the labelled image (~3 min under TCG)
+    log "labelling the disk: a first boot relabels it and exits (~3-5 min under TCG)"
+    timeout 1200 qemu-system-x86_64 -m "$MEM" -smp "$CPUS" -display none -no-reboot \
+      -serial "file:$dir/relabel.log" -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
+      -append "root=/dev/vda rw console=ttyS0 quiet systemd.mask=serial-getty@ttyS0.service $CMDLINE_EXTRA enforcing=0" \
+      -drive "file=$dir/disk.raw,format=raw,if=virtio" </dev/null >"$dir/relabel-qemu.log" 2>&1 \
+      || { log "the relabel boot did not finish"; tail -20 "$dir/relabel.log" >&2; exit 1; }
+    grep -qi "relabel" "$dir/relabel.log" || log "warning: the relabel boot printed no relabel line (see $dir/relabel.log)"
+  fi
   rm -rf "$final"; mv "$dir" "$final"
   exec 9>&-
   log "built $final (kernel $(basename "$root"/boot/vmlinuz-* | sed 's/vmlinuz-//'))"
@@ -155,7 +180,7 @@ start_vm() {
   setsid qemu-system-x86_64 "${accel_args[@]}" -m "$MEM" -smp "$CPUS" -display none -no-reboot \
     -serial "file:$run/console.log" -pidfile "$run/qemu.pid" \
     -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 quiet systemd.mask=serial-getty@ttyS0.service netsvc.key=$key" \
+    -append "root=/dev/vda rw console=ttyS0 quiet systemd.mask=serial-getty@ttyS0.service netsvc.key=$key${CMDLINE_EXTRA:+ $CMDLINE_EXTRA enforcing=1}" \
     -drive "file=$run/disk.qcow2,format=qcow2,if=virtio" \
     -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22" \
     </dev/null >"$run/qemu.log" 2>&1 &

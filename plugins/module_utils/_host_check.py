@@ -43,6 +43,7 @@ def host_facts(module, service_mgr):
     facts["supervisorctl"] = module.get_bin_path("supervisorctl") or ""
     facts["hook_dir"] = _hook.hook_dir(facts["os_family"])
     facts["kernel"] = os.uname()[2]
+    facts["selinux"] = _host_state.selinux_mode()
     # a real try on our own loopback sockets: can this kernel destroy full / TIME_WAIT sockets?
     facts["sock_destroy"] = _sockdiag.probe_destroy()
     return facts

@@ -183,7 +183,7 @@ ansible_facts:
   description: C(netsvc_host) - distribution, distribution_version, distribution_major_version,
     os_family, service_mgr, python_version, python (version major/minor/micro, executable),
     supervisorctl (path or empty), hook_dir (the OS family's default hook directory), kernel
-    (release), sock_destroy (a real try on loopback sockets of its own - C(full) and
+    (release), selinux (C(enforcing), C(permissive) or C(disabled), read from selinuxfs), sock_destroy (a real try on loopback sockets of its own - C(full) and
     C(timewait) are true when the kernel destroyed one, false when it refused with
     EOPNOTSUPP, null when unknown, e.g. without CAP_NET_ADMIN; C(errors) per kind).
   returned: always
