@@ -183,7 +183,8 @@ ansible_facts:
   description: C(netsvc_host) - distribution, distribution_version, distribution_major_version,
     os_family, service_mgr, python_version, python (version major/minor/micro, executable),
     supervisorctl (path or empty), hook_dir (the OS family's default hook directory), kernel
-    (release), selinux (C(enforcing), C(permissive) or C(disabled), read from selinuxfs), sock_destroy (a real try on loopback sockets of its own - C(full) and
+    (release), selinux (C(enforcing), C(permissive) or C(disabled), read from selinuxfs),
+    sock_destroy (a real try on loopback sockets of its own - C(full) and
     C(timewait) are true when the kernel destroyed one, false when it refused with
     EOPNOTSUPP, null when unknown, e.g. without CAP_NET_ADMIN; C(errors) per kind).
   returned: always
@@ -213,7 +214,7 @@ drift:
 hardened:
   description:
     - The systemd services the collection's ledger has files for (a drop-in or socket unit it
-      wrote): what a rollback of this host undoes.
+      wrote) - what a rollback of this host undoes.
   returned: always
   type: list
   elements: str
