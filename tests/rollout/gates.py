@@ -183,6 +183,12 @@ def main():
     results.append(case("canary refused", rc != 0 and not touched(out, real) and "is neither a number" in out,
                         "rc=%d, real touched: %s" % (rc, touched(out, real)), t))
 
+    # a crash-test value other than canary, all or none: refused before any change (it meant none)
+    rc, out, t = run(args, [(real, True), ("ghost-b", True)], ["-e", "netsvc_crash_test=true"])
+    results.append(case("crash test value refused", rc != 0 and not touched(out, real)
+                        and "it must be canary (the crash test on the" in out,
+                        "rc=%d, real touched: %s" % (rc, touched(out, real)), t))
+
     # a host without netsvc_services first: left out with one line, never touched (so never the
     # canary: REAL is), and the run succeeds
     rc, out, t = run(args, [("ghost-bare", False), (real, True)], [])
