@@ -212,15 +212,6 @@ def file_mode(path):
         return None
 
 
-def file_times(path):
-    """(atime, mtime) of ``path`` in nanoseconds, or None when it does not exist."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_atime_ns, st.st_mtime_ns)
-
-
 def _shown(content):
     """Text for a diff: the text itself, or a line describing binary content."""
     if not content:

@@ -753,10 +753,6 @@ def state_summary(counts):
                      if counts[name])
 
 
-def ports_text(ranges):
-    return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in ranges)
-
-
 def hook_line(label, result, cause, error=False, not_written=""):
     """The hook's one journal line (identical to the native hook's). ``label``: the targets
     as given on its command line, comma-separated."""
