@@ -85,9 +85,9 @@ def diff(path, current_text, new_text, file_changed, live, to_write):
 class Change(object):
     """The planned sysctl file and live values as one entry of a _systemd.DropinTransaction
     (shaped like a _files.FileSet): ``apply()`` writes the file (atomic), then each live value,
-    and raises on the first failure; ``rollback()`` puts back what it wrote. In
-    service_restart_policy's one call (its ``kernel`` option) a later drop-in, verify or reload
-    failure therefore puts the kernel settings back too."""
+    and raises on the first failure; ``rollback()`` puts back what it wrote. In harden's one
+    call (its ``kernel`` option, composed by _plan) a later drop-in, verify or reload failure
+    therefore puts the kernel settings back too."""
 
     def __init__(self, module, path, old_text, new_text, file_changed, to_write, live):
         self.module, self.path, self.old_text, self.new_text = module, path, old_text, new_text
