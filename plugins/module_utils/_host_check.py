@@ -293,11 +293,12 @@ def look_until_healthy(module, p, services, units, facts):
         time.sleep(0.1)
 
 
-def unlisted(module, services):
-    """systemd services the collection's ledger has files for that this run does not list: left
-    as they are (another play may list them), each named in a warning with how to undo it."""
+def unlisted(module, services, hardened):
+    """Of ``hardened`` (the systemd services the collection's ledger has files for), those this
+    run does not list: left as they are (another play may list them), each named in a warning
+    with how to undo it."""
     listed = {s["name"] for s in services}
-    names = [u for u in _unit.services_of_paths(_files.load_ledger()["files"]) if u not in listed]
+    names = [u for u in hardened if u not in listed]
     for name in names:
         module.warn("%s was hardened by an earlier run (the collection's ledger has its files) but is not in "
                     "netsvc_services: this run leaves it as it is. To undo it: list it again with the settings it "
@@ -327,8 +328,9 @@ def applied_state(module, p, services, units, shows, health, facts, result):
         record = None
     reasons = _host_state.drift(record, p["inputs_digest"], snapshot)
     # what root runs or reads must stay root's: every file the collection wrote (its ledger)
-    reasons += _host_state.ownership_drift(_files.load_ledger()["files"], _files.unsafe_path)
-    reasons += ["%s: a directory the collection created, %s" % (d, why) for d, why in _files.own_dirs_drift()]
+    led = _files.load_ledger()
+    reasons += _host_state.ownership_drift(led["files"], _files.unsafe_path)
+    reasons += ["%s: a directory the collection created, %s" % (d, why) for d, why in _files.own_dirs_drift(led)]
     if not reasons and not p["record"]:  # would be converged: is each auto decision still true?
         auto = {s["name"] for s in services if s["cleanup"] == "auto"}
         reasons = lost_reuse(_reuse.listener_reuse(without_hook(health, auto)))
@@ -415,7 +417,7 @@ def run(module):
             module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
     result["hardened"] = _unit.services_of_paths(_files.load_ledger()["files"])
     if p["supported"] is not None:  # the pre-flight: what an earlier run hardened, no longer listed
-        result["unlisted"] = unlisted(module, services)
+        result["unlisted"] = unlisted(module, services, result["hardened"])
     if p["inputs_digest"]:
         applied_state(module, p, services, units, shows, health, facts, result)
     lock_after(module, p, result, lock)

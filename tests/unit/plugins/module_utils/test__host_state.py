@@ -458,7 +458,7 @@ def test_accept_problem_names_who_serves():
 
 
 def test_a_service_the_ledger_has_but_the_run_does_not_list_is_named_with_how_to_undo(monkeypatch):
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _files, _host_check
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _files, _host_check, _unit
 
     warned = []
 
@@ -471,11 +471,13 @@ def test_a_service_the_ledger_has_but_the_run_does_not_list_is_named_with_how_to
              "/etc/systemd/system/netsvc-np.service.d/50-netsvc-resilience.conf": {},
              "/etc/sysctl.d/90-netsvc-resilience.conf": {}}
     monkeypatch.setattr(_files, "load_ledger", lambda path=None: {"files": files})
-    assert _host_check.unlisted(Module(), [{"name": "nginx.service"}]) == ["netsvc-np.service"]
+    hardened = _unit.services_of_paths(_files.load_ledger()["files"])
+    assert hardened == ["netsvc-np.service", "nginx.service"]
+    assert _host_check.unlisted(Module(), [{"name": "nginx.service"}], hardened) == ["netsvc-np.service"]
     assert len(warned) == 1 and warned[0].startswith("netsvc-np.service was hardened by an earlier run")
     assert "name=netsvc-np.service state=absent" in warned[0] and "playbooks/rollback.yml" in warned[0]
     del warned[:]
-    assert _host_check.unlisted(Module(), [{"name": "nginx.service"}, {"name": "netsvc-np.service"}]) == []
+    assert _host_check.unlisted(Module(), [{"name": "nginx.service"}, {"name": "netsvc-np.service"}], hardened) == []
     assert warned == []
 
 
