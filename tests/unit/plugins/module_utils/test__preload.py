@@ -87,6 +87,19 @@ class St(object):
         self.st_mode = mode
 
 
+def fake_programs(files):
+    """(lstat, read_head) over ``files`` {path: (st_mode, bytes)}, as executable_refusal takes them."""
+    def lstat(path):
+        if path not in files:
+            raise OSError(2, "No such file")
+        return St(files[path][0])
+
+    def read(path):
+        return files[path][1]
+
+    return lstat, read
+
+
 def test_executable_refusals(tmp_path):
     dynamic = b""
     if os.path.exists("/bin/ls"):
@@ -103,13 +116,7 @@ def test_executable_refusals(tmp_path):
         "/usr/local/bin/text": (stat.S_IFREG | 0o755, b"hello"),
     }
 
-    def lstat(path):
-        if path not in files:
-            raise OSError(2, "No such file")
-        return St(files[path][0])
-
-    def read(path):
-        return files[path][1]
+    lstat, read = fake_programs(files)
 
     if files["/usr/sbin/nginx"][1]:
         assert _preload.executable_refusal("/usr/sbin/nginx", read, lstat) is None
@@ -137,13 +144,7 @@ def test_secure_execution_and_env_wrappers_are_refused_by_what_they_run():
         "/usr/local/bin/capped": (stat.S_IFREG | 0o755, b"#!/usr/bin/env cap-python3\n"),
     }
 
-    def lstat(path):
-        if path not in files:
-            raise OSError(2, "No such file")
-        return St(files[path][0])
-
-    def read(path):
-        return files[path][1]
+    lstat, read = fake_programs(files)
 
     def getxattr(path, name):
         assert name == "security.capability"
