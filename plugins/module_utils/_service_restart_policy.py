@@ -534,11 +534,10 @@ def supervisor_dir(p):
 
 def supervisor_conf(module, p, ctl):
     """The main configuration file the running supervisord read (its -c), else the first of
-    supervisord's own search paths that exists."""
+    supervisord's own search paths that exists (also without supervisorctl: ``ctl`` None)."""
     if p["supervisor_conf"]:
         return p["supervisor_conf"]
-    _rc, out, _err = _unit.run(module, [ctl, "pid"], check=False)
-    pid = out.strip()
+    pid = _unit.run(module, [ctl, "pid"], check=False)[1].strip() if ctl else ""
     if pid.isdigit() and pid != "0":
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:

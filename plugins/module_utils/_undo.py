@@ -100,15 +100,14 @@ def file_decision(path, entry, now, original, ours):
                   % (path, entry.get("original"))), []
 
 
-def moved_section(path, section, ours, original, ledger_paths, read=_files.read_text, expand=None):
+def moved_section(path, section, ours, original, ledger_paths, main, read=_files.read_text, expand=None):
     """A program section the collection changed in ``path`` that is no longer there: where
     supervisord reads it now (its main file, then the includes), and that file with only the
     collection's keys put back. Returns (file or None, its new text or None, a warning). Left
     as it is: a section removed since, defined in more than one file, or moved into another file
-    of the ledger (undone there as that file's own). ``read``, ``expand``: for tests."""
-    main = next((m for m in _supervisor.SEARCH if read(m) is not None), None)
-    order = [] if main is None else (_supervisor.read_order(main, read) if expand is None
-                                     else _supervisor.read_order(main, read, expand))
+    of the ledger (undone there as that file's own). ``main``: supervisord's main configuration
+    file (_service_restart_policy.supervisor_conf). ``read``, ``expand``: for tests."""
+    order = _supervisor.read_order(main, read) if expand is None else _supervisor.read_order(main, read, expand)
     texts = [(f, read(f)) for f in order]
     where = [f for f in _supervisor.program_sections([(f, t) for f, t in texts if t is not None],
                                                      section[len("program:"):]) if f != path]
@@ -153,8 +152,10 @@ def plan(module, led, warnings):
             continue
         owner = (entry.get("uid") or 0, entry.get("gid") or 0)
         files.want(path, content, entry.get("mode") or 0o644, owner=owner if content is not None else None)
+    main = _service_restart_policy.supervisor_conf(module, {"supervisor_conf": None},
+                                                   module.get_bin_path("supervisorctl")) if moved else None
     for path, section, ours, original in moved:  # an admin moved a program section to another file
-        dest, text, note = moved_section(path, section, ours, original, led["files"])
+        dest, text, note = moved_section(path, section, ours, original, led["files"], main)
         warnings.append(note)
         if text is not None:
             st = os.lstat(dest)

@@ -82,6 +82,9 @@ def test_ledger_entries_only_where_the_collection_writes():
         assert _files.entry_problem(path), path
 
 
+MAIN = "/etc/supervisor/supervisord.conf"
+
+
 def _fake_supervisor(files):
     def read(path):
         return files.get(path)
@@ -103,19 +106,19 @@ def test_a_program_section_an_admin_moved_to_another_file_gets_only_the_collecti
         return sorted(p for p in files if p.startswith(pattern.split("*")[0]))
 
     dest, new, note = _undo.moved_section("/etc/supervisor/conf.d/all.conf", "program:web", ours, original,
-                                          {"/etc/supervisor/conf.d/all.conf": {}}, read, expand)
+                                          {"/etc/supervisor/conf.d/all.conf": {}}, MAIN, read, expand)
     assert dest == "/etc/supervisor/conf.d/web.conf"
     assert _supervisor.values(new, "program:web") == _supervisor.values(original, "program:web")
     assert "; moved here by the admin" in new and "put back there" in note
     # an admin's own value in the moved section stays, and is named
     files["/etc/supervisor/conf.d/web.conf"] = moved.replace("killasgroup=true", "killasgroup=false")
     dest, new, note = _undo.moved_section("/etc/supervisor/conf.d/all.conf", "program:web", ours, original,
-                                          {}, read, expand)
+                                          {}, MAIN, read, expand)
     assert "killasgroup=false" in new and note.endswith("left as they are now: killasgroup")
     # moved into another file of the ledger, or removed: left as it is, named
     assert _undo.moved_section("/etc/supervisor/conf.d/all.conf", "program:web", ours, original,
-                               {"/etc/supervisor/conf.d/web.conf": {}}, read, expand)[:2] == (None, None)
+                               {"/etc/supervisor/conf.d/web.conf": {}}, MAIN, read, expand)[:2] == (None, None)
     del files["/etc/supervisor/conf.d/web.conf"]
     dest, new, note = _undo.moved_section("/etc/supervisor/conf.d/all.conf", "program:web", ours, original, {},
-                                          read, expand)
+                                          MAIN, read, expand)
     assert (dest, new) == (None, None) and "is gone from /etc/supervisor/conf.d/all.conf" in note
