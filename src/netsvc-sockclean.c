@@ -540,13 +540,13 @@ static int parse_v6(const char *a, size_t len, u8 *out)
 	return 1;
 }
 
-/* PORT | LOW-HIGH | A.B.C.D:PORT | [V6]:PORT */
-static int parse_target(const char *a)
+/* PORT | LOW-HIGH | A.B.C.D:PORT | [V6]:PORT (the first n characters of a) into *out */
+static int parse_addr(const char *a, size_t n, struct target *out)
 {
 	struct target t;
-	size_t n = slen(a), colon;
+	size_t colon;
 	memset(&t, 0, sizeof(t));
-	if (ntargets >= MAX_PORTS || !n)
+	if (!n)
 		return 0;
 	if (a[0] == '[') {
 		size_t close = 1;
@@ -574,7 +574,16 @@ static int parse_target(const char *a)
 			if (t.addr[k])
 				t.any = 0;
 	}
-	targets[ntargets++] = t;
+	*out = t;
+	return 1;
+}
+
+/* One LISTEN argument appended to the targets the cleanup takes. */
+static int parse_target(const char *a)
+{
+	if (ntargets >= MAX_PORTS || !parse_addr(a, slen(a), &targets[ntargets]))
+		return 0;
+	ntargets++;
 	return 1;
 }
 
@@ -692,7 +701,8 @@ static const char *unsafe_dir(const char *dir, struct buf *why)
 	}
 }
 
-static void write_status(const char *dir, const char *unit, const char *text, size_t len, struct buf *why)
+static void write_status(const char *dir, const char *unit, const char *ext, const char *text, size_t len,
+			 struct buf *why)
 {
 	char path[512], tmp[540];
 	struct buf b;
@@ -700,7 +710,7 @@ static void write_status(const char *dir, const char *unit, const char *text, si
 	put(&b, dir);
 	put(&b, "/");
 	put(&b, unit);
-	put(&b, ".status");
+	put(&b, ext);
 	if (b.n >= sizeof(path) - 1)
 		return;
 	memcpy(path, b.b, b.n);
@@ -941,6 +951,140 @@ static void clean(int fd, struct outcome *o, long drain_ms)
 	destroy_these(fd, idx, 0, n);
 }
 
+/* The cleanup of the targets: one line on stdout and, with ``unit``, the status file. */
+static void run_cleanup(const char *unit, const struct buf *ports, const char *status_dir, unsigned long drain_ms,
+			char **envp)
+{
+	struct buf line, st;
+	line.n = st.n = 0;
+	char release[65];
+	int kver = kernel_version(release, sizeof(release));
+	long fd;
+	static struct outcome o;
+	memset(&o, 0, sizeof(o));
+	struct buf nowrite;
+	nowrite.n = 0;
+	fd = sys3(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0) {
+		put(&o.cause, "netlink refused (socket(AF_NETLINK): ");
+		put_err(&o.cause, (int)-fd);
+		put(&o.cause, ")");
+		o.inspect_err = 1;
+	} else {
+		long nl[2] = {0, 0};
+		int one = 1, big = 1 << 20;
+		sys3(SYS_bind, fd, nl, 12);
+		sys5(SYS_setsockopt, fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, 4);
+		sys5(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVBUF, &big, 4);
+		o.found = dump((int)fd, socks);
+		if (o.found < 0) {
+			put(&o.cause, "sock_diag dump refused (");
+			put_err(&o.cause, (int)-o.found);
+			put(&o.cause, ")");
+			o.inspect_err = 1;
+			o.found = 0;
+		} else if (o.found > 0) {
+			add_state_counts(&o.states, o.found);
+			clean((int)fd, &o, (long)drain_ms);
+			o.left = dump((int)fd, after);
+			if (o.left >= 0)
+				index_after(o.left);
+			tally(&o, kver, release);
+			if (o.left < 0)
+				o.left = o.found - o.destroyed;
+		}
+		sys1(SYS_close, fd);
+	}
+
+	put(&line, "netsvc-sockclean: ports ");
+	putn(&line, ports->b, ports->n);
+	if (o.inspect_err) {
+		put(&line, ": cannot inspect sockets: ");
+		putn(&line, o.cause.b, o.cause.n);
+	} else {
+		put(&line, ": found ");
+		putu(&line, (unsigned long)o.found);
+		put(&line, ", destroyed ");
+		putu(&line, (unsigned long)o.destroyed);
+		put(&line, ", left ");
+		putu(&line, (unsigned long)o.left);
+		if (o.states.n) {
+			put(&line, " (");
+			putn(&line, o.states.b, o.states.n);
+			put(&line, ")");
+		}
+		if (o.drained) {
+			put(&line, "; delivered ");
+			putu(&line, (unsigned long)o.drained);
+			put(&line, " in ");
+			putu(&line, (unsigned long)o.drain_ms);
+			put(&line, " ms");
+		}
+		if (o.unsent_socks) {
+			put(&line, "; destroyed ");
+			putu(&line, (unsigned long)o.unsent_socks);
+			put(&line, " with ");
+			putu(&line, o.unsent_bytes);
+			put(&line, " bytes unsent after ");
+			putu(&line, (unsigned long)o.drain_ms);
+			put(&line, " ms");
+		}
+		if (o.left > 0) {
+			put(&line, "; cause: ");
+			putn(&line, o.cause.b, o.cause.n);
+		}
+	}
+
+	if (unit && unit_ok(unit)) {
+		u64 ts[2] = {0, 0};
+		sys2(SYS_clock_gettime, 0, ts);
+		put(&st, "version=2\nunit=");
+		put(&st, unit);
+		put(&st, "\ntime=");
+		putu(&st, (unsigned long)ts[0]);
+		put(&st, "\nports=");
+		putn(&st, ports->b, ports->n);
+		put(&st, "\nresult=");
+		put(&st, o.inspect_err ? "error" : o.left > 0 ? "left" : o.unsent_socks ? "lost" : "ok");
+		put(&st, "\nfound=");
+		putu(&st, (unsigned long)o.found);
+		put(&st, "\ndestroyed=");
+		putu(&st, (unsigned long)o.destroyed);
+		put(&st, "\nleft=");
+		putu(&st, (unsigned long)(o.left > 0 ? o.left : 0));
+		put(&st, "\nstates=");
+		putn(&st, o.states.b, o.states.n);
+		put(&st, "\ndelivered=");
+		putu(&st, (unsigned long)o.drained);
+		put(&st, "\ndrain_ms=");
+		putu(&st, (unsigned long)o.drain_ms);
+		put(&st, "\nunsent_sockets=");
+		putu(&st, (unsigned long)o.unsent_socks);
+		put(&st, "\nunsent_bytes=");
+		putu(&st, o.unsent_bytes);
+		put(&st, "\ncause=");
+		if (o.inspect_err || o.left > 0)
+			putn(&st, o.cause.b, o.cause.n);
+		put(&st, "\nuid=");
+		putu(&st, (unsigned long)sys1(SYS_getuid, 0));
+		put(&st, "\nkernel=");
+		put(&st, release);
+		put(&st, "\ninvocation=");
+		if (invocation_id(envp))
+			put(&st, invocation_id(envp));
+		put(&st, "\n");
+		write_status(status_dir, unit, ".status", st.b, st.n, &nowrite);
+		if (nowrite.n) {
+			put(&line, "; status not written: ");
+			putn(&line, nowrite.b, nowrite.n);
+		}
+	}
+	put(&line, "\n");
+	write_all(1, line.b, line.n);
+}
+
+#include "hold.h"
+
 __attribute__((used)) void start_c(long *sp)
 {
 	int argc = (int)sp[0];
@@ -949,8 +1093,12 @@ __attribute__((used)) void start_c(long *sp)
 	const char *unit = 0, *user = 0, *status_dir = STATUS_DIR;
 	unsigned long drain_ms = DRAIN_DEFAULT_MS;
 	char **cmd = 0;
+	int hold = 0;
+	static struct hold h;
 	struct buf line, st, bad, ports;
 	line.n = st.n = bad.n = ports.n = 0;
+	h.burst = 20;
+	h.interval_s = 10;
 
 	for (int i = 1; i < argc; i++) {
 		if (seq(argv[i], "--")) {
@@ -959,6 +1107,27 @@ __attribute__((used)) void start_c(long *sp)
 			break;
 		} else if (seq(argv[i], "--unit") && i + 1 < argc) {
 			unit = argv[++i];
+		} else if (seq(argv[i], "--hold")) {
+			hold = 1;
+		} else if (seq(argv[i], "--listen") && i + 1 < argc) {
+			if (!parse_listen(&h, argv[++i])) {
+				put(&h.why, h.why.n ? " " : "");
+				put(&h.why, "--listen ");
+				put(&h.why, argv[i]);
+			}
+		} else if (seq(argv[i], "--preload") && i + 1 < argc) {
+			h.preload = argv[++i];
+			if (h.preload[0] != '/') {
+				put(&h.why, h.why.n ? " " : "");
+				put(&h.why, "--preload ");
+				put(&h.why, argv[i]);
+			}
+		} else if (seq(argv[i], "--restarts") && i + 1 < argc) {
+			if (!parse_restarts(&h, argv[++i])) {
+				put(&h.why, h.why.n ? " " : "");
+				put(&h.why, "--restarts ");
+				put(&h.why, argv[i]);
+			}
 		} else if (seq(argv[i], "--user") && i + 1 < argc) {
 			user = argv[++i];
 		} else if (seq(argv[i], "--status-dir") && i + 1 < argc) {
@@ -986,131 +1155,30 @@ __attribute__((used)) void start_c(long *sp)
 		line.n = 0;
 	}
 
-	if (ntargets) {
-		char release[65];
-		int kver = kernel_version(release, sizeof(release));
-		long fd;
-		static struct outcome o;
-		struct buf nowrite;
-		nowrite.n = 0;
-		fd = sys3(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-		if (fd < 0) {
-			put(&o.cause, "netlink refused (socket(AF_NETLINK): ");
-			put_err(&o.cause, (int)-fd);
-			put(&o.cause, ")");
-			o.inspect_err = 1;
-		} else {
-			long nl[2] = {0, 0};
-			int one = 1, big = 1 << 20;
-			sys3(SYS_bind, fd, nl, 12);
-			sys5(SYS_setsockopt, fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, 4);
-			sys5(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVBUF, &big, 4);
-			o.found = dump((int)fd, socks);
-			if (o.found < 0) {
-				put(&o.cause, "sock_diag dump refused (");
-				put_err(&o.cause, (int)-o.found);
-				put(&o.cause, ")");
-				o.inspect_err = 1;
-				o.found = 0;
-			} else if (o.found > 0) {
-				add_state_counts(&o.states, o.found);
-				clean((int)fd, &o, (long)drain_ms);
-				o.left = dump((int)fd, after);
-				if (o.left >= 0)
-					index_after(o.left);
-				tally(&o, kver, release);
-				if (o.left < 0)
-					o.left = o.found - o.destroyed;
+	if (hold || h.nls || h.preload || h.why.n) {
+		/* the holder runs nothing half-configured: a bad option is the supervisor's to show */
+		const char *why = !hold ? "--listen, --preload and --restarts need --hold" :
+				  !cmd ? "--hold needs -- COMMAND" : h.preload && !h.nls ? "--preload needs --listen" : 0;
+		if (why || h.why.n) {
+			line.n = 0;
+			put(&line, "netsvc-sockclean: not starting: ");
+			if (h.why.n) {
+				put(&line, "bad ");
+				putn(&line, h.why.b, h.why.n);
+				put(&line, " (SPEC: ADDR:PORT or [ADDR6]:PORT[,backlog=N][,v6only|,dualstack][,reuseport]"
+					   "[,freebind][,transparent][,mark=N]; --restarts N/SECONDS, N 1-64; --preload an "
+					   "absolute path)");
+			} else {
+				put(&line, why);
 			}
-			sys1(SYS_close, fd);
+			put(&line, "\n");
+			write_all(2, line.b, line.n);
+			sys_exit(2);
 		}
-
-		put(&line, "netsvc-sockclean: ports ");
-		putn(&line, ports.b, ports.n);
-		if (o.inspect_err) {
-			put(&line, ": cannot inspect sockets: ");
-			putn(&line, o.cause.b, o.cause.n);
-		} else {
-			put(&line, ": found ");
-			putu(&line, (unsigned long)o.found);
-			put(&line, ", destroyed ");
-			putu(&line, (unsigned long)o.destroyed);
-			put(&line, ", left ");
-			putu(&line, (unsigned long)o.left);
-			if (o.states.n) {
-				put(&line, " (");
-				putn(&line, o.states.b, o.states.n);
-				put(&line, ")");
-			}
-			if (o.drained) {
-				put(&line, "; delivered ");
-				putu(&line, (unsigned long)o.drained);
-				put(&line, " in ");
-				putu(&line, (unsigned long)o.drain_ms);
-				put(&line, " ms");
-			}
-			if (o.unsent_socks) {
-				put(&line, "; destroyed ");
-				putu(&line, (unsigned long)o.unsent_socks);
-				put(&line, " with ");
-				putu(&line, o.unsent_bytes);
-				put(&line, " bytes unsent after ");
-				putu(&line, (unsigned long)o.drain_ms);
-				put(&line, " ms");
-			}
-			if (o.left > 0) {
-				put(&line, "; cause: ");
-				putn(&line, o.cause.b, o.cause.n);
-			}
-		}
-
-		if (unit && unit_ok(unit)) {
-			u64 ts[2] = {0, 0};
-			sys2(SYS_clock_gettime, 0, ts);
-			put(&st, "version=2\nunit=");
-			put(&st, unit);
-			put(&st, "\ntime=");
-			putu(&st, (unsigned long)ts[0]);
-			put(&st, "\nports=");
-			putn(&st, ports.b, ports.n);
-			put(&st, "\nresult=");
-			put(&st, o.inspect_err ? "error" : o.left > 0 ? "left" : o.unsent_socks ? "lost" : "ok");
-			put(&st, "\nfound=");
-			putu(&st, (unsigned long)o.found);
-			put(&st, "\ndestroyed=");
-			putu(&st, (unsigned long)o.destroyed);
-			put(&st, "\nleft=");
-			putu(&st, (unsigned long)(o.left > 0 ? o.left : 0));
-			put(&st, "\nstates=");
-			putn(&st, o.states.b, o.states.n);
-			put(&st, "\ndelivered=");
-			putu(&st, (unsigned long)o.drained);
-			put(&st, "\ndrain_ms=");
-			putu(&st, (unsigned long)o.drain_ms);
-			put(&st, "\nunsent_sockets=");
-			putu(&st, (unsigned long)o.unsent_socks);
-			put(&st, "\nunsent_bytes=");
-			putu(&st, o.unsent_bytes);
-			put(&st, "\ncause=");
-			if (o.inspect_err || o.left > 0)
-				putn(&st, o.cause.b, o.cause.n);
-			put(&st, "\nuid=");
-			putu(&st, (unsigned long)sys1(SYS_getuid, 0));
-			put(&st, "\nkernel=");
-			put(&st, release);
-			put(&st, "\ninvocation=");
-			if (invocation_id(envp))
-				put(&st, invocation_id(envp));
-			put(&st, "\n");
-			write_status(status_dir, unit, st.b, st.n, &nowrite);
-			if (nowrite.n) {
-				put(&line, "; status not written: ");
-				putn(&line, nowrite.b, nowrite.n);
-			}
-		}
-		put(&line, "\n");
-		write_all(1, line.b, line.n);
+		hold_main(&h, cmd, envp, user, unit, &ports, status_dir, drain_ms);
 	}
+	if (ntargets)
+		run_cleanup(unit, &ports, status_dir, drain_ms, envp);
 
 	if (cmd) {
 		struct buf why;

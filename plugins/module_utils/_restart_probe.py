@@ -16,7 +16,7 @@ import os
 import signal
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _holder, _unit, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._probe import (
     ProbeError,
     check_loopback,
@@ -74,7 +74,8 @@ class Target(object):
         pid = 0
         if running:
             _rc, out, _err = _unit.run(self.module, [self.ctl, "pid", self.name], check=False)
-            pid = int(out.strip()) if out.strip().isdigit() else 0
+            # a held program's process is the holder: the server is its child
+            pid = _holder.server_pid(int(out.strip())) if out.strip().isdigit() else 0
         return pid, running, 0
 
     def new_pid(self, old):

@@ -23,6 +23,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _holder,
     _hook,
     _host_state,
     _plan,
@@ -344,10 +345,13 @@ def unswitch(module, systemd, p, name, paths, ports):
 
 
 def referenced_elsewhere(plans, marker):
-    """Does a drop-in other than the ones these plans write mention ``marker``?"""
+    """Does a drop-in other than the ones these plans write mention ``marker``, or a file
+    supervisord reads (a held program preloads the library too)?"""
     ours = {pl.dropin_path for pl in plans}
+    main = next((path for path in _supervisor.SEARCH if os.path.isfile(path)), None)
+    supervised = _supervisor.read_order(main, read_text) if main else []
     return any(f not in ours and marker in (read_text(f) or "")
-               for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf")))
+               for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf")) + supervised)
 
 
 def plan_revive(module, plans):
@@ -590,6 +594,10 @@ def supervisor_updates(module, name, p, pristine, current=""):
                               % (name, user))
     ports = sorted(set(p["ports"]))
     hooked = bool(p["cleanup_hook"] and ports)
+    why = _holder.refusal(name, p["socket_activation"], p["cleanup_hook"], ports, p["accepts_inherited_fds"],
+                          os.uname()[4])
+    if why:
+        raise _unit.UnitError(why)
     command = p["command"] or _supervisor.wrapped_command(pristine.get("command", ""), p["cleanup_hook"] or "")
     if not command:
         raise _unit.UnitError("supervisord program %s has no command (neither in its section nor given); nothing was "
@@ -604,7 +612,9 @@ def supervisor_updates(module, name, p, pristine, current=""):
                                   % (name, user))
         ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
     targets = program_targets(module, name, ports, _supervisor.wrapped_targets(current or "")) if hooked else ports
-    updates = {"command": _unit.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids),
+    hold = program_hold(module, name, p, ports, command, current) if hooked else None
+    updates = {"command": _unit.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids,
+                                                   hold),
                "autorestart": "true", "startsecs": "%d" % p["startsecs"], "startretries": "%d" % p["startretries"],
                "killasgroup": "true"}
     if p["stopsignal"]:
@@ -615,7 +625,7 @@ def supervisor_updates(module, name, p, pristine, current=""):
         updates["user"] = None
     elif p["user"]:
         updates["user"] = p["user"]
-    return updates, user, hooked, targets
+    return updates, user, hooked, hold
 
 
 def program_targets(module, name, ports, current):
@@ -626,6 +636,36 @@ def program_targets(module, name, ports, current):
     if not pid and current and sorted({t.rsplit(":", 1)[-1] for t in current}) == sorted(str(x) for x in ports):
         return current
     return _reuse.stable_targets(current, _reuse.program_hook_targets(ports, pid))
+
+
+def program_hold(module, name, p, ports, command, current):
+    """The holder's options for a hooked program (_holder): its restart limit, and with
+    socket_activation the sockets it holds (mirrored from the live listeners) and, for preload,
+    the library. None on an architecture without the native hook (the Python twin cannot hold:
+    supervisord's own restart then applies, as before)."""
+    mode = p["socket_activation"]
+    if not _hook.NATIVE_ARCHES.get(os.uname()[4]):
+        return None  # refusal() refused socket activation there
+    opts = _unit.normalize_options(p)
+    hold = dict(restarts=_holder.restarts(opts.get("start_limit_burst") or 20,
+                                          opts.get("start_limit_interval") or "10s"), listen=[], preload=None)
+    if mode == "none":
+        return hold
+    pid = supervisor_pid(module, name)
+    if mode == "preload":
+        exe = command.split()[0] if command.split() else ""
+        exe = exe if exe.startswith("/") else (module.get_bin_path(exe) or exe)
+        why = _preload.executable_refusal(exe, _preload._read_head, os.stat)
+        server = _holder.server_pid(pid)
+        if not why and server:
+            why = _preload.running_refusal(server)
+        if why:
+            raise _unit.UnitError("socket_activation: preload for supervisord program %s is refused, nothing was "
+                                  "written: %s. What works instead: %s" % (name, why, _preload.INSTEAD))
+        hold["preload"] = preload_library(p)
+    held = (_supervisor.hook_words(current or "") or {}).get("listen") or []
+    hold["listen"] = _holder.observe(name, ports, pid, p["backlog"], held)
+    return hold
 
 
 def supervisor_pid(module, name):
@@ -656,7 +696,8 @@ def supervisor_plan(module, name, p, files, ext_dir):
             read = ", ".join(path for path, _t in files) or "none"
             raise _unit.UnitError("supervisord program %s is defined in no file supervisord reads (%s) and no "
                                   "command is given; nothing was written" % (name, read))
-        updates, user, hooked, _targets = supervisor_updates(module, name, p, {})
+        updates, user, hooked, hold = supervisor_updates(module, name, p, {})
+        want_library(changes, p, hold)
         directory, ext = ext_dir
         path = os.path.join(directory, name + ext)
         text = "; Ansible managed: netsvc.resilience.service_restart_policy\n[%s]\n" % section
@@ -665,8 +706,9 @@ def supervisor_plan(module, name, p, files, ext_dir):
         changes.want(path, _supervisor.edit(text, section, dict(updates, autostart="true")))
         return changes, path
     pristine = _supervisor.effective(originals(files), name)
-    updates, _user, _hooked, _targets = supervisor_updates(module, name, p, pristine,
-                                                           _supervisor.effective(files, name).get("command", ""))
+    updates, _user, _hooked, hold = supervisor_updates(module, name, p, pristine,
+                                                       _supervisor.effective(files, name).get("command", ""))
+    want_library(changes, p, hold)
     edited = {}
     for key, value in sorted(updates.items()):
         having = [path for path in defined if key in _supervisor.values(edited.get(path, texts[path]), section)]
@@ -676,6 +718,19 @@ def supervisor_plan(module, name, p, files, ext_dir):
         if path in edited:
             changes.want(path, edited[path], _mode(path))
     return changes, defined[-1]
+
+
+def want_library(changes, p, hold):
+    """A held program with socket_activation: preload needs the library on the host."""
+    if not hold or not hold["preload"]:
+        return
+    builds = _hook.decode_payload(p["payload"] or {})["native"]
+    arch = _hook.NATIVE_ARCHES.get(os.uname()[4])
+    if not builds.get(arch):
+        raise _unit.UnitError("socket_activation: preload for %s: no build of the preload library for %s in this "
+                              "call's payload; nothing was written" % (p["name"], os.uname()[4]))
+    _validate.abs_path(hold["preload"], "preload_library", plain=True)
+    changes.want(hold["preload"], builds[arch])
 
 
 def restart_unhooked(module, ctl, group, name, targets, timeout):
@@ -872,12 +927,10 @@ def split_backends(module, params, service_mgr):
         backend = _unit.resolve_backend(p["backend"], service_mgr)
         if backend == "supervisord":
             _unit.check_program_name(_unit.program_name(p["name"]))
-            if p["state"] == "present" and p["socket_activation"] != "none":
-                # fcgi-program sockets do not outlive a crash (README: why not supervisord)
-                module.fail_json(msg="socket_activation=%s for %s: supervisord has no socket that outlives the "
-                                     "program (an [fcgi-program:x] socket is closed and bound again when the "
-                                     "program dies); use the cleanup hook there, or systemd"
-                                     % (p["socket_activation"], p["name"]))
+            why = _holder.refusal(p["name"], p["socket_activation"] if p["state"] == "present" else "none",
+                                  p["cleanup_hook"], p["ports"], p["accepts_inherited_fds"], os.uname()[4])
+            if why:
+                module.fail_json(msg=why)
         (systemd if backend == "systemd" else supervisord).append((item, p))
     return systemd, supervisord
 

@@ -210,20 +210,40 @@ def wrapped_command(command, hook):
     return command
 
 
-def wrapped_targets(command):
-    """What a command run through the hook cleans (its targets), or [] for a plain command."""
+# the hook's options that take a value, and its flags (src/netsvc-sockclean.c, src/hold.h)
+HOOK_VALUED = ("--unit", "--user", "--status-dir", "--drain-ms", "--listen", "--preload", "--restarts")
+HOOK_FLAGS = ("--hold",)
+
+
+def hook_words(command):
+    """What a command run through the hook says: {'targets', 'hold', 'listen', 'preload',
+    'restarts', 'user', 'unit', 'command'} - or None for a plain command."""
     words = command.split(" -- ", 1)[0].split() if " -- " in command else []
     if not words or not words[0].endswith("/netsvc-sockclean"):
-        return []
-    out, skip = [], False
-    for word in words[1:]:
-        if skip:
-            skip = False
-        elif word in ("--unit", "--user", "--status-dir", "--drain-ms"):
-            skip = True
+        return None
+    out = dict(targets=[], hold=False, listen=[], preload=None, restarts=None, user=None, unit=None,
+               command=command.split(" -- ", 1)[1])
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word in HOOK_FLAGS:
+            out["hold"] = True
+        elif word in HOOK_VALUED and i + 1 < len(words):
+            key = word[2:].replace("-", "_")
+            if key == "listen":
+                out["listen"].append(words[i + 1])
+            elif key in out:
+                out[key] = words[i + 1]
+            i += 1
         else:
-            out.append(word)
+            out["targets"].append(word)
+        i += 1
     return out
+
+
+def wrapped_targets(command):
+    """What a command run through the hook cleans (its targets), or [] for a plain command."""
+    return (hook_words(command) or {"targets": []})["targets"]
 
 
 def hooked_programs(text):

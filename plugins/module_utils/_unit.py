@@ -508,12 +508,14 @@ def check_user_name(user):
     return user
 
 
-def supervisor_command(name, command, hook, ports, ids):
+def supervisor_command(name, command, hook, ports, ids, hold=None):
     """The program's command line, through the cleanup hook when there is one.
 
     supervisord's ``user=`` would make the hook run without CAP_NET_ADMIN, so with a hook the
     program runs as root up to the hook, which cleans its ports and then drops to ``ids``
-    ((uid, gid, [groups]), resolved on the host) before exec'ing the command.
+    ((uid, gid, [groups]), resolved on the host) before exec'ing the command. ``hold``
+    ({'restarts', 'listen': [specs], 'preload': library or None}): the hook stays the server's
+    parent (--hold, src/hold.h), restarting it at once and, with specs, holding its sockets.
     """
     if not hook or not ports:
         return command
@@ -521,6 +523,12 @@ def supervisor_command(name, command, hook, ports, ids):
     if ids:
         uid, gid, groups = ids
         argv += ["--user", ":".join(str(x) for x in [uid, gid] + list(groups))]
+    if hold:
+        argv += ["--hold", "--restarts", hold["restarts"]]
+        for spec in hold.get("listen") or []:
+            argv += ["--listen", spec]
+        if hold.get("preload"):
+            argv += ["--preload", hold["preload"]]
     return "%s %s -- %s" % (" ".join(argv), " ".join(str(p) for p in ports), command)
 
 
