@@ -83,8 +83,8 @@ class Fleet(object):
                        stderr=subprocess.DEVNULL, check=False)
         run_env = dict(os.environ, NETSVC_RUN_OPTS=run_opts)
         for n in names:
-            sh([os.path.join(TOP, "scripts", "testbed.sh"), "run", n, image, self.label, self.network, init],
-               env=run_env)
+            sh([os.path.join(TOP, "scripts", "testbed.sh"), "run", n, image, self.label, self.network]
+               + (list(init) if isinstance(init, (list, tuple)) else [init]), env=run_env)
             self.names.append(n)
         return self.inventory(names)
 
