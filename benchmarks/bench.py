@@ -242,9 +242,11 @@ def start_hosts_image(names, image, init=None):
 # ---------------------------------------------------------------------------- supervisord
 
 # (row name, program, port, SO_REUSEADDR, the netsvc_services entry or None: left as it is)
+# "v1": the program as 1.0.0 hardened it (hook in front, supervisord's respawn), written by the
+# setup. Left as it is without SO_REUSEADDR, a program goes FATAL (EADDRINUSE for ~60 s): no row.
 SUP = [
-    ("supervisord as is, no SO_REUSEADDR", "plain_noreuse", 7310, False, None),
     ("supervisord as is, SO_REUSEADDR", "plain_reuse", 7311, True, None),
+    ("1.0.0 hardening (hook, supervisord respawns), no SO_REUSEADDR", "v1_noreuse", 7310, False, "v1"),
     ("hardened (holder restarts), no SO_REUSEADDR", "hold_noreuse", 7312, False, {}),
     ("hardened (holder restarts), SO_REUSEADDR", "hold_reuse", 7313, True, {}),
     ("hardened, preload (holder owns the socket), no SO_REUSEADDR", "held_noreuse", 7314, False,
@@ -262,8 +264,8 @@ def supervisord(results, kills=10):
                                                    "localhost/netsvc-debian12-supervisord:latest"),
                             ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/supervisord.conf"])
     try:
-        configs = [{"name": prog, "port": port, "reuseaddr": reuse,
-                    "service": dict(svc, name=prog, ports=[port]) if svc is not None else None}
+        configs = [{"name": prog, "port": port, "reuseaddr": reuse, "v1": svc == "v1",
+                    "service": dict(svc, name=prog, ports=[port]) if isinstance(svc, dict) else None}
                    for _row, prog, port, reuse, svc in SUP]
         playbook(inv, bench_path("supervisord_setup.yml"), "-e", json.dumps({"sup_configs": configs,
                                                                           "netsvc_init": "supervisord"}))
@@ -282,7 +284,7 @@ def supervisord(results, kills=10):
             rows.append({"name": cfg["name"], "samples": s, "recovered": sum(1 for x in s if x["recovered"]),
                          "recovery_ms": stats([x["recovery_ms"] for x in s]),
                          "failed_connects": stats([x["failed_connects"] for x in s]),
-                         "failed_total": sum(x["failed_connects"] for x in s),
+                         "failed_total": sum(x["failed_connects"] or 0 for x in s),
                          "load_connections": cfg["load_connections"], "wall_s": cfg["wall_s"]})
         commands = subprocess.run(["docker", "exec", host, "sh", "-c", "grep -h '^command' /etc/supervisor/conf.d/*"],
                                   stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout

@@ -82,6 +82,9 @@ def measure(cfg, kills, rnd):
             while not pid and time.monotonic() < deadline:
                 pid = server_pid(cfg["program"])
                 time.sleep(0 if pid else 0.01)
+            if not pid:  # not running (FATAL, BACKOFF): nothing to kill, not recovered
+                samples.append({"recovered": False, "recovery_ms": None, "failed_connects": None})
+                continue
             t0 = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             while not gone(pid) and time.monotonic() < t0 + 2:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Command 2 of the README: every test. Installs what it needs on a fresh machine.
 #   scripts/test.sh [step...]   steps: venv testbed lint native compat sanity units build docs molecule
-#                               rollout el faults awx bench
+#                               rollout el faults entrypoint awx bench
 # Default: all steps in that order. MOLECULE_SCENARIOS="default kernel" limits molecule.
 # "bench" is the benchmark harness's smoke run (one kill), not a benchmark.
 set -uo pipefail
@@ -230,7 +230,7 @@ do_awx() { "$venv/bin/python" tests/awx/awx.py; }
 do_bench_smoke() { "$venv/bin/python" benchmarks/bench.py recovery --smoke; }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build docs molecule rollout el faults awx bench)
+[ ${#steps[@]} -gt 0 ] || steps=(venv testbed lint native compat sanity units build docs molecule rollout el faults entrypoint awx bench)
 for s in "${steps[@]}"; do
   case "$s" in
     venv) step venv scripts/venv.sh || true
@@ -247,6 +247,7 @@ for s in "${steps[@]}"; do
     rollout) step rollout do_rollout ;;
     el) step el-leg scripts/el-leg.sh ;;
     faults) step faults do_faults ;;
+    entrypoint) step entrypoint "$venv/bin/python" tests/entrypoint/entrypoint.py ;;
     awx) step awx do_awx ;;
     bench) step bench-smoke do_bench_smoke ;;
     *) echo "unknown step $s"; exit 2 ;;

@@ -30,6 +30,8 @@ def service_checks(svc, facts=None):
         checks.append(("policy", "warn" if svc.get("changed") else "pass",
                        "program file differs from the hardened one" if svc.get("changed") else "autorestart hardened"))
         checks.append(rebind_check(svc, facts))
+        if svc.get("holder"):
+            checks.append((svc["holder"]["check"], svc["holder"]["level"], svc["holder"]["detail"]))
         return checks
     active = eff.get("ActiveState") == "active" or svc.get("socket_activation")
     checks.append(("running", "pass" if active else "fail", "ActiveState=%s" % eff.get("ActiveState", "?")))
@@ -214,7 +216,7 @@ def audit_service(result, service_mgr=None, observed=None):
     return dict(name=item.get("name"), effective=eff, changed=bool(result.get("changed")), hook=hook,
                 mismatches=result.get("effective_mismatches") or [], mismatch_mode=result.get("effective_mismatch"),
                 socket_activation=bool(item.get("socket_activation")), failed=bool(result.get("failed")),
-                backend=result.get("backend") or service_mgr)
+                backend=result.get("backend") or service_mgr, holder=result.get("holder"))
 
 
 def expand_ports(text):

@@ -34,6 +34,10 @@ HOOK_NAME = "netsvc-sockclean"
 # the preload library (socket_activation: preload), next to the hook
 PRELOAD_LIBRARY = "libnetsvc-preload.so"
 HOOK_STATUS_DIR = "/run/netsvc-resilience/hook"
+# the hook's options that take a value, and its flags (src/netsvc-sockclean.c, src/hold.h):
+# what the readers of a hook command line skip to find its targets
+HOOK_VALUED = ("--unit", "--user", "--status-dir", "--drain-ms", "--listen", "--preload", "--restarts")
+HOOK_FLAGS = ("--hold",)
 
 # systemd accepts the "+" (full privileges) ExecStartPre= prefix since version 231
 PLUS_PREFIX_SINCE = 231

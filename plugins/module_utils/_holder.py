@@ -161,3 +161,49 @@ def observe(name, ports, pid, backlog, current, read=_reuse.socket_options):
     _preload.read_options(mine, owners, lambda found: next(
         (o for o in sorted(found, key=lambda o: o["pid"]) if o["pid"] in tree), None), read)
     return specs(mine, backlog)
+
+
+def parse_record(text):
+    """The holder's NAME.hold record (key=value lines, src/hold.h) as a dict."""
+    return dict(line.split("=", 1) for line in (text or "").splitlines() if "=" in line)
+
+
+def record(name, directory=_constants.HOOK_STATUS_DIR, lstat=os.lstat, read=None):
+    """What the holder of program ``name`` recorded ({} when there is none), trusted only as
+    root wrote it: a regular file root owns that nobody else may write, else {'problem'}."""
+    import stat
+
+    path = os.path.join(directory, name + ".hold")
+    try:
+        st = lstat(path)
+    except OSError:
+        return {}
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+        return {"problem": "%s is not a root-only regular file (uid %d, mode %o): not trusted" % (
+            path, st.st_uid, st.st_mode & 0o7777)}
+    if read is None:
+        with open(path) as f:
+            return parse_record(f.read())
+    return parse_record(read(path))
+
+
+def audit_row(command, rec, pid):
+    """(check, level, detail) of a supervisord program's holder for the audit, or None when its
+    command does not run through one. ``rec``: record(); ``pid``: supervisorctl's pid now."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor
+
+    words = _supervisor.hook_words(command or "") or {}
+    if not words.get("hold"):
+        return None
+    owns = "owns %s" % ", ".join(s.split(",", 1)[0] for s in words["listen"]) if words["listen"] else \
+        "restarts only (the port closes while the server starts)"
+    if rec.get("problem"):
+        return ("holder", "fail", rec["problem"])
+    if not rec:
+        return ("holder", "warn", "the holder has written no record since boot: not started through it yet")
+    if str(pid) != rec.get("holder") or rec.get("state") != "running":
+        return ("holder", "fail", "the holder's record (holder %s, state %s) is not the running program's process "
+                "(pid %s)" % (rec.get("holder"), rec.get("state"), pid or "none"))
+    last = " after %s" % rec["last"] if rec.get("last") else ""
+    return ("holder", "pass", "held by pid %s: server pid %s, %s start(s)%s; %s" % (
+        rec["holder"], rec.get("child"), rec.get("starts"), last, owns))

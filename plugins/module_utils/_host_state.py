@@ -29,6 +29,7 @@ import os
 import stat
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
     _hook,
     _preload,
     _sockdiag,
@@ -465,8 +466,10 @@ def hook_cleans(show, hook_name):
     for word in words:
         if skip:
             skip = False
-        elif word in ("--unit", "--user", "--status-dir", "--drain-ms"):
+        elif word in _constants.HOOK_VALUED:
             skip = True
+        elif word in _constants.HOOK_FLAGS:
+            continue
         elif word == "--":
             break
         else:

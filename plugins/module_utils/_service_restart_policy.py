@@ -800,6 +800,10 @@ def supervisord_main(module, p, warnings):
             _unit.run(module, [ctl, "update", group], check=False)
     _rc, out, _err = _unit.run(module, [ctl, "status", name], check=False)
     result["effective"] = {"status": out.strip()}
+    command = _supervisor.effective(supervisor_files(module, p, ctl), name).get("command", "")
+    row = _holder.audit_row(command, _holder.record(name), supervisor_pid(module, name))
+    if row:
+        result["holder"] = dict(zip(("check", "level", "detail"), row))
     return result
 
 

@@ -27,6 +27,8 @@ import glob
 import os
 import re
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
+
 # the configuration files supervisord looks for, in its order, when it is not given -c
 SEARCH = ("/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")
 
@@ -210,11 +212,6 @@ def wrapped_command(command, hook):
     return command
 
 
-# the hook's options that take a value, and its flags (src/netsvc-sockclean.c, src/hold.h)
-HOOK_VALUED = ("--unit", "--user", "--status-dir", "--drain-ms", "--listen", "--preload", "--restarts")
-HOOK_FLAGS = ("--hold",)
-
-
 def hook_words(command):
     """What a command run through the hook says: {'targets', 'hold', 'listen', 'preload',
     'restarts', 'user', 'unit', 'command'} - or None for a plain command."""
@@ -226,9 +223,9 @@ def hook_words(command):
     i = 1
     while i < len(words):
         word = words[i]
-        if word in HOOK_FLAGS:
+        if word in _constants.HOOK_FLAGS:
             out["hold"] = True
-        elif word in HOOK_VALUED and i + 1 < len(words):
+        elif word in _constants.HOOK_VALUED and i + 1 < len(words):
             key = word[2:].replace("-", "_")
             if key == "listen":
                 out["listen"].append(words[i + 1])

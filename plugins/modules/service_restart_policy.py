@@ -41,7 +41,12 @@ description:
     C([include] files=) globs, any file name) and parsed as supervisord parses them. Only the
     keys this module sets change (C(autorestart), C(startsecs), C(startretries),
     C(killasgroup), with the cleanup hook C(command) and C(user)); comments, order, every other
-    section and every other key stay byte for byte. A program defined nowhere gets a file of its
+    section and every other key stay byte for byte. With the hook, the command runs through its
+    holder (C(netsvc-sockclean --hold), native builds only): the server is the holder's child, is
+    started again the moment it dies by a signal (supervisord itself respawns only on its next
+    one-second poll), at most O(start_limit_burst) times in O(start_limit_interval) (default 20
+    in 10 s), then the holder exits as the server did and supervisord's own policy applies;
+    signals pass on to the server and its exit status is the holder's. A program defined nowhere gets a file of its
     own in the include directory (C(/etc/supervisord.d/*.ini) on EL, C(/etc/supervisor/conf.d/*.conf)
     on Debian). The original of every file edited is kept in the host's ledger, so O(state=absent)
     and rollback put the section back byte for byte. Then C(reread) and C(update) of that
@@ -218,6 +223,13 @@ options:
         that is not listening. The message names the reason and what works instead.
       - With O(state=absent) the socket unit and the library go, and the service is started
         again binding its ports itself (again while TIME_WAIT blocks it, at most O(switch_timeout)).
+      - "A supervisord program (needs O(ports) and the O(cleanup_hook)): the hook's holder
+        (C(netsvc-sockclean --hold)), the program's process, binds the sockets the running program
+        listens on (address, family, C(IPV6_V6ONLY), C(SO_REUSEPORT), C(IP_FREEBIND),
+        C(IP_TRANSPARENT), C(SO_MARK) read off the live socket; C(SO_BINDTODEVICE) is refused) and
+        hands them to every start of the server as C(LISTEN_FDS) - with C(preload) also the library,
+        with C(native) (and O(accepts_inherited_fds)) nothing else. The program must be running.
+        The preload refusals above apply to its command's executable and its running server."
     type: raw
     default: false
   accepts_inherited_fds:

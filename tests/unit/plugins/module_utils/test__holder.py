@@ -100,3 +100,36 @@ def test_the_server_of_a_held_program_is_the_holders_child(tmp_path):
     os.remove(str(proc / "11" / "stat"))
     (proc / "12" / "stat").write_text("12 (x) S 1 0 0\n")
     assert _holder.server_pid(10, str(proc)) == 0  # between a crash and the restart
+
+
+class _St(object):
+    def __init__(self, uid=0, mode=0o100644):
+        self.st_uid, self.st_mode = uid, mode
+
+
+def test_the_record_is_trusted_only_as_root_wrote_it():
+    text = "version=1\nunit=web\nholder=40\nchild=41\nstarts=3\nstate=running\nlast=signal 9\n"
+    got = _holder.record("web", "/run/x", lambda p: _St(), lambda p: text)
+    assert got["holder"] == "40" and got["last"] == "signal 9" and got["starts"] == "3"
+    assert "not trusted" in _holder.record("web", "/run/x", lambda p: _St(uid=65534), lambda p: text)["problem"]
+    assert "not trusted" in _holder.record("web", "/run/x", lambda p: _St(mode=0o100666), lambda p: text)["problem"]
+    assert "not trusted" in _holder.record("web", "/run/x", lambda p: _St(mode=0o120777), lambda p: text)["problem"]
+
+    def missing(_p):
+        raise OSError(2, "no")
+
+    assert _holder.record("web", "/run/x", missing) == {}
+
+
+def test_the_audit_row_of_a_held_program():
+    held = "%s --unit web --hold --restarts 20/10 --listen 127.0.0.1:80,backlog=8 80 -- /usr/bin/web" % HOOK
+    rec = {"holder": "40", "child": "41", "starts": "3", "state": "running", "last": "signal 9"}
+    check, level, detail = _holder.audit_row(held, rec, 40)
+    assert (check, level) == ("holder", "pass") and "owns 127.0.0.1:80" in detail and "after signal 9" in detail
+    assert _holder.audit_row(held, rec, 77)[1] == "fail"  # another process is the program now
+    assert _holder.audit_row(held, {}, 40)[1] == "warn"
+    assert _holder.audit_row(held, {"problem": "x is not a root-only regular file"}, 40)[1] == "fail"
+    restart_only = "%s --unit web --hold --restarts 20/10 80 -- /usr/bin/web" % HOOK
+    assert "restarts only" in _holder.audit_row(restart_only, rec, 40)[2]
+    assert _holder.audit_row("%s --unit web 80 -- /usr/bin/web" % HOOK, rec, 40) is None
+    assert _holder.audit_row("/usr/bin/web", rec, 40) is None
