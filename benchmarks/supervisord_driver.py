@@ -59,13 +59,14 @@ class Load(threading.Thread):
     def run(self):
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             self.made += 1
+            started = time.monotonic()
             try:
                 ok = ask(self.port)
             except OSError:
                 ok = False
             if not ok:
                 self.failed += 1
-                self.fail_times.append(time.monotonic())
+                self.fail_times.append((started, time.monotonic()))
             time.sleep(0.002)
 
 
@@ -76,19 +77,21 @@ def measure(cfg, kills, rnd):
     t_start = time.monotonic()
     try:
         for _i in range(kills):
-            time.sleep(rnd.uniform(0.3, 0.8))
+            time.sleep(rnd.uniform(1.2, 2.0))
             pid = 0
             deadline = time.monotonic() + 10
             while not pid and time.monotonic() < deadline:
                 pid = server_pid(cfg["program"])
                 time.sleep(0 if pid else 0.01)
             if not pid:  # not running (FATAL, BACKOFF): nothing to kill, not recovered
-                samples.append({"recovered": False, "recovery_ms": None, "failed_connects": None})
+                samples.append({"recovered": False, "recovery_ms": None, "failed_connects": None,
+                                "lost_with_the_killed": None})
                 continue
             t0 = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             while not gone(pid) and time.monotonic() < t0 + 2:
                 time.sleep(0.0005)
+            t_gone = time.monotonic()
             t_ok = None
             while time.monotonic() < t0 + 20:
                 try:
@@ -99,9 +102,12 @@ def measure(cfg, kills, rnd):
                     pass
                 time.sleep(0.001)
             time.sleep(0.05)
-            failed = sum(1 for t in load.fail_times if t >= t0 and (t_ok is None or t <= t_ok + 0.05))
-            samples.append({"recovered": t_ok is not None, "recovery_ms": round((t_ok - t0) * 1000, 2) if t_ok else None,
-                            "failed_connects": failed})
+            end = t_ok + 0.05 if t_ok else float("inf")
+            failed = sum(1 for s, _f in load.fail_times if t_gone <= s <= end)
+            lost = sum(1 for s, f in load.fail_times if s < t_gone and f >= t0)
+            samples.append({"recovered": t_ok is not None,
+                            "recovery_ms": round((t_ok - t0) * 1000, 2) if t_ok else None,
+                            "failed_connects": failed, "lost_with_the_killed": lost})
     finally:
         load.stop.set()
         load.join()

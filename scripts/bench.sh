@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (see benchmarks/bench.py): make bench [PART=recovery|vm|sysctl|rollout|recovery,vm]
+# The benchmark suite (see benchmarks/bench.py): make bench [PART=recovery|vm|sysctl|rollout|fleet|harm|supervisord|recovery,vm]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

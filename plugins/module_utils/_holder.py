@@ -25,8 +25,15 @@ __metaclass__ = type
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _hook, _preload, _reuse, _sockdiag
-from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError, parse_timespan
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
+    _hook,
+    _preload,
+    _reuse,
+    _sockdiag,
+    _supervisor,
+    _unit,
+)
 
 # src/hold.h: the restarts it counts (a ring of 64 start times)
 MAX_BURST = 64
@@ -38,26 +45,34 @@ def refusal(name, mode, hook, ports, accepts_inherited_fds, machine):
     if mode == "none":
         return None
     if not hook or not ports:
-        return ("socket_activation=%s for supervisord program %s needs ports and the cleanup hook: the hook's holder "
-                "(--hold) is what keeps the sockets open across a crash (supervisord has no socket that outlives the "
-                "program); nothing was written" % (mode, name))
+        return (
+            "socket_activation=%s for supervisord program %s needs ports and the cleanup hook: the hook's holder "
+            "(--hold) is what keeps the sockets open across a crash (supervisord has no socket that outlives the "
+            "program); nothing was written" % (mode, name)
+        )
     if not _hook.NATIVE_ARCHES.get(machine):
-        return ("socket_activation=%s for supervisord program %s: the holder is native (x86_64, aarch64) and this "
-                "host is %s; nothing was written" % (mode, name, machine))
+        return (
+            "socket_activation=%s for supervisord program %s: the holder is native (x86_64, aarch64) and this "
+            "host is %s; nothing was written" % (mode, name, machine)
+        )
     if mode == "native" and not accepts_inherited_fds:
-        return ("socket_activation: native for supervisord program %s needs accepts_inherited_fds=true: the server "
-                "must take the sockets the holder passes (LISTEN_FDS); for one that binds them itself, use preload; "
-                "nothing was written" % name)
+        return (
+            "socket_activation: native for supervisord program %s needs accepts_inherited_fds=true: the server "
+            "must take the sockets the holder passes (LISTEN_FDS); for one that binds them itself, use preload; "
+            "nothing was written" % name
+        )
     return None
 
 
 def restarts(burst, interval):
     """The holder's ``--restarts N/SECONDS`` from the policy's StartLimitBurst= and
     StartLimitIntervalSec= (the same limit as a systemd service's); raises UnitError."""
-    seconds = int(round(parse_timespan(str(interval), "start_limit_interval") / 1000000.0))
+    seconds = int(round(_unit.parse_timespan(str(interval), "start_limit_interval") / 1000000.0))
     if not 1 <= int(burst) <= MAX_BURST or not 1 <= seconds <= 86400:
-        raise UnitError("a supervisord program's holder restarts at most 1-%d times in 1-86400 s; start_limit_burst=%s "
-                        "and start_limit_interval=%s are outside that" % (MAX_BURST, burst, interval))
+        raise _unit.UnitError(
+            "a supervisord program's holder restarts at most 1-%d times in 1-86400 s; start_limit_burst=%s "
+            "and start_limit_interval=%s are outside that" % (MAX_BURST, burst, interval)
+        )
     return "%d/%d" % (int(burst), seconds)
 
 
@@ -77,9 +92,10 @@ def listen_spec(listener, backlog, v4_on_port=False):
         if v6only is not None:
             parts.append("v6only" if v6only else "dualstack")
     if o.get("bind_to_device"):
-        raise UnitError("%s is bound to device %s (SO_BINDTODEVICE), which the holder does not set; use systemd for "
-                        "this service, or socket_activation: none" % (_preload.listen_stream(listener),
-                                                                      o["bind_to_device"]))
+        raise _unit.UnitError(
+            "%s is bound to device %s (SO_BINDTODEVICE), which the holder does not set; use systemd for "
+            "this service, or socket_activation: none" % (_preload.listen_stream(listener), o["bind_to_device"])
+        )
     for key, word in (("reuse_port", "reuseport"), ("free_bind", "freebind"), ("transparent", "transparent")):
         if o.get(key):
             parts.append(word)
@@ -141,25 +157,39 @@ def observe(name, ports, pid, backlog, current, read=_reuse.socket_options):
     try:
         listeners = _sockdiag.listeners(ports)
     except _sockdiag.DiagError as e:
-        raise UnitError("cannot read the listening sockets of %s (sock_diag): %s" % (name, e))
+        raise _unit.UnitError("cannot read the listening sockets of %s (sock_diag): %s" % (name, e))
     owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
     tree = _reuse.process_tree(pid) if pid else set()
     foreign = [x for x in listeners if owners.get(x["inode"]) and not {o["pid"] for o in owners[x["inode"]]} & tree]
     if foreign:
-        held = ["%s by %s" % (_preload.listen_stream(x), ", ".join("%s (pid %d)" % (o["command"], o["pid"])
-                                                                   for o in owners[x["inode"]])) for x in foreign]
-        raise UnitError("socket_activation for supervisord program %s is refused, nothing was written: port(s) held "
-                        "by another process: %s" % (name, "; ".join(held)))
+        held = [
+            "%s by %s"
+            % (
+                _preload.listen_stream(x),
+                ", ".join("%s (pid %d)" % (o["command"], o["pid"]) for o in owners[x["inode"]]),
+            )
+            for x in foreign
+        ]
+        raise _unit.UnitError(
+            "socket_activation for supervisord program %s is refused, nothing was written: port(s) held "
+            "by another process: %s" % (name, "; ".join(held))
+        )
     mine = [x for x in listeners if x not in foreign and owners.get(x["inode"])]
     missing = sorted(set(ports) - {x["port"] for x in mine})
     if missing:
         if current and sorted({spec_port(s) for s in current}) == sorted(set(ports)):
             return [with_backlog(s, backlog) for s in current]
-        raise UnitError("socket_activation for supervisord program %s is refused, nothing was written: nothing of "
-                        "it listens on port(s) %s - it must be running so that its sockets can be mirrored exactly "
-                        "(address, family, options)" % (name, ", ".join(str(p) for p in missing)))
-    _preload.read_options(mine, owners, lambda found: next(
-        (o for o in sorted(found, key=lambda o: o["pid"]) if o["pid"] in tree), None), read)
+        raise _unit.UnitError(
+            "socket_activation for supervisord program %s is refused, nothing was written: nothing of "
+            "it listens on port(s) %s - it must be running so that its sockets can be mirrored exactly "
+            "(address, family, options)" % (name, ", ".join(str(p) for p in missing))
+        )
+    _preload.read_options(
+        mine,
+        owners,
+        lambda found: next((o for o in sorted(found, key=lambda o: o["pid"]) if o["pid"] in tree), None),
+        read,
+    )
     return specs(mine, backlog)
 
 
@@ -179,8 +209,10 @@ def record(name, directory=_constants.HOOK_STATUS_DIR, lstat=os.lstat, read=None
     except OSError:
         return {}
     if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
-        return {"problem": "%s is not a root-only regular file (uid %d, mode %o): not trusted" % (
-            path, st.st_uid, st.st_mode & 0o7777)}
+        return {
+            "problem": "%s is not a root-only regular file (uid %d, mode %o): not trusted"
+            % (path, st.st_uid, st.st_mode & 0o7777)
+        }
     if read is None:
         with open(path) as f:
             return parse_record(f.read())
@@ -190,20 +222,29 @@ def record(name, directory=_constants.HOOK_STATUS_DIR, lstat=os.lstat, read=None
 def audit_row(command, rec, pid):
     """(check, level, detail) of a supervisord program's holder for the audit, or None when its
     command does not run through one. ``rec``: record(); ``pid``: supervisorctl's pid now."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor
-
     words = _supervisor.hook_words(command or "") or {}
     if not words.get("hold"):
         return None
-    owns = "owns %s" % ", ".join(s.split(",", 1)[0] for s in words["listen"]) if words["listen"] else \
-        "restarts only (the port closes while the server starts)"
+    owns = (
+        "owns %s" % ", ".join(s.split(",", 1)[0] for s in words["listen"])
+        if words["listen"]
+        else "restarts only (the port closes while the server starts)"
+    )
     if rec.get("problem"):
         return ("holder", "fail", rec["problem"])
     if not rec:
         return ("holder", "warn", "the holder has written no record since boot: not started through it yet")
     if str(pid) != rec.get("holder") or rec.get("state") != "running":
-        return ("holder", "fail", "the holder's record (holder %s, state %s) is not the running program's process "
-                "(pid %s)" % (rec.get("holder"), rec.get("state"), pid or "none"))
+        return (
+            "holder",
+            "fail",
+            "the holder's record (holder %s, state %s) is not the running program's process "
+            "(pid %s)" % (rec.get("holder"), rec.get("state"), pid or "none"),
+        )
     last = " after %s" % rec["last"] if rec.get("last") else ""
-    return ("holder", "pass", "held by pid %s: server pid %s, %s start(s)%s; %s" % (
-        rec["holder"], rec.get("child"), rec.get("starts"), last, owns))
+    return (
+        "holder",
+        "pass",
+        "held by pid %s: server pid %s, %s start(s)%s; %s"
+        % (rec["holder"], rec.get("child"), rec.get("starts"), last, owns),
+    )

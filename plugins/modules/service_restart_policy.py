@@ -42,11 +42,11 @@ description:
     keys this module sets change (C(autorestart), C(startsecs), C(startretries),
     C(killasgroup), with the cleanup hook C(command) and C(user)); comments, order, every other
     section and every other key stay byte for byte. With the hook, the command runs through its
-    holder (C(netsvc-sockclean --hold), native builds only): the server is the holder's child, is
-    started again the moment it dies by a signal (supervisord itself respawns only on its next
+    holder (C(netsvc-sockclean --hold), native builds only). The server is the holder's child and
+    is started again the moment it dies by a signal (supervisord itself respawns only on its next
     one-second poll), at most O(start_limit_burst) times in O(start_limit_interval) (default 20
-    in 10 s), then the holder exits as the server did and supervisord's own policy applies;
-    signals pass on to the server and its exit status is the holder's. A program defined nowhere gets a file of its
+    in 10 s); then the holder exits as the server did and supervisord's own policy applies.
+    Signals pass on to the server, and its exit status is the holder's. A program defined nowhere gets a file of its
     own in the include directory (C(/etc/supervisord.d/*.ini) on EL, C(/etc/supervisor/conf.d/*.conf)
     on Debian). The original of every file edited is kept in the host's ledger, so O(state=absent)
     and rollback put the section back byte for byte. Then C(reread) and C(update) of that

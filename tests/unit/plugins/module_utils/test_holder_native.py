@@ -226,8 +226,14 @@ def test_a_killed_holder_takes_its_server_with_it_and_keeps_what_it_was_given(tm
     assert server
     os.kill(p.pid, signal.SIGKILL)
     p.wait(5)
-    assert _wait(lambda: not os.path.exists("/proc/%d" % server) or
-                 open("/proc/%d/stat" % server).read().rsplit(")", 1)[1].split()[0] == "Z", 5)
+    def gone():
+        try:
+            with open("/proc/%d/stat" % server) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except (IOError, OSError):
+            return True
+
+    assert _wait(gone, 5)
     out = p.stdout.read()
     assert "umask 27 cwd %s fds None" % work in out
 
