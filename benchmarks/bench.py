@@ -256,6 +256,14 @@ SUP = [
 ]
 
 
+# the harm rows: (row name, small program of SUP, its port, bulk program, bulk port)
+SUP_HARM = [
+    ("as supervisord runs it", "plain_reuse", 7311, "bulk_plain", 7321),
+    ("hardened (holder restarts)", "hold_reuse", 7313, "bulk_hold", 7323),
+    ("hardened, preload (holder owns the socket)", "held_reuse", 7315, "bulk_held", 7325),
+]
+
+
 def supervisord(results, kills=10):
     """SIGKILL -> serving and failed connects under load for supervisord programs: as supervisord
     runs them, and hardened (the hook's holder, with and without the socket), in one container."""
@@ -267,11 +275,19 @@ def supervisord(results, kills=10):
         configs = [{"name": prog, "port": port, "reuseaddr": reuse, "v1": svc == "v1",
                     "service": dict(svc, name=prog, ports=[port]) if isinstance(svc, dict) else None}
                    for _row, prog, port, reuse, svc in SUP]
+        # the bulk servers of the harm rows: the same hardening as their small twins
+        twins = {prog: c for (_row, prog, _p, _r, _s), c in zip(SUP, configs)}
+        for _row, prog, _port, bulk, bport in SUP_HARM:
+            svc = twins[prog]["service"]
+            configs.append({"name": bulk, "port": bport, "reuseaddr": True, "v1": False, "bulk": 16 << 20,
+                            "service": dict(svc, name=bulk, ports=[bport]) if svc else None})
         playbook(inv, bench_path("supervisord_setup.yml"), "-e", json.dumps({"sup_configs": configs,
                                                                           "netsvc_init": "supervisord"}))
         sh(["docker", "cp", bench_path("supervisord_driver.py"), host + ":/root/supervisord_driver.py"])
         conf = {"configs": [{"name": row, "program": prog, "port": port} for row, prog, port, _r, _s in SUP],
-                "kills": kills, "seed": 20261207}
+                "kills": kills, "seed": 20261207, "bulk_bytes": 16 << 20, "rounds": 5,
+                "harm": [{"name": row, "program": prog, "port": port, "bulk_program": bulk, "bulk_port": bport}
+                         for row, prog, port, bulk, bport in SUP_HARM]}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(conf, f)
         sh(["docker", "cp", f.name, host + ":/root/sup.json"])
@@ -290,7 +306,7 @@ def supervisord(results, kills=10):
         commands = subprocess.run(["docker", "exec", host, "sh", "-c", "grep -h '^command' /etc/supervisor/conf.d/*"],
                                   stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout
         results["supervisord"] = {"rows": rows, "version": data["supervisord"], "kills": kills,
-                                  "commands": commands.splitlines()}
+                                  "commands": commands.splitlines(), "harm": data["harm"]}
     finally:
         destroy_hosts([host])
         os.unlink(inv)
@@ -849,6 +865,20 @@ def report(results, out_dir):
                 r["name"], r["recovered"], len(r["samples"]), r["recovery_ms"].get("median"),
                 r["recovery_ms"].get("p90"), r["recovery_ms"].get("max"), r["failed_connects"].get("median"),
                 r["failed_connects"].get("max"), r["failed_total"], r.get("lost_total", "-"), r["load_connections"]))
+        if sup.get("harm"):
+            base = sup["harm"][0]
+            md += ["", "The programs' normal work, in turns (5 rounds): a 16 MiB response over loopback, then "
+                   "200 small requests/s for 3 s; what each listens on, the server's environment variables of "
+                   "ours, and how long `supervisorctl stop` takes.", "",
+                   "| program | MB/s (median) | / as is | bytes delivered | p50 ms | p99 ms | / as is | failed | "
+                   "listens on | server's env | stop ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            for h in sup["harm"]:
+                md.append("| %s | %s | %s | %s of %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    h["name"], h["mb_s"], _ratio(h["mb_s"], base["mb_s"], 3), h["bytes_delivered"],
+                    h["bytes_expected"], h["p50_ms"], h["p99_ms"], _ratio(h["p99_ms"], base["p99_ms"], 3),
+                    h["failed"], h["listen"], ", ".join(h["env_netsvc"]) or "-", h["stop_ms"]))
+            md += ["", "Bulk samples (MB/s): " + "; ".join("%s: %s" % (h["name"], h["mb_s_samples"])
+                                                          for h in sup["harm"]) + "."]
         md += ["", "What supervisord runs (its program lines after hardening):", "", "```"] + sup["commands"] + [
             "```", ""]
     if "harm" in results:
