@@ -34,10 +34,14 @@ pytestmark = pytest.mark.skipif(os.uname()[4] != "x86_64" or not os.path.exists(
 # answers "PID\n" and closes; binds without SO_REUSEADDR unless argv[2] says so
 SERVER = textwrap.dedent("""
     import os, socket, sys
-    s = socket.socket()
-    if len(sys.argv) > 2 and sys.argv[2] == "reuse":
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", int(sys.argv[1])))
+    if len(sys.argv) > 2 and sys.argv[2] == "native":  # takes the socket it is passed (sd_listen_fds)
+        assert os.environ["LISTEN_PID"] == str(os.getpid()) and os.environ["LISTEN_FDS"] == "1"
+        s = socket.socket(fileno=3)
+    else:
+        s = socket.socket()
+        if len(sys.argv) > 2 and sys.argv[2] == "reuse":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", int(sys.argv[1])))
     s.listen(64)
     sys.stdout.write("listening %d umask %o cwd %s fds %s\\n" % (os.getpid(), os.umask(0), os.getcwd(),
                      os.environ.get("LISTEN_FDS")))
@@ -121,14 +125,18 @@ def started():
         p.wait()
 
 
-@pytest.mark.parametrize("held", [True, False], ids=["listen-preload", "restart-only"])
-def test_a_killed_server_is_started_again_at_once(tmp_path, started, held):
-    """SIGKILL of the child: a new child serves; with --listen (the holder's socket, the library
-    hands it to the server's own bind()) not one connect is refused meanwhile."""
+@pytest.mark.parametrize("mode", ["preload", "native", "restart-only"])
+def test_a_killed_server_is_started_again_at_once(tmp_path, started, mode):
+    """SIGKILL of the child: a new child serves; with --listen (the holder's socket: the library
+    hands it to the server's own bind(), or the server takes fd 3 itself) not one connect is
+    refused meanwhile."""
     hook, port = _hook(tmp_path), _port()
-    opts = ["--listen", "127.0.0.1:%d,backlog=128" % port, "--preload", LIB] if held else []
+    held = mode != "restart-only"
+    opts = {"preload": ["--listen", "127.0.0.1:%d,backlog=128" % port, "--preload", LIB],
+            "native": ["--listen", "127.0.0.1:%d,backlog=128" % port], "restart-only": []}[mode]
     holder = started([hook, "--hold"] + opts + ["127.0.0.1:%d" % port, "--", sys.executable, "-S",
-                                                 str(tmp_path / "server.py"), str(port)])
+                                                 str(tmp_path / "server.py"), str(port)]
+                     + (["native"] if mode == "native" else []))
     first = _wait(lambda: _serving(port))
     assert first and first in _children(holder.pid)
     refused, stop = [0], []
