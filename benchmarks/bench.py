@@ -286,8 +286,8 @@ def supervisord(results, kills=10):
             svc = twins[prog]["service"]
             configs.append({"name": bulk, "port": bport, "reuseaddr": True, "v1": False, "bulk": 16 << 20,
                             "service": dict(svc, name=bulk, ports=[bport]) if svc else None})
-        playbook(inv, bench_path("supervisord_setup.yml"), "-e", json.dumps({"sup_configs": configs,
-                                                                          "netsvc_init": "supervisord"}))
+        setup = {"sup_configs": configs, "netsvc_init": "supervisord"}
+        playbook(inv, bench_path("supervisord_setup.yml"), "-e", json.dumps(setup))
         sh(["docker", "cp", bench_path("supervisord_driver.py"), host + ":/root/supervisord_driver.py"])
         conf = {"configs": [{"name": row, "program": prog, "port": port} for row, prog, port, _r, _s in SUP],
                 "kills": kills, "seed": 20261207, "bulk_bytes": 16 << 20, "rounds": 5,
@@ -883,8 +883,8 @@ def report(results, out_dir):
                     h["name"], h["mb_s"], _ratio(h["mb_s"], base["mb_s"], 3), h["bytes_delivered"],
                     h["bytes_expected"], h["p50_ms"], h["p99_ms"], _ratio(h["p99_ms"], base["p99_ms"], 3),
                     h["failed"], h["listen"], ", ".join(h["env_netsvc"]) or "-", h["stop_ms"]))
-            md += ["", "Bulk samples (MB/s): " + "; ".join("%s: %s" % (h["name"], h["mb_s_samples"])
-                                                          for h in sup["harm"]) + "."]
+            samples = "; ".join("%s: %s" % (h["name"], h["mb_s_samples"]) for h in sup["harm"])
+            md += ["", "Bulk samples (MB/s): " + samples + "."]
         md += ["", "What supervisord runs (its program lines after hardening):", "", "```"] + sup["commands"] + [
             "```", ""]
     if "harm" in results:

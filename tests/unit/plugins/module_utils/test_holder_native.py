@@ -100,6 +100,12 @@ def _wait(pred, timeout=10.0, step=0.005):
     return None
 
 
+def _new_server(port, old):
+    """The pid of the server that answers now, once it is not ``old``; else 0."""
+    got = _serving(port)
+    return got if got and got != old else 0
+
+
 def _serving(port):
     try:
         return _ask(port, 0.5)
@@ -134,9 +140,8 @@ def test_a_killed_server_is_started_again_at_once(tmp_path, started, mode):
     held = mode != "restart-only"
     opts = {"preload": ["--listen", "127.0.0.1:%d,backlog=128" % port, "--preload", LIB],
             "native": ["--listen", "127.0.0.1:%d,backlog=128" % port], "restart-only": []}[mode]
-    holder = started([hook, "--hold"] + opts + ["127.0.0.1:%d" % port, "--", sys.executable, "-S",
-                                                 str(tmp_path / "server.py"), str(port)]
-                     + (["native"] if mode == "native" else []))
+    server = [sys.executable, "-S", str(tmp_path / "server.py"), str(port)] + (["native"] if mode == "native" else [])
+    holder = started([hook, "--hold"] + opts + ["127.0.0.1:%d" % port, "--"] + server)
     first = _wait(lambda: _serving(port))
     assert first and first in _children(holder.pid)
     refused, stop = [0], []
@@ -156,7 +161,7 @@ def test_a_killed_server_is_started_again_at_once(tmp_path, started, mode):
         for _i in range(3):
             t0 = time.monotonic()
             os.kill(pid, signal.SIGKILL)
-            new = _wait(lambda old=pid: (lambda got: got if got and got != old else 0)(_serving(port)))
+            new = _wait(lambda old=pid: _new_server(port, old))
             times.append(time.monotonic() - t0)
             assert new and new in _children(holder.pid)
             pid = new
@@ -212,12 +217,12 @@ def test_the_restart_limit_ends_in_the_servers_own_status(tmp_path, started):
 def test_bad_options_start_nothing(tmp_path, args):
     hook, marker = _hook(tmp_path), tmp_path / "ran"
     r = subprocess.run([hook, "--hold"] + args + ["--", "touch", str(marker)], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, universal_newlines=True, timeout=10)
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=10, check=False)
     assert r.returncode == 2 and "not starting: bad" in r.stderr and args[1] in r.stderr
     assert not marker.exists()
     # and the options need --hold
     r = subprocess.run([hook, "--listen", "127.0.0.1:80", "--", "true"], stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=10)
+                       universal_newlines=True, timeout=10, check=False)
     assert r.returncode == 2 and "need --hold" in r.stderr
 
 
@@ -234,6 +239,7 @@ def test_a_killed_holder_takes_its_server_with_it_and_keeps_what_it_was_given(tm
     assert server
     os.kill(p.pid, signal.SIGKILL)
     p.wait(5)
+
     def gone():
         try:
             with open("/proc/%d/stat" % server) as f:
