@@ -153,6 +153,7 @@ def observe(name, ports, pid, backlog, current, read=_reuse.socket_options):
     listeners on ``ports`` of that process tree, their options read off the live socket (the
     holder's once held, which are the server's). ``current``: the specs its command has now,
     kept while nothing listens (not running) when they name the same ports.
+    Returns (specs, the listeners whose options could not be read: unread()).
     Raises UnitError when another process holds a port or nothing listens to mirror."""
     try:
         listeners = _sockdiag.listeners(ports)
@@ -178,7 +179,7 @@ def observe(name, ports, pid, backlog, current, read=_reuse.socket_options):
     missing = sorted(set(ports) - {x["port"] for x in mine})
     if missing:
         if current and sorted({spec_port(s) for s in current}) == sorted(set(ports)):
-            return [with_backlog(s, backlog) for s in current]
+            return [with_backlog(s, backlog) for s in current], []
         raise _unit.UnitError(
             "socket_activation for supervisord program %s is refused, nothing was written: nothing of "
             "it listens on port(s) %s - it must be running so that its sockets can be mirrored exactly "
@@ -190,7 +191,13 @@ def observe(name, ports, pid, backlog, current, read=_reuse.socket_options):
         lambda found: next((o for o in sorted(found, key=lambda o: o["pid"]) if o["pid"] in tree), None),
         read,
     )
-    return specs(mine, backlog)
+    return specs(mine, backlog), unread(mine)
+
+
+def unread(listeners):
+    """The listeners whose options could not be read (no pidfd_getfd before Linux 5.6, no
+    ptrace rights): mirrored by address and family only."""
+    return sorted({_preload.listen_stream(x) for x in listeners if not x.get("options")})
 
 
 def parse_record(text):

@@ -664,7 +664,12 @@ def program_hold(module, name, p, ports, command, current):
                                   "written: %s. What works instead: %s" % (name, why, _preload.INSTEAD))
         hold["preload"] = preload_library(p)
     held = (_supervisor.hook_words(current or "") or {}).get("listen") or []
-    hold["listen"] = _holder.observe(name, ports, pid, p["backlog"], held)
+    hold["listen"], unknown = _holder.observe(name, ports, pid, p["backlog"], held)
+    if unknown:
+        module.warn("supervisord program %s: the options of %s could not be read (pidfd_getfd needs Linux >= 5.6 and "
+                    "root with CAP_SYS_PTRACE): its holder binds them without SO_REUSEPORT, IP_FREEBIND, "
+                    "IP_TRANSPARENT or SO_MARK; the preload library refuses a bind() whose options then differ"
+                    % (name, ", ".join(unknown)))
     return hold
 
 

@@ -38,6 +38,11 @@ def test_a_device_bound_listener_is_refused_with_what_to_use():
         _holder.specs([lst(V4, "0.0.0.0", 80, bind_to_device="eth1")], 16)
 
 
+def test_listeners_whose_options_were_not_read_are_named():
+    assert _holder.unread([lst(V4, "127.0.0.1", 80), lst(V6, "::", 80, v6only=True)]) == ["127.0.0.1:80"]
+    assert _holder.unread([lst(V4, "0.0.0.0", 80, reuse_port=False)]) == []
+
+
 def test_a_kept_spec_takes_a_changed_backlog():
     assert _holder.with_backlog("[::]:80,backlog=16,v6only", 4096) == "[::]:80,backlog=4096,v6only"
     assert _holder.spec_port("[::1]:8080,backlog=1") == 8080
