@@ -200,6 +200,19 @@ def unread(listeners):
     return sorted({_preload.listen_stream(x) for x in listeners if not x.get("options")})
 
 
+def preloading(files, library):
+    """The programs of ``files`` ([(path, text)], supervisord's) whose command has the holder
+    preload ``library``."""
+    out = set()
+    for _path, text in files:
+        for kind, sect, _k, _l in _supervisor.parse(text):
+            if kind == "header" and sect.startswith("program:"):
+                words = _supervisor.hook_words(_supervisor.values(text, sect).get("command", "")) or {}
+                if words.get("preload") == library:
+                    out.add(sect.split(":", 1)[1])
+    return sorted(out)
+
+
 def parse_record(text):
     """The holder's NAME.hold record (key=value lines, src/hold.h) as a dict."""
     return dict(line.split("=", 1) for line in (text or "").splitlines() if "=" in line)

@@ -344,14 +344,19 @@ def unswitch(module, systemd, p, name, paths, ports):
                              "own, and it did not (%s); its files were put back" % (name, e))
 
 
+def dropins_mentioning(marker, ours=()):
+    """The drop-ins other than ``ours`` that mention ``marker``."""
+    return [f for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf"))
+            if f not in ours and marker in (read_text(f) or "")]
+
+
 def referenced_elsewhere(plans, marker):
     """Does a drop-in other than the ones these plans write mention ``marker``, or a file
     supervisord reads (a held program preloads the library too)?"""
-    ours = {pl.dropin_path for pl in plans}
     main = next((path for path in _supervisor.SEARCH if os.path.isfile(path)), None)
     supervised = _supervisor.read_order(main, read_text) if main else []
-    return any(f not in ours and marker in (read_text(f) or "")
-               for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf")) + supervised)
+    return bool(dropins_mentioning(marker, {pl.dropin_path for pl in plans})
+                or any(marker in (read_text(f) or "") for f in supervised))
 
 
 def plan_revive(module, plans):
@@ -702,7 +707,7 @@ def supervisor_plan(module, name, p, files, ext_dir):
             raise _unit.UnitError("supervisord program %s is defined in no file supervisord reads (%s) and no "
                                   "command is given; nothing was written" % (name, read))
         updates, user, hooked, hold = supervisor_updates(module, name, p, {})
-        want_library(changes, p, hold)
+        want_library(changes, p, hold, name, files)
         directory, ext = ext_dir
         path = os.path.join(directory, name + ext)
         text = "; Ansible managed: netsvc.resilience.service_restart_policy\n[%s]\n" % section
@@ -713,7 +718,7 @@ def supervisor_plan(module, name, p, files, ext_dir):
     pristine = _supervisor.effective(originals(files), name)
     updates, _user, _hooked, hold = supervisor_updates(module, name, p, pristine,
                                                        _supervisor.effective(files, name).get("command", ""))
-    want_library(changes, p, hold)
+    want_library(changes, p, hold, name, files)
     edited = {}
     for key, value in sorted(updates.items()):
         having = [path for path in defined if key in _supervisor.values(edited.get(path, texts[path]), section)]
@@ -725,9 +730,17 @@ def supervisor_plan(module, name, p, files, ext_dir):
     return changes, defined[-1]
 
 
-def want_library(changes, p, hold):
-    """A held program with socket_activation: preload needs the library on the host."""
+def want_library(changes, p, hold, name, files):
+    """A held program with socket_activation: preload needs the library on the host; one that no
+    longer preloads takes it away when the collection installed it and nothing else uses it (no
+    other program's command in ``files``, no systemd drop-in)."""
     if not hold or not hold["preload"]:
+        library = preload_library(p)
+        entry = load_ledger()["files"].get(library) or {}
+        if (entry.get("created") and os.path.exists(library)
+                and not [x for x in _holder.preloading(files, library) if x != name]
+                and not dropins_mentioning(_preload.LIBRARY_NAME)):
+            changes.want(library, None)
         return
     builds = _hook.decode_payload(p["payload"] or {})["native"]
     arch = _hook.NATIVE_ARCHES.get(os.uname()[4])

@@ -138,3 +138,13 @@ def test_the_audit_row_of_a_held_program():
     assert "restarts only" in _holder.audit_row(restart_only, rec, 40)[2]
     assert _holder.audit_row("%s --unit web 80 -- /usr/bin/web" % HOOK, rec, 40) is None
     assert _holder.audit_row("/usr/bin/web", rec, 40) is None
+
+
+def test_which_programs_preload_the_library():
+    lib = "/usr/lib/netsvc-resilience/libnetsvc-preload.so"
+    a = "[program:a]\ncommand=%s --unit a --hold --restarts 20/10 --listen 0.0.0.0:80 --preload %s 80 -- /bin/a\n" % (
+        HOOK, lib)
+    b = "[program:b]\ncommand=%s --unit b --hold --restarts 20/10 81 -- /bin/b\n[program:c]\ncommand=/bin/c\n" % HOOK
+    assert _holder.preloading([("/x/a.conf", a), ("/x/b.conf", b)], lib) == ["a"]
+    assert _holder.preloading([("/x/b.conf", b)], lib) == []
+    assert _holder.preloading([("/x/a.conf", a)], "/other/lib.so") == []
