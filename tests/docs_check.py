@@ -106,7 +106,7 @@ def check_release(problems):
 
 
 # concerns that may drive another concern (docs/architecture.md says why)
-CONCERN_EDGES = {("_undo", "_service_restart_policy")}
+CONCERN_EDGES = {("_undo", "_supervisord_program"), ("_service_restart_policy", "_supervisord_program")}
 
 
 def module_utils_imports(path):

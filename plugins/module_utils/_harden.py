@@ -24,6 +24,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _plan,
     _prestart_hook,
     _service_restart_policy,
+    _supervisord_program,
     _sysctl_tcp,
     _systemd,
     _unit,
@@ -97,7 +98,7 @@ def run(module):
         composed = [pl for pl in (kernel, hook) if pl is not None] + units
         results = dict(zip(composed, _plan.compose(module, systemd, composed)))  # plan -> its result
         done = _service_restart_policy.systemd_done(units, [results[pl] for pl in units])
-        done += _service_restart_policy.supervisord_results(module, supervisord, warnings)
+        done += _supervisord_program.results(module, supervisord, warnings)
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
     failing = []

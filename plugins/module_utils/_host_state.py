@@ -114,6 +114,12 @@ def hook_dir_path(name):
     return os.path.join(_hook.hook_dir(read_os_release()["os_family"]), name)
 
 
+def preload_library_path(given=None):
+    """The preload library's path: ``given`` (the preload_library option), else its default
+    place next to the hook."""
+    return given or hook_dir_path(_preload.LIBRARY_NAME)
+
+
 def check_services(services, service_mgr):
     """Validate the keys we use of each netsvc_services entry (others are ignored).
 

@@ -17,6 +17,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import glob
+import os
+
 from ansible_collections.netsvc.resilience.plugins.module_utils import _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
@@ -214,3 +217,9 @@ def effective_mismatches(unit, wanted, show, ours, read=read_text):
             continue
         out.append("%s: %s is %r, asked %s: %s" % (unit, prop, value, expected, who_wins(directive, show, ours, read)))
     return out
+
+
+def dropins_mentioning(marker, ours=()):
+    """The drop-ins other than ``ours`` that mention ``marker``."""
+    return [f for f in glob.glob(os.path.join(_unit.SYSTEMD_DIR, "*.service.d", "*.conf"))
+            if f not in ours and marker in (read_text(f) or "")]

@@ -25,8 +25,8 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
     _files,
     _preload,
-    _service_restart_policy,
     _supervisor,
+    _supervisord_program,
     _sysctl,
     _systemd,
     _unit,
@@ -106,7 +106,7 @@ def moved_section(path, section, ours, original, ledger_paths, main, read=_files
     collection's keys put back. Returns (file or None, its new text or None, a warning). Left
     as it is: a section removed since, defined in more than one file, or moved into another file
     of the ledger (undone there as that file's own). ``main``: supervisord's main configuration
-    file (_service_restart_policy.supervisor_conf). ``read``, ``expand``: for tests."""
+    file (_supervisord_program.supervisor_conf). ``read``, ``expand``: for tests."""
     order = _supervisor.read_order(main, read) if expand is None else _supervisor.read_order(main, read, expand)
     texts = [(f, read(f)) for f in order]
     where = [f for f in _supervisor.program_sections([(f, t) for f, t in texts if t is not None],
@@ -152,7 +152,7 @@ def plan(module, led, warnings):
             continue
         owner = (entry.get("uid") or 0, entry.get("gid") or 0)
         files.want(path, content, entry.get("mode") or 0o644, owner=owner if content is not None else None)
-    main = _service_restart_policy.supervisor_conf(module, {"supervisor_conf": None},
+    main = _supervisord_program.supervisor_conf(module, {"supervisor_conf": None},
                                                    module.get_bin_path("supervisorctl")) if moved else None
     for path, section, ours, original in moved:  # an admin moved a program section to another file
         dest, text, note = moved_section(path, section, ours, original, led["files"], main)
@@ -296,7 +296,7 @@ def run(module):
             _unit.run(module, [ctl, "reread"], check=False)
             restored = [(path, _files.read_text(path) or "") for path in supervisor]
             for name, targets in sorted(hooked.items()):
-                _service_restart_policy.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name,
+                _supervisord_program.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name,
                                                          targets, p["switch_timeout"])
             _unit.run(module, [ctl, "update"], check=False)
     for _path, service, ports in sockets:

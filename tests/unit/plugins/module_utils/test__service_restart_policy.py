@@ -53,6 +53,8 @@ def test_a_programs_hook_targets_do_not_flip_with_whether_it_runs(monkeypatch, p
     from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse
 
     ports = sorted({int(t.rsplit(":", 1)[-1]) for t in live})
-    monkeypatch.setattr(_service_restart_policy, "supervisor_pid", lambda module, name: pid)
+    from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisord_program
+
+    monkeypatch.setattr(_supervisord_program, "supervisor_pid", lambda module, name: pid)
     monkeypatch.setattr(_reuse, "program_hook_targets", lambda p, got_pid: live)
-    assert _service_restart_policy.program_targets(None, "web", ports, current) == expected
+    assert _supervisord_program.program_targets(None, "web", ports, current) == expected
