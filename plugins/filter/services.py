@@ -110,6 +110,25 @@ def restart_policies(services, policy=None, hook="", backend="auto"):
     return out
 
 
+def hooked_services(services):
+    """The services the pre-start hook is planned for: ports, and no socket activation (a socket
+    unit never closes its listening socket, so there is nothing to clean)."""
+    return select_services(services, has_ports=True, socket_activation=False)
+
+
+def reserved_ports(services, kernel=True, given=None):
+    """The ports a run keeps out of the ephemeral range (sysctl_tcp's ``reserved_ports``).
+
+    With the kernel concern on: ``given`` (kernel_tuning_reserved_ports) when set, else every
+    service's ports but those with ``reserve_ports: false``. With it off (only the hook's part
+    of it runs, as prestart_cleanup does on its own): only the ports the hook cleans - hooked
+    services whose ``cleanup`` is not false, again without ``reserve_ports: false``.
+    """
+    if kernel:
+        return given if given is not None else service_ports(services, "reserve_ports")
+    return service_ports(select_services(hooked_services(services), cleanup=[True, "auto"]), "reserve_ports")
+
+
 def given_options(names, values):
     """{name: value} for each of ``names`` whose value (in ``values``, in the same order) is set -
     not None or "" (what the vars lookup's ``default=''`` gives for an undefined variable): a
@@ -141,4 +160,5 @@ def canaries(hosts, canary, name="netsvc_canary"):
 class FilterModule(object):
     def filters(self):
         return {"service_ports": service_ports, "select_services": select_services,
-                "restart_policies": restart_policies, "given_options": given_options, "canaries": canaries}
+                "restart_policies": restart_policies, "given_options": given_options, "canaries": canaries,
+                "hooked_services": hooked_services, "reserved_ports": reserved_ports}

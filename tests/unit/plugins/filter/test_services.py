@@ -10,6 +10,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netsvc.resilience.plugins.filter.services import (
     canaries,
     given_options,
+    hooked_services,
+    reserved_ports,
     restart_policies,
     select_services,
     service_ports,
@@ -146,3 +148,23 @@ def test_the_data_model_keys_are_harden_restarts_argument_spec():
         options = yaml.safe_load(f)["argument_specs"]["main"]["options"]["netsvc_services"]["options"]
     assert sorted(options) == sorted(services.SERVICE_KEYS)
     assert sorted(options["backend"]["choices"]) == sorted(services._CHOICES["backend"])
+
+
+def test_reserved_ports_with_the_kernel_concern_and_without_it():
+    services = [
+        {"name": "a.service", "ports": [8080]},                                  # hooked (cleanup auto)
+        {"name": "b.service", "ports": [9000], "cleanup": False},                # no hook
+        {"name": "c.service", "ports": [7000], "socket_activation": "preload"},  # a socket unit: no hook
+        {"name": "d.service", "ports": [7100], "cleanup": True, "reserve_ports": False},
+        {"name": "e.service", "ports": [7200], "cleanup": True},
+        {"name": "f.service"},
+    ]
+    # kernel on: every service's ports but reserve_ports: false; kernel_tuning_reserved_ports wins
+    assert reserved_ports(services, True) == [7000, 7200, 8080, 9000]
+    assert reserved_ports(services, True, [1234]) == [1234]
+    assert reserved_ports(services, True, []) == []
+    # kernel off, the hook on: only what the hook cleans
+    assert reserved_ports(services, False) == [7200, 8080]
+    assert reserved_ports(services, False, [1234]) == [7200, 8080]
+    assert [s["name"] for s in hooked_services(services)] == ["a.service", "b.service", "d.service", "e.service"]
+    assert reserved_ports(None, False) == [] and hooked_services(None) == []
