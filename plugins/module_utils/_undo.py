@@ -153,7 +153,7 @@ def plan(module, led, warnings):
         owner = (entry.get("uid") or 0, entry.get("gid") or 0)
         files.want(path, content, entry.get("mode") or 0o644, owner=owner if content is not None else None)
     main = _supervisord_program.supervisor_conf(module, {"supervisor_conf": None},
-                                                   module.get_bin_path("supervisorctl")) if moved else None
+                                                module.get_bin_path("supervisorctl")) if moved else None
     for path, section, ours, original in moved:  # an admin moved a program section to another file
         dest, text, note = moved_section(path, section, ours, original, led["files"], main)
         warnings.append(note)
@@ -297,7 +297,7 @@ def run(module):
             restored = [(path, _files.read_text(path) or "") for path in supervisor]
             for name, targets in sorted(hooked.items()):
                 _supervisord_program.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name,
-                                                         targets, p["switch_timeout"])
+                                                      targets, p["switch_timeout"])
             _unit.run(module, [ctl, "update"], check=False)
     for _path, service, ports in sockets:
         try:
