@@ -42,9 +42,11 @@
 #define SYS_prctl 157
 #define SYS_signalfd4 289
 #define SYS_dup3 292
+#define SYS_ppoll 271
 #elif defined(__aarch64__)
 #define SYS_dup3 24
 #define SYS_fcntl 25
+#define SYS_ppoll 73
 #define SYS_signalfd4 74
 #define SYS_kill 129
 #define SYS_rt_sigprocmask 135
@@ -227,6 +229,38 @@ fail:
 	return r;
 }
 
+/* Drops to ``user`` (numeric ids) and exec's ``cmd``; on failure one line on stderr and exit
+ * 126 (the user) or 127 (the exec). ``holder``: the pid of the holder whose child this is (0:
+ * the plain wrapper) - the child then gets SIGKILL when the holder dies. */
+static __attribute__((noreturn)) void run_command(char **cmd, char **envp, const char *user, long holder)
+{
+	struct buf why, line;
+	why.n = line.n = 0;
+	if (user && !drop_privileges(user, &why)) {
+		put(&line, "netsvc-sockclean: not starting ");
+		put(&line, cmd[0]);
+		put(&line, ": ");
+		putn(&line, why.b, why.n);
+		put(&line, "\n");
+		write_all(2, line.b, line.n);
+		sys_exit(126);
+	}
+	if (holder) {
+		/* after the user change, which clears it; exec keeps it */
+		sys2(SYS_prctl, PR_SET_PDEATHSIG_, SIGKILL_);
+		if (sys1(SYS_getppid, 0) != holder)
+			sys_exit(126);	/* the holder died before the line above: nobody would hold this child */
+	}
+	int e = exec_command(cmd, envp);
+	put(&line, "netsvc-sockclean: cannot execute ");
+	put(&line, cmd[0]);
+	put(&line, ": ");
+	put_err(&line, e);
+	put(&line, "\n");
+	write_all(2, line.b, line.n);
+	sys_exit(127);
+}
+
 static int env_is(const char *e, const char *key)
 {
 	while (*key && *e == *key)
@@ -242,8 +276,6 @@ static __attribute__((noreturn)) void child(struct hold *h, char **cmd, char **e
 	const char *old_pre = 0;
 	u64 none = 0;
 	int n = 0;
-	struct buf why;
-	why.n = 0;
 	sys4(SYS_rt_sigprocmask, SIG_SETMASK_, &none, 0, 8);
 	for (char **e = envp; *e && n < MAX_ENV; e++) {
 		if (env_is(*e, "LISTEN_PID") || env_is(*e, "LISTEN_FDS") || env_is(*e, "LISTEN_FDNAMES") ||
@@ -285,31 +317,7 @@ static __attribute__((noreturn)) void child(struct hold *h, char **cmd, char **e
 		env[n++] = pre.b;
 	}
 	env[n] = 0;
-	if (user && !drop_privileges(user, &why)) {
-		struct buf line;
-		line.n = 0;
-		put(&line, "netsvc-sockclean: not starting ");
-		put(&line, cmd[0]);
-		put(&line, ": ");
-		putn(&line, why.b, why.n);
-		put(&line, "\n");
-		write_all(2, line.b, line.n);
-		sys_exit(126);
-	}
-	/* after the user change, which clears it; exec keeps it */
-	sys2(SYS_prctl, PR_SET_PDEATHSIG_, SIGKILL_);
-	if (sys1(SYS_getppid, 0) != holder)
-		sys_exit(126);	/* the holder died before the line above: nobody would hold this child */
-	int e = exec_command(cmd, env);
-	struct buf line;
-	line.n = 0;
-	put(&line, "netsvc-sockclean: cannot execute ");
-	put(&line, cmd[0]);
-	put(&line, ": ");
-	put_err(&line, e);
-	put(&line, "\n");
-	write_all(2, line.b, line.n);
-	sys_exit(127);
+	run_command(cmd, env, user, holder);
 }
 
 /* Exits as the child did: its code, or its signal (re-raised with the default action; as a
@@ -431,11 +439,7 @@ static __attribute__((noreturn)) void hold_main(struct hold *h, char **cmd, char
 			u8 si[128];
 			struct { int fd; short ev, rev; } pfd = {(int)sfd, 1, 0};
 			long zero[2] = {0, 0};
-#if defined(__x86_64__)
-			if (sys5(271, &pfd, 1, zero, 0, 8) <= 0)	/* ppoll */
-#else
-			if (sys5(73, &pfd, 1, zero, 0, 8) <= 0)
-#endif
+			if (sys5(SYS_ppoll, &pfd, 1, zero, 0, 8) <= 0)
 				break;
 			if (sys3(SYS_read, sfd, si, sizeof(si)) != sizeof(si))
 				break;

@@ -578,6 +578,15 @@ static int parse_addr(const char *a, size_t n, struct target *out)
 	return 1;
 }
 
+/* A bad option and its value, appended to the line that names what was not taken. */
+static void bad_option(struct buf *why, const char *option, const char *value)
+{
+	put(why, why->n ? " " : "");
+	put(why, option);
+	put(why, " ");
+	put(why, value);
+}
+
 /* One LISTEN argument appended to the targets the cleanup takes. */
 static int parse_target(const char *a)
 {
@@ -1095,8 +1104,8 @@ __attribute__((used)) void start_c(long *sp)
 	char **cmd = 0;
 	int hold = 0;
 	static struct hold h;
-	struct buf line, st, bad, ports;
-	line.n = st.n = bad.n = ports.n = 0;
+	struct buf line, bad, ports;
+	line.n = bad.n = ports.n = 0;
 	h.burst = 20;
 	h.interval_s = 10;
 
@@ -1110,33 +1119,22 @@ __attribute__((used)) void start_c(long *sp)
 		} else if (seq(argv[i], "--hold")) {
 			hold = 1;
 		} else if (seq(argv[i], "--listen") && i + 1 < argc) {
-			if (!parse_listen(&h, argv[++i])) {
-				put(&h.why, h.why.n ? " " : "");
-				put(&h.why, "--listen ");
-				put(&h.why, argv[i]);
-			}
+			if (!parse_listen(&h, argv[++i]))
+				bad_option(&h.why, "--listen", argv[i]);
 		} else if (seq(argv[i], "--preload") && i + 1 < argc) {
 			h.preload = argv[++i];
-			if (h.preload[0] != '/') {
-				put(&h.why, h.why.n ? " " : "");
-				put(&h.why, "--preload ");
-				put(&h.why, argv[i]);
-			}
+			if (h.preload[0] != '/')
+				bad_option(&h.why, "--preload", argv[i]);
 		} else if (seq(argv[i], "--restarts") && i + 1 < argc) {
-			if (!parse_restarts(&h, argv[++i])) {
-				put(&h.why, h.why.n ? " " : "");
-				put(&h.why, "--restarts ");
-				put(&h.why, argv[i]);
-			}
+			if (!parse_restarts(&h, argv[++i]))
+				bad_option(&h.why, "--restarts", argv[i]);
 		} else if (seq(argv[i], "--user") && i + 1 < argc) {
 			user = argv[++i];
 		} else if (seq(argv[i], "--status-dir") && i + 1 < argc) {
 			status_dir = argv[++i];
 		} else if (seq(argv[i], "--drain-ms") && i + 1 < argc) {
 			if (!parse_u(argv[++i], DRAIN_MAX_MS, &drain_ms)) {
-				put(&bad, bad.n ? " " : "");
-				put(&bad, "--drain-ms ");
-				put(&bad, argv[i]);
+				bad_option(&bad, "--drain-ms", argv[i]);
 				drain_ms = DRAIN_DEFAULT_MS;
 			}
 		} else if (!parse_target(argv[i])) {
@@ -1180,28 +1178,7 @@ __attribute__((used)) void start_c(long *sp)
 	if (ntargets)
 		run_cleanup(unit, &ports, status_dir, drain_ms, envp);
 
-	if (cmd) {
-		struct buf why;
-		why.n = 0;
-		if (user && !drop_privileges(user, &why)) {
-			line.n = 0;
-			put(&line, "netsvc-sockclean: not starting ");
-			put(&line, cmd[0]);
-			put(&line, ": ");
-			putn(&line, why.b, why.n);
-			put(&line, "\n");
-			write_all(2, line.b, line.n);
-			sys_exit(126);
-		}
-		int e = exec_command(cmd, envp);
-		line.n = 0;
-		put(&line, "netsvc-sockclean: cannot execute ");
-		put(&line, cmd[0]);
-		put(&line, ": ");
-		put_err(&line, e);
-		put(&line, "\n");
-		write_all(2, line.b, line.n);
-		sys_exit(127);
-	}
+	if (cmd)
+		run_command(cmd, envp, user, 0);
 	sys_exit(0);
 }
