@@ -314,14 +314,15 @@ def program_main(module, p, warnings):
             module.fail_json(msg="supervisorctl reread rejected %s; every file was restored: %s"
                                  % (", ".join(changes.paths), (out + err).strip()))
         changes.record()
-        group = _supervisor.group_of(supervisor_files(module, p, ctl), name)
+        files = supervisor_files(module, p, ctl)  # as written: what supervisord reads now
+        group = _supervisor.group_of(files, name)
         if p["state"] == "absent" and unhooked:
             result["restarted_after_s"] = restart_unhooked(module, ctl, group, name, unhooked, p["switch_timeout"])
         else:
             _unit.run(module, [ctl, "update", group], check=False)
     _rc, out, _err = _unit.run(module, [ctl, "status", name], check=False)
     result["effective"] = {"status": out.strip()}
-    command = _supervisor.effective(supervisor_files(module, p, ctl), name).get("command", "")
+    command = _supervisor.effective(files, name).get("command", "")
     row = _holder.audit_row(command, _holder.record(name), supervisor_pid(module, name))
     if row:
         result["holder"] = dict(zip(("check", "level", "detail"), row))
