@@ -129,6 +129,27 @@ def reserved_ports(services, kernel=True, given=None):
     return service_ports(select_services(hooked_services(services), cleanup=[True, "auto"]), "reserve_ports")
 
 
+def restart_hook(prestart, cleanup_state="present", cleanup_path=None):
+    """The hook a supervisord program's command runs through (service_restart_policy's
+    ``cleanup_hook``; "" for none).
+
+    ``prestart`` (crash_recovery_prestart, the hook's options in the same call) decides when it
+    is set: "auto" (the hook that call installs) unless its state is absent. Without it, the
+    hook prestart_cleanup installs on its own: none when ``cleanup_state`` (prestart_cleanup_state)
+    is absent, else ``cleanup_path`` (prestart_cleanup_hook_path) when set, else "auto" (the
+    module finds the hook at its default path on the host)."""
+    if prestart:
+        if not isinstance(prestart, dict):
+            raise AnsibleFilterError("crash_recovery_prestart must be a dict of prestart_hook's options, got %r"
+                                     % (prestart,))
+        return "auto" if (prestart.get("state") or "present") == "present" else ""
+    if (cleanup_state or "present") not in ("present", "absent"):
+        raise AnsibleFilterError("prestart_cleanup_state %r must be present or absent" % (cleanup_state,))
+    if (cleanup_state or "present") != "present":
+        return ""
+    return cleanup_path or "auto"
+
+
 def given_options(names, values):
     """{name: value} for each of ``names`` whose value (in ``values``, in the same order) is set -
     not None or "" (what the vars lookup's ``default=''`` gives for an undefined variable): a
@@ -161,4 +182,5 @@ class FilterModule(object):
     def filters(self):
         return {"service_ports": service_ports, "select_services": select_services,
                 "restart_policies": restart_policies, "given_options": given_options, "canaries": canaries,
-                "hooked_services": hooked_services, "reserved_ports": reserved_ports}
+                "hooked_services": hooked_services, "reserved_ports": reserved_ports,
+                "restart_hook": restart_hook}

@@ -12,6 +12,7 @@ from ansible_collections.netsvc.resilience.plugins.filter.services import (
     given_options,
     hooked_services,
     reserved_ports,
+    restart_hook,
     restart_policies,
     select_services,
     service_ports,
@@ -168,3 +169,19 @@ def test_reserved_ports_with_the_kernel_concern_and_without_it():
     assert reserved_ports(services, False, [1234]) == [7200, 8080]
     assert [s["name"] for s in hooked_services(services)] == ["a.service", "b.service", "d.service", "e.service"]
     assert reserved_ports(None, False) == [] and hooked_services(None) == []
+
+
+def test_restart_hook_from_the_same_call_or_prestart_cleanup():
+    # the hook options of the same call decide when set
+    assert restart_hook({"services": []}) == "auto"
+    assert restart_hook({"state": "present"}, "absent") == "auto"
+    assert restart_hook({"state": "absent"}, "present", "/opt/hook") == ""
+    # else prestart_cleanup's own variables: absent -> none, a path when set, else auto
+    assert restart_hook({}) == "auto"
+    assert restart_hook({}, None, None) == "auto"
+    assert restart_hook({}, "present", "/opt/netsvc/hook") == "/opt/netsvc/hook"
+    assert restart_hook({}, "absent", "/opt/netsvc/hook") == ""
+    with pytest.raises(AnsibleFilterError, match="'gone' must be present or absent"):
+        restart_hook({}, "gone")
+    with pytest.raises(AnsibleFilterError, match="must be a dict"):
+        restart_hook(["auto"])
