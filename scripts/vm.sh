@@ -29,7 +29,7 @@ BASE_PKGS="systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,e2fsprogs,iprou
 case "$FLAVOR" in
   oldkernel) SUITE=bullseye; PKGS=$BASE_PKGS; CMDLINE_EXTRA="" ;;
   selinux) SUITE=bookworm
-    PKGS="$BASE_PKGS,selinux-basics,selinux-policy-default,auditd,policycoreutils,policycoreutils-python-utils,nginx"
+    PKGS="$BASE_PKGS,selinux-basics,selinux-policy-default,auditd,policycoreutils,policycoreutils-python-utils,netbase,nginx"
     CMDLINE_EXTRA="security=selinux selinux=1" ;;
   *) echo "NETSVC_VM_FLAVOR=$FLAVOR: oldkernel or selinux" >&2; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _preload,
     _probe,
     _reuse,
+    _selinux,
     _sockdiag,
     _sysctl,
     _systemd,
@@ -43,7 +44,7 @@ def host_facts(module, service_mgr):
     facts["supervisorctl"] = module.get_bin_path("supervisorctl") or ""
     facts["hook_dir"] = _hook.hook_dir(facts["os_family"])
     facts["kernel"] = os.uname()[2]
-    facts["selinux"] = _host_state.selinux_mode()
+    facts["selinux"] = _selinux.mode()
     # a real try on our own loopback sockets: can this kernel destroy full / TIME_WAIT sockets?
     facts["sock_destroy"] = _sockdiag.probe_destroy()
     return facts

@@ -92,17 +92,6 @@ def parse_os_release(text):
     }
 
 
-def selinux_mode(root="/sys/fs/selinux"):
-    """enforcing, permissive or disabled (no selinuxfs mounted), from the kernel's own files."""
-    text = None
-    try:
-        with open(os.path.join(root, "enforce")) as f:
-            text = f.read().strip()
-    except (IOError, OSError):
-        return "disabled"
-    return "enforcing" if text == "1" else "permissive"
-
-
 def read_os_release():
     """Facts of this host's /etc/os-release (or /usr/lib/os-release)."""
     return parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release"))

@@ -29,6 +29,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _preload,
     _probe,
     _reuse,
+    _selinux,
     _sockdiag,
     _supervisor,
     _supervisord_program,
@@ -232,6 +233,16 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
     return True, bool(listeners) or active
 
 
+def refuse_unbindable(module, systemctl, name, mode, ports):
+    """Before anything is done: a socket unit whose ports SELinux would not let it bind (in the
+    domain of the service's program) is refused, naming the domain and the fix."""
+    _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "ExecStart"], check=False)
+    why = _selinux.socket_unit_refusal(name, _preload.exec_path(_unit.parse_show(out).get("ExecStart")),
+                                       sorted(set(ports)))
+    if why:
+        module.fail_json(msg="socket_activation: %s for %s is refused, nothing was written: %s" % (mode, name, why))
+
+
 def systemd_plan(module, p, warnings, systemctl, version):
     """One service's change, planned and validated: nothing is written here."""
     name = _unit.check_unit_name(p["name"])
@@ -244,6 +255,8 @@ def systemd_plan(module, p, warnings, systemctl, version):
     present = p["state"] == "present"
     mode = p["socket_activation"]
     content, revive, opts = "", None, None
+    if present and mode in ("native", "preload"):
+        refuse_unbindable(module, systemctl, name, mode, p["ports"])
     if present:
         content, revive, opts, preload = plan_present(module, p, name, files, paths, version, warnings)
     else:

@@ -479,13 +479,3 @@ def test_a_service_the_ledger_has_but_the_run_does_not_list_is_named_with_how_to
     del warned[:]
     assert _host_check.unlisted(Module(), [{"name": "nginx.service"}, {"name": "netsvc-np.service"}], hardened) == []
     assert warned == []
-
-
-def test_selinux_mode_is_read_from_selinuxfs(tmp_path):
-    from ansible_collections.netsvc.resilience.plugins.module_utils._host_state import selinux_mode
-
-    assert selinux_mode(str(tmp_path / "none")) == "disabled"
-    (tmp_path / "enforce").write_text("1")
-    assert selinux_mode(str(tmp_path)) == "enforcing"
-    (tmp_path / "enforce").write_text("0")
-    assert selinux_mode(str(tmp_path)) == "permissive"
