@@ -143,11 +143,10 @@ def restart_hook(prestart, cleanup_state="present", cleanup_path=None):
             raise AnsibleFilterError("crash_recovery_prestart must be a dict of prestart_hook's options, got %r"
                                      % (prestart,))
         return "auto" if (prestart.get("state") or "present") == "present" else ""
-    if (cleanup_state or "present") not in ("present", "absent"):
+    state = cleanup_state or "present"
+    if state not in ("present", "absent"):
         raise AnsibleFilterError("prestart_cleanup_state %r must be present or absent" % (cleanup_state,))
-    if (cleanup_state or "present") != "present":
-        return ""
-    return cleanup_path or "auto"
+    return (cleanup_path or "auto") if state == "present" else ""
 
 
 def given_options(names, values):

@@ -149,10 +149,14 @@ def bind_refusal(service, program, label, ports):
             % (service, ", ".join(str(p) for p in ports), program, domain, domain, domain, domain, port_type))
 
 
-def socket_unit_refusal(service, program, ports, enforcing=None, denied=denied_ports):
-    """Why ``service``'s socket unit could not bind ``ports`` where SELinux enforces (its program
-    ``program``, from ExecStart=), or None: not enforcing, no program, or nothing denied."""
-    if not (mode() == "enforcing" if enforcing is None else enforcing) or not program or not ports:
+def socket_unit_refusal(service, read_program, ports, enforcing=None, denied=denied_ports):
+    """Why ``service``'s socket unit could not bind ``ports`` where SELinux enforces, or None: not
+    enforcing, no program, or nothing denied. ``read_program()`` gives the service's program
+    (from ExecStart=); it is asked only where SELinux enforces, so other hosts pay nothing."""
+    if not (mode() == "enforcing" if enforcing is None else enforcing) or not ports:
+        return None
+    program = read_program()
+    if not program:
         return None
     label, refused = denied(program, ports)
     return bind_refusal(service, program, label, refused) if refused else None

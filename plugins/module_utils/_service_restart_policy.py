@@ -236,9 +236,11 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
 def refuse_unbindable(module, systemctl, name, mode, ports):
     """Before anything is done: a socket unit whose ports SELinux would not let it bind (in the
     domain of the service's program) is refused, naming the domain and the fix."""
-    _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "ExecStart"], check=False)
-    why = _selinux.socket_unit_refusal(name, _preload.exec_path(_unit.parse_show(out).get("ExecStart")),
-                                       sorted(set(ports)))
+    def program():
+        _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "ExecStart"], check=False)
+        return _preload.exec_path(_unit.parse_show(out).get("ExecStart"))
+
+    why = _selinux.socket_unit_refusal(name, program, sorted(set(ports)))
     if why:
         module.fail_json(msg="socket_activation: %s for %s is refused, nothing was written: %s" % (mode, name, why))
 

@@ -64,16 +64,23 @@ def test_socket_unit_refusal_names_the_domain_the_port_and_the_fix():
     def denied(program, ports):
         return HTTPD, [p for p in ports if p == 8081]
 
-    why = _selinux.socket_unit_refusal("nginx.service", "/usr/sbin/nginx", [80, 8081], True, denied)
+    def nginx():
+        return "/usr/sbin/nginx"
+
+    why = _selinux.socket_unit_refusal("nginx.service", nginx, [80, 8081], True, denied)
     assert "bind port(s) 8081" in why and "(/usr/sbin/nginx) runs in, httpd_t" in why
     assert "semanage port -a -t http_port_t -p tcp PORT" in why and "community.general.seport" in why
     # nothing denied, not enforcing, no program or no ports: no refusal
-    assert _selinux.socket_unit_refusal("nginx.service", "/usr/sbin/nginx", [80], True, denied) is None
-    assert _selinux.socket_unit_refusal("nginx.service", "/usr/sbin/nginx", [8081], False, denied) is None
-    assert _selinux.socket_unit_refusal("nginx.service", None, [8081], True, denied) is None
-    assert _selinux.socket_unit_refusal("nginx.service", "/usr/sbin/nginx", [], True, denied) is None
+    assert _selinux.socket_unit_refusal("nginx.service", nginx, [80], True, denied) is None
+    assert _selinux.socket_unit_refusal("nginx.service", nginx, [8081], False, denied) is None
+    assert _selinux.socket_unit_refusal("nginx.service", lambda: None, [8081], True, denied) is None
+    assert _selinux.socket_unit_refusal("nginx.service", nginx, [], True, denied) is None
+    # the program (a systemctl call) is read only where SELinux enforces
+    asked = []
+    assert _selinux.socket_unit_refusal("nginx.service", lambda: asked.append(1), [8081], False, denied) is None
+    assert asked == []
     # a domain without a known port type: the admin names one
-    why = _selinux.socket_unit_refusal("x.service", "/opt/x", [8081], True,
+    why = _selinux.socket_unit_refusal("x.service", lambda: "/opt/x", [8081], True,
                                        lambda program, ports: ("system_u:system_r:x_t:s0", ports))
     assert "semanage port -a -t TYPE -p tcp PORT" in why
 
