@@ -50,7 +50,7 @@ PROPERTIES = {
     "FileDescriptorStoreMax": ("FileDescriptorStoreMax", "0"),
     "PermissionsStartOnly": ("PermissionsStartOnly", "no"),
 }
-LISTS = ("OnFailure", "ExecStartPre", "ExecStartPost")
+LISTS = ("OnFailure", "ExecStartPre", "ExecStartPost", "ExecStart", "Environment")
 
 
 class CommandNotInTable(AssertionError):
@@ -227,6 +227,8 @@ class FakeSystemd(object):
         props.update(OnFailure=" ".join(w for v in lists["OnFailure"] for w in v.split()),
                      ExecStartPre=" ".join(exec_entry(v, False) for v in lists["ExecStartPre"]),
                      ExecStartPreEx=" ".join(exec_entry(v, True) for v in lists["ExecStartPre"]),
+                     ExecStart=" ".join(exec_entry(v, False) for v in lists["ExecStart"]),
+                     Environment=" ".join(lists["Environment"]),
                      LoadState="loaded", ActiveState="active", SubState="running",
                      NRestarts=str(self.restarts.get(unit, 0)),
                      MainPID=str(self.main_pid.get(unit, 0)), FragmentPath=paths[0] if paths else "",
