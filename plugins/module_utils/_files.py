@@ -252,15 +252,22 @@ class FileSet(object):
     def __init__(self, module):
         self.module = module
         self.plan = []
+        self.wanted = []  # (path, content, mode, owner) as asked: what refresh() plans again
         self.done = []
         self.created = []  # directories apply() created
         self.owners = {}  # path -> (uid, gid) a write gives the file other than root's
 
     def want(self, path, content, mode=0o644, owner=None):
+        """Plan ``path`` to hold ``content`` (None: no file); a second want of a path replaces the first."""
         check_path(path, self.module)
         owner_wanted = tuple(owner) if owner else (0, 0)
         if owner_wanted != (0, 0):
             self.owners[path] = owner_wanted
+        self.wanted = [w for w in self.wanted if w[0] != path] + [(path, content, mode, owner_wanted)]
+        self.plan = [w for w in self.plan if w.path != path]
+        self._plan(path, content, mode, owner_wanted)
+
+    def _plan(self, path, content, mode, owner_wanted):
         new = None if content is None else to_bytes(content)
         old = read_bytes(path)
         st = _lstat(path) if old is not None else None
@@ -270,6 +277,15 @@ class FileSet(object):
         if old != new or (new is not None and (old_mode != mode or wrong_owner)):
             self.plan.append(Write(path, new, old, mode, old_mode, old_owner,
                                    (st.st_atime_ns, st.st_mtime_ns) if st else None))
+
+    def refresh(self):
+        """Plan every wanted file again against what is on disk now: a step before the commit
+        (preload's re-mirror) changed some of them. Only before apply()."""
+        if self.done:
+            raise RuntimeError("FileSet.refresh after apply")
+        self.plan = []
+        for path, content, mode, owner_wanted in self.wanted:
+            self._plan(path, content, mode, owner_wanted)
 
     @property
     def changed(self):

@@ -11,9 +11,9 @@ concern is planned - the kernel settings (``_sysctl_tcp``), the restart hook
 (``_prestart_hook``), the units and preload (``_service_restart_policy``) - before anything is
 written; the plans go into one transaction (``_plan.compose``: one systemd-analyze verify, one
 daemon-reload, all or nothing) in that order, so a later failure puts the earlier concerns back
-too.
-supervisord programs are written after it, their commands through the hook the same call
-installs (``cleanup_hook: auto``).
+too. supervisord programs (``_supervisord_program``: a SupervisordPlan) are staged last, their
+commands through the hook the same call installs (``cleanup_hook: auto``), ``supervisorctl
+reread`` their verify. Each plan names where its result goes (``result_key``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,7 +24,6 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _plan,
     _prestart_hook,
     _service_restart_policy,
-    _supervisord_program,
     _sysctl_tcp,
     _systemd,
     _unit,
@@ -58,9 +57,9 @@ def options(module):
 
 
 def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
-    """Every concern planned, nothing written: (KernelPlan or None, HookPlan or None, the units'
-    plans - a UnitsPlan and a PreloadsPlan, each when there is work for it - and the
-    supervisord programs [(item, params)])."""
+    """Every concern planned, nothing written, in the transaction's order: the KernelPlan, the
+    HookPlan, then the units' plans (UnitsPlan, PreloadsPlan, SupervisordPlan), each when there
+    is work for it."""
     kernel = _sysctl_tcp.plan(module, kernel_p, label="kernel: ") if kernel_p is not None else None
     hook = None
     if prestart_p is not None:
@@ -68,12 +67,12 @@ def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
             hook = _prestart_hook.plan(module, prestart_p, systemd)
         except (_unit.UnitError, ValueError) as e:
             module.fail_json(msg="prestart: %s" % e)
-    units, supervisord = [], []
+    units = []
     if units_p is not None:
         # cleanup_hook: auto is the hook this call installs ("" when it removes it)
         hook_path = None if hook is None else (hook.path if hook.present else "")
-        units, supervisord = _service_restart_policy.plan(module, units_p, warnings, systemd, hook_path)
-    return kernel, hook, units, supervisord
+        units = _service_restart_policy.plan(module, units_p, warnings, systemd, hook_path)
+    return [pl for pl in (kernel, hook) if pl is not None] + units
 
 
 def hook_report(module, prestart_p, pre, warnings, failing):
@@ -94,28 +93,25 @@ def run(module):
     warnings = []
     try:
         systemd = _systemd.Systemd(module)
-        kernel, hook, units, supervisord = plans(module, systemd, kernel_p, prestart_p, units_p, warnings)
-        composed = [pl for pl in (kernel, hook) if pl is not None] + units
-        results = dict(zip(composed, _plan.compose(module, systemd, composed)))  # plan -> its result
-        done = _service_restart_policy.systemd_done(units, [results[pl] for pl in units])
-        done += _supervisord_program.results(module, supervisord, warnings)
+        composed = plans(module, systemd, kernel_p, prestart_p, units_p, warnings)
+        keyed, done = _plan.results_by_key(composed, _plan.compose(module, systemd, composed))
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
     failing = []
     result = dict(changed=False, diff=[])
     if units_p is not None:
         result, failing = _service_restart_policy.report(module, units_p, done, warnings)
-    for key, pl in (("prestart", hook), ("kernel", kernel)):
-        if pl is not None:
-            part = result[key] = results[pl]
+    for key in ("prestart", "kernel"):
+        if key in keyed:
+            part = result[key] = keyed[key]
             result["changed"] = result["changed"] or part["changed"]
             result["diff"] = result["diff"] + part["diff"]
-    if hook is not None:
+    if "prestart" in keyed:
         hook_report(module, prestart_p, result["prestart"], warnings, failing)
-    if kernel is not None:
+    if "kernel" in keyed:
         warnings.extend(result["kernel"]["warning_messages"])
     result["warning_messages"] = warnings
     if not failing:
         return result, None
-    what = "the restart policy and hook" if hook is not None else "the restart policy"
+    what = "the restart policy and hook" if "prestart" in keyed else "the restart policy"
     return result, "systemd does not use %s as written: %s" % (what, "; ".join(failing))

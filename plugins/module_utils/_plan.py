@@ -41,6 +41,9 @@ class Plan(object):
         return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % (n, getattr(self, n)) for n in self.__slots__))
 
 
+UNITS = "units"  # result_key of the plans whose results are the units' entries
+
+
 class ConcernPlan(Plan):
     """The interface every concern's plan implements; compose calls it, in this order:
 
@@ -50,12 +53,17 @@ class ConcernPlan(Plan):
                                  what it stops it names to tx.restart_on_failure)
     after_commit(module, sd, tx) what follows the commit (start a socket unit, switch a service)
     finish(module, sd)           the concern's result, read back from systemd and the kernel
+    result_key                   where a composed call returns that result (results_by_key): a key
+                                 of its own ("kernel", "prestart"), UNITS (a list of (entry,
+                                 result), one per service or program: the units' results) or None
+                                 (reported through another plan's result)
 
     ``sd`` is the host's _systemd.Systemd. Nothing is written before the commit; a failure of
     the commit puts back every concern's files (the transaction's all or nothing).
     """
 
     __slots__ = ()
+    result_key = None
 
     @property
     def pending(self):
@@ -89,3 +97,15 @@ def compose(module, systemd, plans):
         for plan in plans:
             plan.after_commit(module, systemd, tx)
     return [plan.finish(module, systemd) for plan in plans]
+
+
+def results_by_key(plans, results):
+    """({result_key: result} of the plans with a key of their own, [(entry, result)] of the UNITS
+    plans in their order) from ``results``, compose's results of ``plans``."""
+    keyed, units = {}, []
+    for plan, result in zip(plans, results):
+        if plan.result_key == UNITS:
+            units.extend(result)
+        elif plan.result_key:
+            keyed[plan.result_key] = result
+    return keyed, units

@@ -85,6 +85,7 @@ class HookPlan(_plan.ConcernPlan):
 
     __slots__ = ("path", "hook", "kind", "present", "services", "staged")
     DEFAULTS = {"staged": None}
+    result_key = "prestart"
 
     def stage(self, module, tx):
         self.staged = stage(module, self, tx)

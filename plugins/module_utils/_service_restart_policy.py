@@ -71,11 +71,15 @@ class PreloadPlan(_plan.Plan):
     switch            after the switch: what switch_over measured
     listeners_after   after the switch: who serves the ports
     restarted_after_s after an undo: seconds until the service listened on its own
+    plain_dropin      the drop-in without the preload parts, while it binds on its own to be
+                      mirrored again (remirrored; "present")
+    hook              the cleanup hook the socket unit's pre-start runs, or None ("present")
+    backlog           the socket unit's Backlog= ("present")
     """
 
     __slots__ = ("kind", "files", "library", "library_content", "extra_unit", "extra_service", "socket_text",
                  "streams", "bind_v6only", "directives", "switched", "remirrored", "switch", "listeners_after",
-                 "restarted_after_s")
+                 "restarted_after_s", "plain_dropin", "hook", "backlog")
     DEFAULTS = dict.fromkeys(name for name in __slots__ if name not in ("kind", "files"))  # always given
     # what the module returns of a "present" plan (and of an "undo" one: the library, the restart)
     REPORTED = ("streams", "bind_v6only", "directives", "switched", "library", "remirrored")
@@ -280,10 +284,11 @@ def systemd_plan(module, p, warnings, systemctl, version):
 
 
 def plan_preload(module, p, name, paths, was=None):
-    """socket_activation: preload for one service: checked, mirrored, rendered - nothing written,
-    except to mirror a switched service again (its listeners no longer match its socket unit),
-    or one on our native socket unit (``was``: it never bound itself there): then it first binds
-    on its own again (unswitch), so that what it asks for can be read."""
+    """socket_activation: preload for one service: checked, mirrored, rendered - nothing written.
+    A switched service whose listeners no longer match its socket unit, or one on our native
+    socket unit (``was``: it never bound itself there), is mirrored again at the commit
+    (PreloadsPlan.before_commit: it first binds on its own again, so that what it asks for can be
+    read); until then its socket unit is planned as it is, and the switch as to do."""
     def in_unit(pid):
         return _probe.in_unit_cgroup(pid, name)
 
@@ -293,11 +298,8 @@ def plan_preload(module, p, name, paths, was=None):
     info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, ours)
     remirror = info["remirror"] or ("it is on a native socket unit of ours, whose sockets say nothing of what it "
                                     "binds itself" if was == "native" else None)
-    if remirror and not info["remirror"]:
+    if remirror:
         info.update(switched=False, streams=[], bind_v6only=None, directives=[], unknown_options=[])
-    if remirror and not module.check_mode:
-        unswitch(module, systemd, p, name, paths, ports)
-        info = _preload.observe(systemd, name, ports, in_unit, _reuse.socket_options, False)
     library = _host_state.preload_library_path(p["preload_library"])
     _validate.abs_path(library, "preload_library", plain=True)
     builds = _hook.decode_payload(p["payload"] or {})["native"]
@@ -311,49 +313,79 @@ def plan_preload(module, p, name, paths, was=None):
     merged_unit.update(extra_unit)
     merged_service = dict(p["extra_service"] or {})
     merged_service.update(extra_service)
-    warnings = []
-    if info["unknown_options"]:
-        warnings.append("%s: the options of %s could not be read (pidfd_getfd needs Linux >= 5.6 and root with "
-                        "CAP_SYS_PTRACE): its socket unit binds them without BindToDevice=, FreeBind=, Transparent=, "
-                        "ReusePort= or Mark=; the preload library refuses a bind() whose device, mark or "
-                        "IP_TRANSPARENT then differ" % (name, ", ".join(info["unknown_options"])))
-    if remirror and module.check_mode:
-        socket_text = read_text(paths["socket_path"]) or ""  # known only once the server binds on its own
-        info["switched"] = False
-    else:
-        # the socket unit's own pre-start: it binds where the server's leftovers may still be
-        hook = "-" + " ".join(_hook.hook_argv(p["cleanup_hook"], "%n", info["streams"])) if p["cleanup_hook"] else None
-        socket_text = _preload.render_socket(name, info["streams"], info["bind_v6only"], p["backlog"], hook,
-                                             info["directives"])
+    # known only once the server binds on its own (at the commit): until then, the unit as it is
+    socket_text = (read_text(paths["socket_path"]) or "") if remirror else mirror_text(
+        name, p["cleanup_hook"], p["backlog"], info)
     files = FileSet(module)
     files.want(paths["socket_path"], socket_text)
     files.want(library, builds[arch])
     return PreloadPlan(kind="present", files=files, library=library, library_content=builds[arch],
                        extra_unit=merged_unit, extra_service=merged_service, socket_text=socket_text,
                        streams=info["streams"], bind_v6only=info["bind_v6only"], directives=info["directives"],
-                       switched=info["switched"], remirrored=remirror), warnings
+                       switched=info["switched"], remirrored=remirror,
+                       plain_dropin=_unit.render_dropin(_unit.normalize_options(p), systemd.version)[0]
+                       if remirror else None, hook=p["cleanup_hook"], backlog=p["backlog"]), \
+        unknown_options_warnings(name, info)
 
 
-def unswitch(module, systemd, p, name, paths, ports):
-    """A switched service whose listeners no longer match its socket unit binds on its own
-    again: stop both, its drop-in without the preload parts, no socket unit, one reload, start
-    it until it listens. On failure every file is put back and both are started again."""
+def mirror_text(name, cleanup_hook, backlog, info):
+    """The socket unit mirrored from ``info`` (_preload.observe), its pre-start the hook."""
+    # the socket unit's own pre-start: it binds where the server's leftovers may still be
+    hook = "-" + " ".join(_hook.hook_argv(cleanup_hook, "%n", info["streams"])) if cleanup_hook else None
+    return _preload.render_socket(name, info["streams"], info["bind_v6only"], backlog, hook, info["directives"])
+
+
+def unknown_options_warnings(name, info):
+    if not info["unknown_options"]:
+        return []
+    return ["%s: the options of %s could not be read (pidfd_getfd needs Linux >= 5.6 and root with "
+            "CAP_SYS_PTRACE): its socket unit binds them without BindToDevice=, FreeBind=, Transparent=, "
+            "ReusePort= or Mark=; the preload library refuses a bind() whose device, mark or "
+            "IP_TRANSPARENT then differ" % (name, ", ".join(info["unknown_options"]))]
+
+
+def mirror_again(module, systemd, tx, pl, warnings):
+    """At the commit, before the files are written: a service whose socket unit no longer
+    matches it binds on its own again (unswitch), what it binds is mirrored, and its planned
+    files (socket unit, drop-in) are planned again against the host as the unswitch left it."""
+    ports = pl.ports
+
+    def in_unit(pid):
+        return _probe.in_unit_cgroup(pid, pl.name)
+
+    unswitch(module, systemd, tx, pl)
+    try:
+        info = _preload.observe(systemd, pl.name, ports, in_unit, _reuse.socket_options, False)
+    except _unit.UnitError as e:
+        tx.fail("socket_activation: preload for %s: bound on its own again to be mirrored, but %s" % (pl.name, e))
+    warnings.extend(unknown_options_warnings(pl.name, info))
+    pre = pl.preload
+    pre.socket_text = mirror_text(pl.name, pre.hook, pre.backlog, info)
+    pre.streams, pre.bind_v6only, pre.directives = info["streams"], info["bind_v6only"], info["directives"]
+    pre.files.want(pl.socket_path, pre.socket_text)
+    pre.files.refresh()
+    pl.files.refresh()
+
+
+def unswitch(module, systemd, tx, pl):
+    """A service binds on its own again: stop it and its socket unit, its drop-in without the
+    preload parts, no socket unit, one reload, start it until it listens. On failure its files
+    are put back, both started again, and the task fails (with what ``tx`` stopped started)."""
     files = FileSet(module)
-    opts = _unit.normalize_options(p)
-    files.want(paths["dropin_path"], _unit.render_dropin(opts, systemd.version)[0])
-    files.want(paths["socket_path"], None)
-    _unit.run(module, [systemd.systemctl, "stop", name, paths["socket_name"]], check=False)
+    files.want(pl.dropin_path, pl.preload.plain_dropin)
+    files.want(pl.socket_path, None)
+    _unit.run(module, [systemd.systemctl, "stop", pl.name, pl.socket_name], check=False)
     try:
         files.apply()
         if systemd.reload()[0] != 0:
             raise _unit.UnitError("systemctl daemon-reload failed")
-        _preload.restart_on_its_own(module, systemd, name, ports, p["switch_timeout"])
+        _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
     except (_unit.UnitError, IOError, OSError) as e:
         files.rollback()
         systemd.reload()
-        _unit.run(module, [systemd.systemctl, "start", paths["socket_name"], name], check=False)
-        module.fail_json(msg="socket_activation: preload for %s: mirroring its sockets again needs it to bind on its "
-                             "own, and it did not (%s); its files were put back" % (name, e))
+        _unit.run(module, [systemd.systemctl, "start", pl.socket_name, pl.name], check=False)
+        tx.fail("socket_activation: preload for %s: mirroring its sockets again needs it to bind on its own, and it "
+                "did not (%s); its files were put back" % (pl.name, e))
 
 
 def referenced_elsewhere(plans, marker):
@@ -394,6 +426,7 @@ class UnitsPlan(_plan.ConcernPlan):
 
     __slots__ = ("services", "shared", "items")
     DEFAULTS = {"items": None}
+    result_key = _plan.UNITS
 
     def stage(self, module, tx):
         for pl in self.services:
@@ -429,7 +462,8 @@ class UnitsPlan(_plan.ConcernPlan):
                     module.fail_json(msg="socket activation removed, but %s" % e)
 
     def finish(self, module, systemd):
-        return systemd_results(module, systemd, self.services, self.shared)
+        """[(entry, result)] per service."""
+        return list(zip(self.items, systemd_results(module, systemd, self.services, self.shared)))
 
 
 class PreloadsPlan(_plan.ConcernPlan):
@@ -438,9 +472,10 @@ class PreloadsPlan(_plan.ConcernPlan):
     Staged after the units, whose drop-ins carry its LD_PRELOAD.
 
     services  the ServicePlans whose preload (a PreloadPlan) is not of kind "none"
+    warnings  the call's warnings (a re-mirror at the commit adds to them)
     """
 
-    __slots__ = ("services",)
+    __slots__ = ("services", "warnings")
 
     def stage(self, module, tx):
         for pl in self.services:
@@ -452,12 +487,16 @@ class PreloadsPlan(_plan.ConcernPlan):
 
     def before_commit(self, module, systemd, tx):
         """A preloaded service whose socket unit goes stops with it (both start again if the
-        commit fails)."""
+        commit fails); one whose socket unit no longer matches it is mirrored again (mirror_again:
+        the only step of preload's plan that writes before the commit, and only here)."""
         for pl in self.services:
             if pl.preload.kind == "undo":
                 tx.restart_on_failure([pl.socket_name, pl.name])
                 _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
                 _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
+        for pl in self.services:
+            if pl.preload.kind == "present" and pl.preload.remirrored:
+                mirror_again(module, systemd, tx, pl, self.warnings)
 
     def after_commit(self, module, systemd, tx):
         """Services that lost their socket unit bind on their own again; services to preload move
@@ -484,7 +523,7 @@ def plan_units(module, params, warnings, systemd):
     services = [systemd_plan(module, p, warnings, systemd.systemctl, systemd.version) for p in params]
     preloaded = [pl for pl in services if pl.preload.kind != "none"]
     return (UnitsPlan(services=services, shared=plan_revive(module, services)),
-            PreloadsPlan(services=preloaded) if preloaded else None)
+            PreloadsPlan(services=preloaded, warnings=warnings) if preloaded else None)
 
 
 def switch_preload(module, systemd, tx, pl):
@@ -681,18 +720,17 @@ def resolve_hook(entries, hook_path=None):
 
 def plan(module, params, warnings, systemd, hook_path=None):
     """service_restart_policy's checked options ``params``: every entry checked, assigned to a
-    backend, its ``cleanup_hook: auto`` resolved (resolve_hook), and the systemd services
-    planned. Returns (the concerns' plans in the transaction's order - a UnitsPlan and, when a
-    service is or was preloaded, a PreloadsPlan; none without systemd services - and
-    [(item, params)] of the supervisord programs). Nothing is written."""
+    backend, its ``cleanup_hook: auto`` resolved (resolve_hook), then planned. Returns the
+    concerns' plans in the transaction's order: a UnitsPlan when there are systemd services, a
+    PreloadsPlan when one is or was preloaded, a SupervisordPlan when there are supervisord
+    programs. Nothing is written."""
     systemd_items, supervisord_items = split_backends(module, params, _unit.service_manager())
     resolve_hook(systemd_items + supervisord_items, hook_path)
-    plans = []
+    units = preloads = None
     if systemd_items:
         units, preloads = plan_units(module, [p for _item, p in systemd_items], warnings, systemd)
         units.items = [item for item, _p in systemd_items]
-        plans = [pl for pl in (units, preloads) if pl is not None]
-    return plans, supervisord_items
+    return [pl for pl in (units, preloads, _supervisord_program.plan(module, supervisord_items)) if pl is not None]
 
 
 def report(module, params, done, warnings):
@@ -710,12 +748,6 @@ def report(module, params, done, warnings):
                 diff=[d for r in results for d in r["diff"]]), failing
 
 
-def systemd_done(plans, results):
-    """[(item, result)] of the systemd services, from the results of ``plans`` (plan's, composed
-    in that order: the UnitsPlan's first)."""
-    return list(zip(plans[0].items, results[0])) if plans else []
-
-
 def run(module):
     """service_restart_policy: returns (result, None or why systemd's read-back fails it)."""
     composed = [key for key in ("prestart", "kernel") if module.params.get(key) is not None]
@@ -725,9 +757,8 @@ def run(module):
     warnings = []
     try:
         systemd = _systemd.Systemd(module)
-        plans, supervisord = plan(module, module.params, warnings, systemd)
-        done = systemd_done(plans, _plan.compose(module, systemd, plans))
-        done += _supervisord_program.results(module, supervisord, warnings)
+        plans = plan(module, module.params, warnings, systemd)
+        _keyed, done = _plan.results_by_key(plans, _plan.compose(module, systemd, plans))
     except (_unit.UnitError, UnsafePath) as e:
         module.fail_json(msg=str(e))
     result, failing = report(module, module.params, done, warnings)

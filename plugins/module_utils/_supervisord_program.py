@@ -21,6 +21,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _holder,
     _hook,
     _host_state,
+    _plan,
     _preload,
     _reuse,
     _sockdiag,
@@ -187,13 +188,19 @@ def supervisor_pid(module, name):
     return int(out.strip()) if out.strip().isdigit() else 0
 
 
-def supervisor_plan(module, name, p, files, ext_dir):
+def supervisor_plan(module, name, p, files, ext_dir, edited_before=()):
     """The FileSet for one program: its own section edited where supervisord defines it (the
-    last file having each key), a new file only for a program defined nowhere."""
+    last file having each key), a new file only for a program defined nowhere. ``files`` are the
+    texts as the call's earlier programs leave them; ``edited_before`` the paths they edit (a
+    text this program leaves as it is there is no change of its own)."""
     section = "program:" + name
     defined = _supervisor.program_sections(files, name)
     changes = FileSet(module)
     texts = dict(files)
+
+    def want(path, text, mode):
+        if path not in edited_before or text != texts[path]:
+            changes.want(path, text, mode)
     if p["state"] == "absent":
         led = load_ledger()["files"]
         for path in defined:
@@ -201,8 +208,8 @@ def supervisor_plan(module, name, p, files, ext_dir):
             if entry and entry["created"]:
                 changes.want(path, None)
             elif entry and entry.get("original"):
-                changes.want(path, _supervisor.restore(texts[path], read_text(entry["original"]) or "", section),
-                             entry.get("mode") or 0o644)
+                want(path, _supervisor.restore(texts[path], read_text(entry["original"]) or "", section),
+                     entry.get("mode") or 0o644)
         return changes, None
     if not defined:
         if not p["command"]:
@@ -229,7 +236,7 @@ def supervisor_plan(module, name, p, files, ext_dir):
             edited[path] = _supervisor.edit(edited.get(path, texts[path]), section, {key: value})
     for path in defined:
         if path in edited:
-            changes.want(path, edited[path], _mode(path))
+            want(path, edited[path], _mode(path))
     return changes, defined[-1]
 
 
@@ -292,43 +299,97 @@ def _mode(path):
         return 0o644
 
 
-def program_main(module, p, warnings):
+class ProgramPlan(_plan.Plan):
+    """One supervisord program's change (plan_program); nothing written yet.
+
+    item      its ``services`` entry (None: the module's own options), for the result
+    p         its checked options
+    name      the program
+    ctl       supervisorctl's path
+    changes   the FileSet of its section's files (and the preload library of a held program)
+    unhooked  the targets its hook cleaned, while its command still runs through it
+    files     [(path, text)] supervisord reads, as planned against; after the commit, as written
+    result    what the module returns for it, completed after the commit and read back
+    """
+
+    __slots__ = ("item", "p", "name", "ctl", "changes", "unhooked", "files", "result")
+
+
+def plan_program(module, item, p, edits):
+    """One program planned against the files as the call's earlier programs leave them
+    (``edits``: {path: text}, updated here with this program's)."""
     name = _unit.check_program_name(_unit.program_name(p["name"]))
     ctl = module.get_bin_path("supervisorctl", required=True)
-    files = supervisor_files(module, p, ctl)
-    changes, path = supervisor_plan(module, name, p, files, supervisor_dir(p))
-    # what the hook cleaned for this program, while its command still runs through it
+    files = [(path, edits.get(path, text)) for path, text in supervisor_files(module, p, ctl)]
+    changes, path = supervisor_plan(module, name, p, files, supervisor_dir(p), set(edits))
+    edits.update((w[0], w[1]) for w in changes.wanted if isinstance(w[1], str))
     unhooked = [t for _path, text in files for t in _supervisor.hooked_programs(text).get(name, [])]
     result = dict(changed=changes.changed, path=path or "", content="", backend="supervisord", systemd_version=0,
                   socket_path="", diff=changes.diff(), files=changes.paths)
-    if changes.changed and not module.check_mode:
-        try:
-            changes.apply()
-        except (IOError, OSError) as e:
-            changes.rollback()
-            module.fail_json(msg="writing %s failed: %s" % (", ".join(changes.paths), str(e)))
-        rc, out, err = _unit.run(module, [ctl, "reread"], check=False)
-        if rc != 0 or "ERROR" in out:
-            changes.rollback()
-            _unit.run(module, [ctl, "reread"], check=False)
-            module.fail_json(msg="supervisorctl reread rejected %s; every file was restored: %s"
-                                 % (", ".join(changes.paths), (out + err).strip()))
-        changes.record()
-        files = supervisor_files(module, p, ctl)  # as written: what supervisord reads now
-        group = _supervisor.group_of(files, name)
-        if p["state"] == "absent" and unhooked:
-            result["restarted_after_s"] = restart_unhooked(module, ctl, group, name, unhooked, p["switch_timeout"])
-        else:
-            _unit.run(module, [ctl, "update", group], check=False)
-    _rc, out, _err = _unit.run(module, [ctl, "status", name], check=False)
-    result["effective"] = {"status": out.strip()}
-    command = _supervisor.effective(files, name).get("command", "")
-    row = _holder.audit_row(command, _holder.record(name), supervisor_pid(module, name))
-    if row:
-        result["holder"] = dict(zip(("check", "level", "detail"), row))
-    return result
+    return ProgramPlan(item=item, p=p, name=name, ctl=ctl, changes=changes, unhooked=unhooked, files=files,
+                       result=result)
 
 
-def results(module, items, warnings):
-    """Each supervisord program written on its own (after a transaction's commit): [(item, result)]."""
-    return [(item, program_main(module, p, warnings)) for item, p in items]
+def reread(module, ctl):
+    """supervisorctl reread: None when supervisord takes the files, else what it said."""
+    rc, out, err = _unit.run(module, [ctl, "reread"], check=False)
+    return None if rc == 0 and "ERROR" not in out else (out + err).strip()
+
+
+class SupervisordPlan(_plan.ConcernPlan):
+    """The supervisord programs of a call (plan): their sections staged in the call's one
+    transaction, after the systemd concerns, with ``supervisorctl reread`` as their verify (a
+    rejection puts every concern's files back, and supervisord reads the old ones again); after
+    the commit each changed program's group is updated (or, put back to its own command,
+    restarted clean: restart_unhooked), then read back.
+
+    programs  a ProgramPlan per program, in the call's order
+    """
+
+    __slots__ = ("programs",)
+    result_key = _plan.UNITS  # one entry of the units' results per program
+
+    def stage(self, module, tx):
+        changed = [pr for pr in self.programs if pr.changes.changed]
+        for pr in changed:
+            tx.add(pr.changes)
+        if changed:
+            ctl, paths = changed[0].ctl, ", ".join(path for pr in changed for path in pr.changes.paths)
+
+            def check():
+                said = reread(module, ctl)
+                return None if said is None else "supervisorctl reread rejected %s: %s" % (paths, said)
+
+            tx.add_check(check, lambda: reread(module, ctl))
+
+    def after_commit(self, module, systemd, tx):
+        for pr in self.programs:
+            if not pr.changes.changed:
+                continue
+            pr.files = supervisor_files(module, pr.p, pr.ctl)  # as written: what supervisord reads now
+            group = _supervisor.group_of(pr.files, pr.name)
+            if pr.p["state"] == "absent" and pr.unhooked:
+                pr.result["restarted_after_s"] = restart_unhooked(module, pr.ctl, group, pr.name, pr.unhooked,
+                                                                  pr.p["switch_timeout"])
+            else:
+                _unit.run(module, [pr.ctl, "update", group], check=False)
+
+    def finish(self, module, systemd):
+        """[(item, result)] per program, read back from supervisord."""
+        done = []
+        for pr in self.programs:
+            _rc, out, _err = _unit.run(module, [pr.ctl, "status", pr.name], check=False)
+            pr.result["effective"] = {"status": out.strip()}
+            command = _supervisor.effective(pr.files, pr.name).get("command", "")
+            row = _holder.audit_row(command, _holder.record(pr.name), supervisor_pid(module, pr.name))
+            if row:
+                pr.result["holder"] = dict(zip(("check", "level", "detail"), row))
+            done.append((pr.item, pr.result))
+        return done
+
+
+def plan(module, items):
+    """The supervisord programs ``items`` ([(item, checked params)]) planned, nothing written:
+    a SupervisordPlan, or None without programs."""
+    edits = {}
+    return SupervisordPlan(programs=[plan_program(module, item, p, edits) for item, p in items]) if items else None

@@ -162,6 +162,7 @@ class KernelPlan(_plan.ConcernPlan):
     """
 
     __slots__ = ("result", "change")
+    result_key = "kernel"
 
     def stage(self, module, tx):
         tx.add(self.change)

@@ -102,16 +102,25 @@ class DropinTransaction(object):
         self.systemd = systemd
         self.entries = []  # (fileset, unit, fragment)
         self.stopped = []  # units stopped for the change: started again when the commit fails
+        self.checks = []  # (check, undo) of other readers of the files (supervisorctl reread)
+        self.checked = []  # the undo of each check that ran: after a rollback they read the files again
 
     def add(self, fileset, unit=None, fragment=None):
         self.entries.append((fileset, unit, fragment))
+
+    def add_check(self, check, undo):
+        """Another program that reads the files checks them once written, after systemd's verify:
+        ``check()`` returns None or why it rejects them (the commit then fails with every file
+        restored); ``undo()`` makes it read the restored files after a failure."""
+        self.checks.append((check, undo))
 
     def restart_on_failure(self, units):
         """``units`` were stopped before the commit: a failed commit starts them again, in order,
         once their files are back (the host is left as it was, serving)."""
         self.stopped.extend(u for u in units if u not in self.stopped)
 
-    def _fail(self, msg):
+    def fail(self, msg):
+        """Fail the task, the units stopped for the change started again (files are the caller's)."""
         for unit in self.stopped:
             _unit.run(self.module, [self.systemd.systemctl, "start", unit], check=False)
         self.module.fail_json(msg=msg)
@@ -125,8 +134,11 @@ class DropinTransaction(object):
         return [p for f, _u, _fr in self.entries for p in f.paths]
 
     def rollback(self):
+        """Every file put back, and read again by each checker that read the written ones."""
         for f, _u, _fr in reversed(self.entries):
             f.rollback()
+        for undo in self.checked:
+            undo()
 
     def commit(self, verify=True):
         """Write, verify, reload once; any failure restores every file and fails the task."""
@@ -137,19 +149,25 @@ class DropinTransaction(object):
                 f.apply()
         except (IOError, OSError) as e:
             self.rollback()
-            self._fail("writing %s failed: %s; every file was restored as it was" % (", ".join(self.paths), e))
+            self.fail("writing %s failed: %s; every file was restored as it was" % (", ".join(self.paths), e))
         if verify:
             problems = self.verify_problems()
             if problems:
                 self.rollback()
-                self._fail("systemd-analyze verify rejected %s; every file was restored as it was: %s"
+                self.fail("systemd-analyze verify rejected %s; every file was restored as it was: %s"
                            % (", ".join(sorted({u for u, _m in problems})), "; ".join(m for _u, m in problems)))
+        for check, undo in self.checks:
+            self.checked.append(undo)
+            problem = check()
+            if problem:
+                self.rollback()
+                self.fail("%s; every file was restored as it was" % problem)
         if any(p.startswith(self.unit_dirs) for p in self.paths):  # else no reload (the hook itself)
             rc, msg = self.systemd.reload()
             if rc != 0:
                 self.rollback()
                 self.systemd.reload()
-                self._fail("systemctl daemon-reload failed (rc=%d): %s; every file was restored as it was" % (rc, msg))
+                self.fail("systemctl daemon-reload failed (rc=%d): %s; every file was restored as it was" % (rc, msg))
         for f, _u, _fr in self.entries:
             f.record()  # the host's ledger: what rollback undoes
         return True

@@ -80,11 +80,11 @@ options:
       - Several services in one call. Each entry is a dict of this module's options (C(name)
         required), which override the options given at the top level for that service. An
         unknown key fails the call, naming it.
-      - Every systemd service's files are planned and validated first, then written. One
-        C(systemd-analyze verify) checks them all, and a problem puts every file back. One
-        C(daemon-reload) follows, and then each service's effective values are read. A
-        supervisord program is applied after them, with C(reread) and C(update) for that
-        program only.
+      - Every service's and program's files are planned and validated first, then written. One
+        C(systemd-analyze verify) checks the units and one C(supervisorctl reread) the
+        supervisord files, and a problem puts every file back. One C(daemon-reload) follows,
+        and then each service's effective values are read; each changed supervisord program's
+        group is updated (C(update) for that program only) and its status read.
       - The result then has RV(results), one entry per service, shaped like a loop's
         results (C(item), C(changed) and the keys below).
     type: list

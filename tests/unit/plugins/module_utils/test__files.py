@@ -68,6 +68,26 @@ def test_fileset_plans_only_differences_and_rolls_back(tmp_path):
     assert read_text(change) == "old\n"
 
 
+def test_a_second_want_replaces_the_first_and_refresh_plans_against_the_disk_now(tmp_path):
+    unit, dropin = str(tmp_path / "web.socket"), str(tmp_path / "web.service.d" / "50.conf")
+    files = FileSet(FakeModule())
+    for path, text in ((unit, "old\n"), (dropin, "preload\n")):
+        atomic_write(FakeModule(), path, text)
+        files.want(path, text)  # planned as it is: no change yet
+    assert not files.changed
+    os.unlink(unit)  # a step before the commit (preload's re-mirror) changed the host
+    atomic_write(FakeModule(), dropin, "plain\n")
+    files.want(unit, "mirrored\n")
+    files.refresh()
+    assert files.paths == [dropin, unit] and files.changed
+    files.apply()
+    assert (read_text(unit), read_text(dropin)) == ("mirrored\n", "preload\n")
+    files.rollback()  # back to what the step left, not to what planning saw
+    assert (read_text(unit), read_text(dropin)) == (None, "plain\n")
+    with pytest.raises(RuntimeError):
+        files.apply() or files.refresh()
+
+
 def test_fileset_mode_difference_is_a_change_and_rollback_restores_mode(tmp_path):
     hook = str(tmp_path / "hook")
     atomic_write(FakeModule(), hook, "#!/bin/sh\n", 0o644)

@@ -178,4 +178,18 @@ def test_harden_a_rejected_supervisord_reread_puts_every_file_back(fake_host, ru
     kind, result = run_on(fake_host, harden, supervisord_call())
     assert kind == "fail" and "reread rejected" in result["msg"] and "restored" in result["msg"], result
     assert fake_host.read("/etc/supervisor/conf.d/apps.conf") == SHARED
-    assert fake_host.count("supervisorctl", "update") == 0
+    # staged in the call's one transaction: the kernel settings written before it go back too,
+    # and supervisord reads the restored files again
+    assert fake_host.tree() == before
+    assert fake_host.count("supervisorctl", "reread") == 2 and fake_host.count("supervisorctl", "update") == 0
+
+
+def test_harden_a_program_defined_nowhere_is_refused_before_anything_is_written(fake_host, run_on):
+    supervisord_host(fake_host)
+    live_values(fake_host)
+    before = fake_host.tree()
+    call = supervisord_call()
+    call["units"]["services"].append({"name": "ghost", "backend": "supervisord"})
+    kind, result = run_on(fake_host, harden, call)
+    assert kind == "fail" and "ghost is defined in no file supervisord reads" in result["msg"], result
+    assert fake_host.tree() == before and fake_host.count("supervisorctl", "reread") == 0
