@@ -75,16 +75,6 @@ def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
     return [pl for pl in (kernel, hook) if pl is not None] + units
 
 
-def hook_report(module, prestart_p, pre, warnings, failing):
-    """The hook's result: its mismatches fail or warn as its own effective_mismatch says."""
-    mismatches = pre.get("effective_mismatches", [])
-    if prestart_p["effective_mismatch"] == "fail" and not module.check_mode:
-        failing.extend(mismatches)
-    else:
-        pre["warning_messages"].extend(mismatches)  # as prestart_hook reports them
-    warnings.extend(pre["warning_messages"])
-
-
 def run(module):
     """harden: returns (result, None or why systemd's read-back fails it). The result is the
     units' (service_restart_policy's), with the hook's under ``prestart`` and the kernel's under
@@ -107,7 +97,9 @@ def run(module):
             result["changed"] = result["changed"] or part["changed"]
             result["diff"] = result["diff"] + part["diff"]
     if "prestart" in keyed:
-        hook_report(module, prestart_p, result["prestart"], warnings, failing)
+        more, fails = _prestart_hook.report(module, prestart_p, result["prestart"])
+        warnings.extend(more)
+        failing.extend(fails)
     if "kernel" in keyed:
         warnings.extend(result["kernel"]["warning_messages"])
     result["warning_messages"] = warnings

@@ -49,6 +49,7 @@ class ConcernPlan(Plan):
 
     stage(module, tx)            add the plan's files to the one DropinTransaction ``tx``
     pending                      True when there is work even if no file changes (a socket to start)
+    verifies                     its files want systemd-analyze verify (True; the hook's removal: False)
     before_commit(module, sd, tx) what must happen before the files are written (stop a socket unit;
                                  what it stops it names to tx.restart_on_failure)
     after_commit(module, sd, tx) what follows the commit (start a socket unit, switch a service)
@@ -68,6 +69,11 @@ class ConcernPlan(Plan):
     @property
     def pending(self):
         return False
+
+    @property
+    def verifies(self):
+        """Whether its files want systemd-analyze verify (compose verifies when any plan does)."""
+        return True
 
     def stage(self, module, tx):
         raise NotImplementedError
@@ -93,7 +99,7 @@ def compose(module, systemd, plans):
     if not module.check_mode and (tx.changed or any(plan.pending for plan in plans)):
         for plan in plans:
             plan.before_commit(module, systemd, tx)
-        tx.commit()
+        tx.commit(verify=any(plan.verifies for plan in plans))
         for plan in plans:
             plan.after_commit(module, systemd, tx)
     return [plan.finish(module, systemd) for plan in plans]

@@ -87,6 +87,10 @@ class HookPlan(_plan.ConcernPlan):
     DEFAULTS = {"staged": None}
     result_key = "prestart"
 
+    @property
+    def verifies(self):
+        return self.present  # removing the hook leaves nothing of ours for systemd-analyze to check
+
     def stage(self, module, tx):
         self.staged = stage(module, self, tx)
 
@@ -166,23 +170,31 @@ def plan(module, p, systemd):
 
 
 def run(module):
-    """prestart_hook on its own: plan, one transaction, the read-back. Returns (result, None)."""
+    """prestart_hook on its own: plan, compose (one transaction), the read-back. Returns
+    (result, None or why systemd's read-back fails it)."""
     p = module.params
     systemd = _systemd.Systemd(module)
-    tx = _systemd.DropinTransaction(module, systemd)
     try:
         pl = plan(module, p, systemd)
-        result = stage(module, pl, tx)
     except (_unit.UnitError, ValueError) as e:
         module.fail_json(msg=str(e))
-    if module.check_mode:
-        return result, None
-    tx.commit(verify=pl.present)
-    mismatches = finish(systemd, pl, result)
-    if mismatches and p["effective_mismatch"] == "fail":
-        module.fail_json(msg="systemd does not run the hook as asked: %s" % "; ".join(mismatches), **result)
-    result["warning_messages"].extend(mismatches)
+    keyed, _units = _plan.results_by_key([pl], _plan.compose(module, systemd, [pl]))
+    result = keyed["prestart"]
+    warnings, failing = report(module, p, result)
+    if failing:
+        return result, "systemd does not run the hook as asked: %s" % "; ".join(failing)
     return result, None
+
+
+def report(module, p, result):
+    """(the hook's warnings, the mismatches that fail it): a mismatch systemd's read-back found
+    fails the task with effective_mismatch=fail (not in check mode), else it is a warning, in
+    ``result``'s warning_messages as well."""
+    mismatches = result.get("effective_mismatches", [])
+    if p["effective_mismatch"] == "fail" and not module.check_mode:
+        return list(result["warning_messages"]), list(mismatches)
+    result["warning_messages"].extend(mismatches)
+    return list(result["warning_messages"]), []
 
 
 def stage(module, pl, tx):

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _files, _plan, _sysctl, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _files, _plan, _sysctl, _systemd, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 SPEC = dict(
@@ -85,9 +85,10 @@ def diff(path, current_text, new_text, file_changed, live, to_write):
 class Change(object):
     """The planned sysctl file and live values as one entry of a _systemd.DropinTransaction
     (shaped like a _files.FileSet): ``apply()`` writes the file (atomic), then each live value,
-    and raises on the first failure; ``rollback()`` puts back what it wrote. In harden's one
-    call (its ``kernel`` option, composed by _plan) a later drop-in, verify or reload failure
-    therefore puts the kernel settings back too."""
+    and raises on the first failure (naming the key); ``rollback()`` puts back what it wrote.
+    sysctl_tcp writes it as harden does, through _plan.compose: in harden's one call (its
+    ``kernel`` option) a later drop-in, verify or reload failure puts the kernel settings back
+    too."""
 
     def __init__(self, module, path, old_text, new_text, file_changed, to_write, live):
         self.module, self.path, self.old_text, self.new_text = module, path, old_text, new_text
@@ -97,7 +98,6 @@ class Change(object):
         self.file_changed, self.to_write, self.live = file_changed, to_write, live
         self.file_written = False
         self.written = []
-        self.failed_key = None
 
     @property
     def changed(self):
@@ -120,10 +120,11 @@ class Change(object):
             self._write_file(self.new_text)
             self.file_written = True
         for key in sorted(self.to_write):
-            self.failed_key = key
-            _sysctl.write_live(key, self.to_write[key])
+            try:
+                _sysctl.write_live(key, self.to_write[key])
+            except (IOError, OSError) as e:  # the transaction's message names the key
+                raise OSError(e.errno, "live value %s = %s: %s" % (key, self.to_write[key], e.strerror or e))
             self.written.append(key)
-        self.failed_key = None
 
     def record(self):
         """Note in the host's ledger the file and the live values' originals (once they hold)."""
@@ -171,24 +172,6 @@ class KernelPlan(_plan.ConcernPlan):
         return finish(module, self)
 
 
-def apply(module, change):
-    """Write a Change on its own (sysctl_tcp: no transaction around it): the file first (atomic),
-    then the live values; any failure puts both back as they were and fails the module."""
-    if not change.changed or module.check_mode:
-        return
-    try:
-        change.apply()
-        change.record()
-    except (IOError, OSError) as e:
-        change.rollback()
-        key = change.failed_key
-        if key is None:
-            module.fail_json(msg="writing %s failed: %s; the file and the live values are as they were"
-                                 % (change.path, e))
-        module.fail_json(msg="writing live value %s = %s failed: %s; live values and %s restored"
-                             % (key, change.to_write[key], e, change.path))
-
-
 def plan(module, p, label=""):
     """sysctl_tcp's parameters ``p`` checked and planned; nothing written. Bad input, a boot-time
     conflict with on_conflict=fail or a read-only /proc/sys fail the module here, their message
@@ -233,5 +216,5 @@ def run(module):
     """sysctl_tcp: every key checked, the file and the live values planned, then written.
     Returns (result, None)."""
     pl = plan(module, module.params)
-    apply(module, pl.change)
-    return finish(module, pl), None
+    keyed, _units = _plan.results_by_key([pl], _plan.compose(module, _systemd.Systemd(module), [pl]))
+    return keyed["kernel"], None

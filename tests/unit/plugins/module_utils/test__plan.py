@@ -85,7 +85,7 @@ class Recorder(_plan.ConcernPlan):
 @pytest.fixture
 def commits(monkeypatch):
     done = []
-    monkeypatch.setattr(_systemd.DropinTransaction, "commit", lambda self: done.append(len(self.entries)))
+    monkeypatch.setattr(_systemd.DropinTransaction, "commit", lambda self, verify=True: done.append(len(self.entries)))
     monkeypatch.setattr(_systemd.DropinTransaction, "changed", property(lambda self: False))
     return done
 

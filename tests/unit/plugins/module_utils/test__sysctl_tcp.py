@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sysctl_tcp's apply step: the file first, then the live values; a failure puts both back."""
+"""sysctl_tcp's write step, as a transaction writes it: the file first, then the live values; a
+failure puts both back."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -9,8 +10,15 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp
+from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp, _systemd
 from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failed, FakeModule
+
+
+def commit(module, change):
+    """``change`` written as sysctl_tcp and harden write it: one transaction (_plan.compose)."""
+    tx = _systemd.DropinTransaction(module, _systemd.Systemd(module))
+    tx.add(change)
+    tx.commit(verify=False)
 
 
 def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tmp_path, monkeypatch):
@@ -28,8 +36,8 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
     monkeypatch.setattr(_sysctl, "write_live", write_live)
     with pytest.raises(Failed) as e:
         wanted = {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}
-        _sysctl_tcp.apply(FakeModule(), _sysctl_tcp.Change(FakeModule(), path, "old\n", "new\n", True, wanted, live))
-    assert "net.ipv4.tcp_fin_timeout = 15" in str(e.value) and "Read-only" in str(e.value)
+        commit(FakeModule(), _sysctl_tcp.Change(FakeModule(), path, "old\n", "new\n", True, wanted, live))
+    assert "live value net.ipv4.tcp_fin_timeout = 15: Read-only" in str(e.value) and "restored" in str(e.value)
     assert writes == [("net.core.somaxconn", "8192"), ("net.core.somaxconn", "4096")]
     with open(path) as f:
         assert f.read() == "old\n"
@@ -45,7 +53,6 @@ def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, mo
             raise OSError(28, "No space left on device")
 
     with pytest.raises(Failed) as e:
-        _sysctl_tcp.apply(FullDisk(), _sysctl_tcp.Change(FullDisk(), path, None, "new\n", True,
-                                                         {"net.core.somaxconn": "8192"}, {}))
-    assert "No space left on device" in str(e.value) and "as they were" in str(e.value)
+        commit(FullDisk(), _sysctl_tcp.Change(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {}))
+    assert "No space left on device; every file was restored as it was" in str(e.value)
     assert os.listdir(os.path.dirname(path)) == []
