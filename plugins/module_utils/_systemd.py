@@ -155,7 +155,7 @@ class DropinTransaction(object):
             if problems:
                 self.rollback()
                 self.fail("systemd-analyze verify rejected %s; every file was restored as it was: %s"
-                           % (", ".join(sorted({u for u, _m in problems})), "; ".join(m for _u, m in problems)))
+                          % (", ".join(sorted({u for u, _m in problems})), "; ".join(m for _u, m in problems)))
         for check, undo in self.checks:
             self.checked.append(undo)
             problem = check()
