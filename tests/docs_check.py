@@ -106,7 +106,8 @@ def check_release(problems):
 
 
 # concerns that may drive another concern (docs/architecture.md says why)
-CONCERN_EDGES = {("_undo", "_supervisord_program"), ("_service_restart_policy", "_supervisord_program")}
+CONCERN_EDGES = {("_undo", "_supervisord_program"), ("_service_restart_policy", "_supervisord_program"),
+                 ("_service_restart_policy", "_preload_switch")}
 
 
 def module_utils_imports(path):

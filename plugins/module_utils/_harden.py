@@ -27,6 +27,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _sysctl_tcp,
     _systemd,
     _unit,
+    _validate,
 )
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import UnsafePath
 
@@ -41,7 +42,7 @@ SPEC = dict(
 
 def checked(module, label, given, spec):
     """``given`` checked as that module's own options ``spec``; None stays None."""
-    return None if given is None else _service_restart_policy.validated(module, label, given, spec)
+    return None if given is None else _validate.validated(module, label, given, spec)
 
 
 def options(module):

@@ -69,6 +69,21 @@ def supervisor_conf(module, p, ctl):
     return _supervisor.SEARCH[0]
 
 
+def refusal(p):
+    """Why a supervisord entry's checked options ``p`` cannot be done (its name, or what its
+    socket activation needs: _holder.refusal), or None - asked before anything is planned."""
+    _unit.check_program_name(_unit.program_name(p["name"]))
+    return _holder.refusal(p["name"], p["socket_activation"] if p["state"] == "present" else "none",
+                           p["cleanup_hook"], p["ports"], p["accepts_inherited_fds"], os.uname()[4])
+
+
+def mentioned(marker):
+    """Does a file supervisord reads (from its default main file) mention ``marker`` (a held
+    program preloads the library too)?"""
+    main = next((path for path in _supervisor.SEARCH if os.path.isfile(path)), None)
+    return any(marker in (read_text(f) or "") for f in (_supervisor.read_order(main, read_text) if main else []))
+
+
 def supervisor_files(module, p, ctl):
     """[(path, text)] of every file supervisord reads, in its order."""
     main = supervisor_conf(module, p, ctl)

@@ -14,7 +14,14 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _files, _plan, _sysctl, _systemd, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _constants,
+    _files,
+    _plan,
+    _sysctl,
+    _systemd,
+    _validate,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
 
 SPEC = dict(

@@ -146,3 +146,20 @@ def abs_path(value, what, under=None, suffix=None, plain=False):
     if suffix and not value.endswith(suffix):
         raise InputError("%s %r must end with %s" % (what, value, suffix))
     return value
+
+
+def validated(module, label, given, spec, base=None):
+    """``given`` (over ``base``'s values) checked against ``spec``: an unknown key of ``given``
+    or an invalid value fails the module, the message starting with ``label``. The parameters."""
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        allowed = ", ".join(sorted(spec))
+        module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
+    merged = dict(base or {})
+    merged.update(given)
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # here: this file imports under 2.7
+
+    checked = ArgumentSpecValidator(spec).validate(merged)
+    if checked.error_messages:
+        module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+    return checked.validated_parameters

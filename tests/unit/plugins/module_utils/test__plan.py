@@ -10,8 +10,10 @@ import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _plan,
+    _preload_switch,
     _prestart_hook,
     _service_restart_policy,
+    _supervisord_program,
     _sysctl_tcp,
     _systemd,
 )
@@ -31,8 +33,9 @@ def test_a_plan_takes_its_fields_and_defaults_only():
 
 
 @pytest.mark.parametrize("cls", [_sysctl_tcp.KernelPlan, _prestart_hook.HookPlan, _prestart_hook.HookedService,
-                                 _service_restart_policy.ServicePlan, _service_restart_policy.PreloadPlan,
-                                 _service_restart_policy.UnitsPlan, _service_restart_policy.PreloadsPlan])
+                                 _service_restart_policy.ServicePlan, _preload_switch.PreloadPlan,
+                                 _service_restart_policy.UnitsPlan, _preload_switch.PreloadsPlan,
+                                 _supervisord_program.SupervisordPlan, _supervisord_program.ProgramPlan])
 def test_every_field_of_every_plan_is_documented_once(cls):
     doc = cls.__doc__.splitlines()
     for field in cls.__slots__:
@@ -41,14 +44,14 @@ def test_every_field_of_every_plan_is_documented_once(cls):
 
 def test_a_preload_plan_reports_what_the_module_returns():
     with pytest.raises(TypeError, match="missing field.s. files, kind"):
-        _service_restart_policy.PreloadPlan()  # what kind of plan it is is never left to a default
-    none = _service_restart_policy.PreloadPlan(kind="none", files=None)
+        _preload_switch.PreloadPlan()  # what kind of plan it is is never left to a default
+    none = _preload_switch.PreloadPlan(kind="none", files=None)
     assert none.report() == {} and not none.to_switch
-    undo = _service_restart_policy.PreloadPlan(kind="undo", files=None, library="/usr/lib/x/lib.so")
+    undo = _preload_switch.PreloadPlan(kind="undo", files=None, library="/usr/lib/x/lib.so")
     assert undo.report() == {"library": "/usr/lib/x/lib.so"}
     undo.restarted_after_s = 0.4
     assert undo.report() == {"library": "/usr/lib/x/lib.so", "restarted_after_s": 0.4}
-    present = _service_restart_policy.PreloadPlan(kind="present", files=None, library="/l.so", streams=["0.0.0.0:80"],
+    present = _preload_switch.PreloadPlan(kind="present", files=None, library="/l.so", streams=["0.0.0.0:80"],
                                                   directives=[], switched=False, remirrored=False)
     assert present.to_switch
     assert present.report() == {"streams": ["0.0.0.0:80"], "bind_v6only": None, "directives": [],

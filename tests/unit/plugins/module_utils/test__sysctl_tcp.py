@@ -53,6 +53,7 @@ def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, mo
             raise OSError(28, "No space left on device")
 
     with pytest.raises(Failed) as e:
-        commit(FullDisk(), _sysctl_tcp.Change(FullDisk(), path, None, "new\n", True, {"net.core.somaxconn": "8192"}, {}))
+        wanted = {"net.core.somaxconn": "8192"}
+        commit(FullDisk(), _sysctl_tcp.Change(FullDisk(), path, None, "new\n", True, wanted, {}))
     assert "No space left on device; every file was restored as it was" in str(e.value)
     assert os.listdir(os.path.dirname(path)) == []
