@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _failure,
     _plan,
     _prestart_hook,
     _service_restart_policy,
@@ -49,10 +50,10 @@ def options(module):
     """(kernel, prestart, units): each given option checked as its module's own, or None."""
     p = module.params
     if p["kernel"] is None and p["prestart"] is None and p["units"] is None:
-        module.fail_json(msg="give at least one of kernel, prestart and units")
+        raise _failure.Failure("give at least one of kernel, prestart and units")
     prestart = checked(module, "prestart", p["prestart"], _prestart_hook.SPEC)
     if prestart is not None and prestart["state"] == "present" and not prestart["payload"]:
-        module.fail_json(msg="prestart: state=present needs the hook, which the action plugin sends as its payload")
+        raise _failure.Failure("prestart: state=present needs the hook, which the action plugin sends as its payload")
     return (checked(module, "kernel", p["kernel"], _sysctl_tcp.SPEC), prestart,
             checked(module, "units", p["units"], UNITS_SPEC))
 
@@ -67,7 +68,7 @@ def plans(module, systemd, kernel_p, prestart_p, units_p, warnings):
         try:
             hook = _prestart_hook.plan(module, prestart_p, systemd)
         except (_unit.UnitError, ValueError) as e:
-            module.fail_json(msg="prestart: %s" % e)
+            raise _failure.Failure("prestart: %s" % e)
     units = []
     if units_p is not None:
         # cleanup_hook: auto is the hook this call installs ("" when it removes it)
@@ -87,7 +88,7 @@ def run(module):
         composed = plans(module, systemd, kernel_p, prestart_p, units_p, warnings)
         keyed, done = _plan.results_by_key(composed, _plan.compose(module, systemd, composed))
     except (_unit.UnitError, UnsafePath) as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     failing = []
     result = dict(changed=False, diff=[])
     if units_p is not None:

@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _failure,
     _files,
     _hook,
     _host_state,
@@ -91,7 +92,7 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
         _rc, out, _err = _unit.run(module, argv)
         blocks = _systemd.parse_show_many(out)
         if len(blocks) != len(units):
-            module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
+            raise _failure.Failure("systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         shows = dict(zip(units, blocks))
     supervisor = {}
     if supervisorctl and any(s["backend"] == "supervisord" for s in services):
@@ -102,7 +103,7 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
         try:
             listening = set(_sockdiag.listening_ports(ports))
         except _sockdiag.DiagError as e:
-            module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+            raise _failure.Failure("cannot list listening sockets (sock_diag): %s" % str(e))
     health = _host_state.service_health(services, shows, supervisor, listening)
     preload_served(module, services, health, shows)
     for row in health:
@@ -123,7 +124,7 @@ def listeners_or_fail(module, ports):
     try:
         return _sockdiag.listeners(ports)
     except _sockdiag.DiagError as e:
-        module.fail_json(msg="cannot list listening sockets (sock_diag): %s" % str(e))
+        raise _failure.Failure("cannot list listening sockets (sock_diag): %s" % str(e))
 
 
 def accept_problem(listener, taken, owners, in_unit, unit):
@@ -265,7 +266,7 @@ def check_input(module, p, service_mgr):
                              "supported[%s]" % family, 1, 1000)
         return _host_state.check_services(p["services"], service_mgr)
     except ValueError as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
 
 
 def units_of(services):
@@ -347,7 +348,7 @@ def applied_state(module, p, services, units, shows, health, facts, result):
     if not p["record"]:
         return
     if not result["healthy"]:
-        module.fail_json(msg="not recording the applied state: %s" % "; ".join(
+        raise _failure.Failure("not recording the applied state: %s" % "; ".join(
             "%s: %s" % (r["name"], ", ".join(r["problems"])) for r in health if not r["healthy"]), **result)
     new = json.dumps({"version": _host_state.RECORD_VERSION, "inputs": p["inputs_digest"], "snapshot": snapshot},
                      sort_keys=True, indent=1) + "\n"
@@ -357,7 +358,7 @@ def applied_state(module, p, services, units, shows, health, facts, result):
             try:
                 atomic_write(module, p["state_file"], new, 0o600)
             except (IOError, OSError) as e:
-                module.fail_json(msg="writing %s failed: %s" % (p["state_file"], str(e)))
+                raise _failure.Failure("writing %s failed: %s" % (p["state_file"], str(e)))
     if not module.check_mode and os.path.exists(p["state_file"] + ".unverified"):
         os.unlink(p["state_file"] + ".unverified")
     result.update(recorded=not module.check_mode, converged=True, drift=[])
@@ -415,7 +416,7 @@ def run(module):
         if refused:
             if lock is not None:
                 _host_state.release_lock(p["lock_file"], p["run_id"])
-            module.fail_json(msg="this host cannot be hardened: %s" % "; ".join(refused), **result)
+            raise _failure.Failure("this host cannot be hardened: %s" % "; ".join(refused), **result)
     result["hardened"] = _unit.services_of_paths(_files.load_ledger()["files"])
     if p["supported"] is not None:  # the pre-flight: what an earlier run hardened, no longer listed
         result["unlisted"] = unlisted(module, services, result["hardened"])

@@ -30,6 +30,7 @@ import stat
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _failure,
     _hook,
     _preload,
     _sockdiag,
@@ -544,9 +545,9 @@ def take_lock(module, path, run_id, holder, wait, lease, write, sleep=None, cloc
             finally:
                 fcntl.flock(guard, fcntl.LOCK_UN)
         if clock() - start >= wait:
-            module.fail_json(msg="waited %d s for the run lock %s: run %s (%s) holds it until %s; nothing was changed"
-                                 % (wait, path, current.get("run_id"), current.get("holder"),
-                                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(current["expires"])))))
+            raise _failure.Failure("waited %d s for the run lock %s: run %s (%s) holds it until %s; nothing was changed"
+                                   % (wait, path, current.get("run_id"), current.get("holder"),
+                                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(current["expires"])))))
         sleep(1.0)
 
 

@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _failure,
     _hook,
     _host_state,
     _plan,
@@ -77,7 +78,6 @@ class PreloadPlan(_plan.Plan):
         out = {k: getattr(self, k) for k in self.REPORTED if self.kind == "present" or k == "library"}
         out.update((k, getattr(self, k)) for k in self.REPORTED_IF_DONE if getattr(self, k) is not None)
         return out
-
 
 
 def none(module):
@@ -240,7 +240,7 @@ class PreloadsPlan(_plan.ConcernPlan):
                     pl.preload.restarted_after_s = _preload.restart_on_its_own(module, systemd, pl.name, pl.ports,
                                                                                pl.switch_timeout)
                 except _unit.UnitError as e:
-                    module.fail_json(msg="socket activation removed, but %s" % e)
+                    raise _failure.Failure("socket activation removed, but %s" % e)
         for pl in self.services:
             if pl.preload.to_switch:
                 switch(module, systemd, tx, pl)
@@ -270,5 +270,5 @@ def switch(module, systemd, tx, pl):
             _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
         except _unit.UnitError as again:
             e = "%s; and then: %s" % (e, again)
-        module.fail_json(msg="socket_activation: preload for %s failed and was rolled back (every file restored, "
-                             "the service restarted as before): %s" % (pl.name, e))
+        raise _failure.Failure("socket_activation: preload for %s failed and was rolled back (every file restored, "
+                               "the service restarted as before): %s" % (pl.name, e))

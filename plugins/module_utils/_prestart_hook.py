@@ -16,6 +16,7 @@ import sys
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _failure,
     _hook,
     _host_state,
     _plan,
@@ -177,7 +178,7 @@ def run(module):
     try:
         pl = plan(module, p, systemd)
     except (_unit.UnitError, ValueError) as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     keyed, _units = _plan.results_by_key([pl], _plan.compose(module, systemd, [pl]))
     result = keyed["prestart"]
     warnings, failing = report(module, p, result)

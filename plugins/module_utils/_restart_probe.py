@@ -16,7 +16,7 @@ import os
 import signal
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _holder, _unit, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _holder, _unit, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._probe import (
     ProbeError,
     check_loopback,
@@ -139,16 +139,16 @@ def kill_all(module, target, pid, p, deadline):
             if not pid:
                 break
         if target.backend == "systemd" and not in_unit_cgroup(pid, target.name):
-            module.fail_json(msg="PID %d is not in %s's cgroup (any more): not signalled" % (pid, target.name),
-                             kills_done=len(killed))
+            raise _failure.Failure("PID %d is not in %s's cgroup (any more): not signalled" % (pid, target.name),
+                                   kills_done=len(killed))
         try:
             os.kill(pid, signum)
         except OSError as e:
-            module.fail_json(msg="cannot send SIG%s to PID %d: %s" % (p["signal"], pid, e))
+            raise _failure.Failure("cannot send SIG%s to PID %d: %s" % (p["signal"], pid, e))
         t_kill = time.monotonic()
         killed.append(pid)
     if not killed:
-        module.fail_json(msg="nothing was killed", kills_done=0)
+        raise _failure.Failure("nothing was killed", kills_done=0)
     return killed, t_kill
 
 
@@ -191,10 +191,10 @@ def run(module):
         host = check_input(p)
         target = Target(module, p["name"], _unit.resolve_backend(p["backend"]))
     except (ProbeError, _unit.UnitError, _validate.InputError) as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     pid, active, restarts0 = first_pid(target, host, p["port"], p["expect"].encode("utf-8"))
     if not pid:
-        module.fail_json(msg="%s has no running main process to kill (is it started?)" % target.name)
+        raise _failure.Failure("%s has no running main process to kill (is it started?)" % target.name)
     if module.check_mode:
         return dict(changed=False, recovered=False, failed_connects=0, restarts=0, eaddrinuse_seen=False,
                     start_limit_hit=False, active_at_end=active, pid_before=pid, pid_after=pid, journal=[],

@@ -20,6 +20,7 @@ import re
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _failure,
     _host_state,
     _plan,
     _preload,
@@ -85,9 +86,9 @@ def service_show(module, systemctl, name, p):
     _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
     show = _unit.parse_show(out)
     if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
-        module.fail_json(msg="service %s does not exist on this host (LoadState=%s); install it first, or set "
-                             "must_exist=false (in the roles: the service's restart: {must_exist: false})"
-                             % (name, show.get("LoadState", "unknown")))
+        raise _failure.Failure("service %s does not exist on this host (LoadState=%s); install it first, or set "
+                               "must_exist=false (in the roles: the service's restart: {must_exist: false})"
+                               % (name, show.get("LoadState", "unknown")))
     return show
 
 
@@ -117,11 +118,11 @@ def plan_present(module, p, name, files, paths, version, warnings):
         p = dict(p, extra_unit=preload.extra_unit, extra_service=preload.extra_service)
     opts = _unit.normalize_options(p)
     if mode == "native" and not p["accepts_inherited_fds"]:
-        module.fail_json(msg="socket_activation for %s needs accepts_inherited_fds=true: the service must take "
-                             "its listening socket from systemd (LISTEN_FDS, fd 3), or it will fail to "
-                             "bind a port the socket unit holds" % name)
+        raise _failure.Failure("socket_activation for %s needs accepts_inherited_fds=true: the service must take "
+                               "its listening socket from systemd (LISTEN_FDS, fd 3), or it will fail to "
+                               "bind a port the socket unit holds" % name)
     if mode == "native" and not p["ports"]:
-        module.fail_json(msg="socket_activation for %s needs ports" % name)
+        raise _failure.Failure("socket_activation for %s needs ports" % name)
     content, more = _unit.render_dropin(opts, version)
     warnings.extend(more)
     files.want(paths["dropin_path"], content)
@@ -160,8 +161,8 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
     try:
         listeners = _sockdiag.listeners(p["ports"])
     except _sockdiag.DiagError as e:
-        module.fail_json(msg="cannot check whether ports %s are free (sock_diag): %s; nothing was written"
-                             % (p["ports"], e))
+        raise _failure.Failure("cannot check whether ports %s are free (sock_diag): %s; nothing was written"
+                               % (p["ports"], e))
     owners = _sockdiag.listener_owners([x["inode"] for x in listeners])
 
     def ours(o):
@@ -169,11 +170,11 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
 
     foreign = [x for x in listeners if not any(ours(o) for o in owners.get(x["inode"], []))]
     if foreign:
-        module.fail_json(
-            msg="port(s) %s are held by another process (%s), not by %s: socket activation for %s cannot bind "
-                "them; nothing was written" % (sorted({x["port"] for x in foreign}), ", ".join(
-                    "%s (pid %d)" % (o["command"][:60], o["pid"]) for x in foreign for o in owners.get(x["inode"], []))
-                    or "unknown", name, name))
+        held = ", ".join("%s (pid %d)" % (o["command"][:60], o["pid"])
+                         for x in foreign for o in owners.get(x["inode"], [])) or "unknown"
+        raise _failure.Failure("port(s) %s are held by another process (%s), not by %s: socket activation for %s "
+                               "cannot bind them; nothing was written"
+                               % (sorted({x["port"] for x in foreign}), held, name, name))
     return True, bool(listeners) or active
 
 
@@ -186,7 +187,7 @@ def refuse_unbindable(module, systemctl, name, mode, ports):
 
     why = _selinux.socket_unit_refusal(name, program, sorted(set(ports)))
     if why:
-        module.fail_json(msg="socket_activation: %s for %s is refused, nothing was written: %s" % (mode, name, why))
+        raise _failure.Failure("socket_activation: %s for %s is refused, nothing was written: %s" % (mode, name, why))
 
 
 def systemd_plan(module, p, warnings, systemctl, version):
@@ -292,7 +293,7 @@ class UnitsPlan(_plan.ConcernPlan):
                 try:
                     _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)
                 except _unit.UnitError as e:
-                    module.fail_json(msg="socket activation removed, but %s" % e)
+                    raise _failure.Failure("socket activation removed, but %s" % e)
 
     def finish(self, module, systemd):
         """[(entry, result)] per service."""
@@ -415,20 +416,20 @@ def service_params(module, p):
         try:
             check_options(p)
         except (_validate.InputError, _unit.UnitError) as e:
-            module.fail_json(msg=str(e))
+            raise _failure.Failure(str(e))
         return [(None, p)]
     out = []
     for i, item in enumerate(p["services"]):
         label = "services[%d]" % i
         if not isinstance(item, dict) or not item.get("name"):
-            module.fail_json(msg="%s %r must be a dict with a name" % (label, item))
+            raise _failure.Failure("%s %r must be a dict with a name" % (label, item))
         label += " (%s)" % item["name"]
         top = {k: v for k, v in p.items() if k != "services" and v is not None}
         params = _validate.validated(module, label, item, SPEC, top)
         try:
             check_options(params)
         except (_validate.InputError, _unit.UnitError) as e:
-            module.fail_json(msg="%s: %s" % (label, e))
+            raise _failure.Failure("%s: %s" % (label, e))
         out.append((item, params))
     return out
 
@@ -442,7 +443,7 @@ def split_backends(module, params, service_mgr):
         if backend == "supervisord":
             why = _supervisord_program.refusal(p)
             if why:
-                module.fail_json(msg=why)
+                raise _failure.Failure(why)
         (systemd if backend == "systemd" else supervisord).append((item, p))
     return systemd, supervisord
 
@@ -493,15 +494,15 @@ def run(module):
     """service_restart_policy: returns (result, None or why systemd's read-back fails it)."""
     composed = [key for key in ("prestart", "kernel") if module.params.get(key) is not None]
     if composed:  # the action plugin hands such a call to harden: this is a call without it
-        module.fail_json(msg="%s: deprecated here, and only the action plugin hands it to netsvc.resilience.harden "
-                             "- call that module" % " and ".join(composed))
+        raise _failure.Failure("%s: deprecated here, and only the action plugin hands it to netsvc.resilience.harden "
+                               "- call that module" % " and ".join(composed))
     warnings = []
     try:
         systemd = _systemd.Systemd(module)
         plans = plan(module, module.params, warnings, systemd)
         _keyed, done = _plan.results_by_key(plans, _plan.compose(module, systemd, plans))
     except (_unit.UnitError, UnsafePath) as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     result, failing = report(module, module.params, done, warnings)
     result["warning_messages"] = warnings
     if not failing:

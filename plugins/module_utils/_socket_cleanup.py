@@ -15,7 +15,7 @@ __metaclass__ = type
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _sockdiag, _validate
 from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import SysctlError, parse_ports
 
 SPEC = dict(
@@ -82,15 +82,15 @@ def clean(module, p, ports, local, kill, caps):
         if kill and p["fail_on_listener"] and not r["listeners"]:
             r = _sockdiag.cleanup(ports, tuple(p["states"]), "kill", local, families)
     except _sockdiag.DiagError as e:
-        module.fail_json(msg="sock_diag is not usable here: %s" % e, capabilities=caps)
+        raise _failure.Failure("sock_diag is not usable here: %s" % e, capabilities=caps)
     owners = _sockdiag.listener_owners({x["inode"] for x in r["listeners"]}) if r["listeners"] else {}
     for lst in r["listeners"]:
         lst["owners"] = owners.get(lst["inode"], [])
     if r["listeners"] and p["fail_on_listener"]:
-        module.fail_json(
-            msg="port conflict: %s listening on %s; a live listener is not leftover state, nothing was cleaned"
-                % (", ".join("%s (pid %s)" % (o["command"], o["pid"]) for x in r["listeners"] for o in x["owners"])
-                   or "a process", ", ".join("%s:%d" % (x["address"], x["port"]) for x in r["listeners"])),
+        who = ", ".join("%s (pid %s)" % (o["command"], o["pid"]) for x in r["listeners"] for o in x["owners"])
+        raise _failure.Failure(
+            "port conflict: %s listening on %s; a live listener is not leftover state, nothing was cleaned"
+            % (who or "a process", ", ".join("%s:%d" % (x["address"], x["port"]) for x in r["listeners"])),
             listeners=r["listeners"], before=r["before"], after=r["after"], capabilities=caps)
     return r
 
@@ -101,7 +101,7 @@ def run(module):
     try:
         ports, local = check_input(p)
     except _validate.InputError as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     caps = capabilities()
     kill = p["mode"] == "kill" and not module.check_mode
     r = clean(module, p, ports, local, kill, caps)

@@ -16,6 +16,7 @@ import os
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _failure,
     _files,
     _plan,
     _sysctl,
@@ -57,7 +58,8 @@ def boot_overrides(module, p, values, warnings):
         msg = "%s = %s in %s would be overridden at boot by %s" % (
             key, values[key], path, ", ".join("%s (%s)" % (w["file"], w["value"]) for w in where))
         if p["on_conflict"] == "fail":
-            module.fail_json(msg=msg + "; nothing was written (on_conflict=fail)", overridden_by=overridden, file=path)
+            raise _failure.Failure(msg + "; nothing was written (on_conflict=fail)", overridden_by=overridden,
+                                   file=path)
         warnings.append(msg)
     return overridden
 
@@ -73,9 +75,9 @@ def live_writes(module, p, live, targets, warnings):
         warnings.append("live apply skipped: /proc/sys is read-only here (%s); the values are persisted in %s and "
                         "apply at the next boot" % (", ".join(unwritable), p["path"]))
         return {}, True
-    module.fail_json(msg="cannot write %s: /proc/sys is read-only on this host (an unprivileged container?). Nothing "
-                         "was written. Set live_readonly=skip to persist only, or allow writes to /proc/sys"
-                         % ", ".join("/proc/sys/" + k.replace(".", "/") for k in unwritable), file=p["path"])
+    raise _failure.Failure("cannot write %s: /proc/sys is read-only on this host (an unprivileged container?). Nothing "
+                           "was written. Set live_readonly=skip to persist only, or allow writes to /proc/sys"
+                           % ", ".join("/proc/sys/" + k.replace(".", "/") for k in unwritable), file=p["path"])
 
 
 def diff(path, current_text, new_text, file_changed, live, to_write):
@@ -193,7 +195,7 @@ def plan(module, p, label=""):
         current_text, live = read_state(p, persist)
         planned = _sysctl.plan(p, live, current_text)
     except (_validate.InputError, _sysctl.SysctlError, _files.UnsafePath) as e:
-        module.fail_json(msg=label + str(e))
+        raise _failure.Failure(label + str(e))
     values, warnings = planned["values"], planned["warnings"]
     new_text = None
     if values or planned["previous"] or planned["added"]:

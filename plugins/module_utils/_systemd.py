@@ -20,7 +20,7 @@ __metaclass__ = type
 import glob
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
 
 
@@ -54,7 +54,7 @@ class Systemd(object):
             argv += ["-p", prop]
         blocks = parse_show_many(_unit.run(self.module, argv)[1])
         if len(blocks) != len(units):
-            self.module.fail_json(msg="systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
+            raise _failure.Failure("systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         return dict(zip(units, blocks))
 
     def verify_output(self, fragments):
@@ -123,7 +123,7 @@ class DropinTransaction(object):
         """Fail the task, the units stopped for the change started again (files are the caller's)."""
         for unit in self.stopped:
             _unit.run(self.module, [self.systemd.systemctl, "start", unit], check=False)
-        self.module.fail_json(msg=msg)
+        raise _failure.Failure(msg)
 
     @property
     def changed(self):

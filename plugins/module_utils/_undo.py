@@ -23,6 +23,7 @@ import re
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _constants,
+    _failure,
     _files,
     _preload,
     _supervisor,
@@ -253,16 +254,16 @@ def run(module):
         _validate.state_dir(p["state_dir"], "state_dir")
         _validate.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
     except _validate.InputError as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     led = _files.load_ledger()
     problem = _files.ledger_problem(led)
     if problem:
-        module.fail_json(msg="refusing to roll back from %s: %s; nothing was changed" % (_files.LEDGER, problem))
+        raise _failure.Failure("refusing to roll back from %s: %s; nothing was changed" % (_files.LEDGER, problem))
     warnings = []
     try:
         files = plan(module, led, warnings)
     except _files.UnsafePath as e:
-        module.fail_json(msg=str(e))
+        raise _failure.Failure(str(e))
     sockets = preload_sockets([path for path in led["files"] if path in files.paths])
     units = any(path.startswith(_systemd.DropinTransaction.unit_dirs) for path in files.paths)
     supervisor = [path for path in files.paths if not path.startswith(_systemd.DropinTransaction.unit_dirs)
@@ -285,7 +286,7 @@ def run(module):
         files.apply()
     except (IOError, OSError) as e:
         files.rollback()
-        module.fail_json(msg="putting back %s failed: %s; every file is as it was" % (", ".join(files.paths), e))
+        raise _failure.Failure("putting back %s failed: %s; every file is as it was" % (", ".join(files.paths), e))
     if systemd is not None:
         rc, msg = systemd.reload()
         if rc != 0:

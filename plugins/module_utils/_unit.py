@@ -16,6 +16,8 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _failure
+
 RESTART_VALUES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
 KILL_MODES = ("control-group", "mixed", "process", "none")
 OOM_POLICIES = ("continue", "stop", "kill")
@@ -101,7 +103,7 @@ def run(module, argv, check=True):
     """Run a command in the C locale (its output is parsed); with ``check``, fail on rc != 0."""
     rc, out, err = module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
     if check and rc != 0:
-        module.fail_json(msg="%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()), rc=rc)
+        raise _failure.Failure("%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()), rc=rc)
     return rc, out, err
 
 

@@ -16,6 +16,8 @@ import math
 import os
 import re
 
+from ansible_collections.netsvc.resilience.plugins.module_utils import _failure
+
 _SHELLISH = " \t\n\r'\"\\$`;%&|<>*?()[]{}#~!"
 _RANGE = re.compile(r"^(\d{1,5})-(\d{1,5})\Z")
 
@@ -43,8 +45,8 @@ def require_python(module):
 
     problem = python_problem(sys.version_info, sys.executable)
     if problem:
-        module.fail_json(msg=problem, python_version="%d.%d.%d" % tuple(sys.version_info[:3]),
-                         python_executable=sys.executable)
+        raise _failure.Failure(problem, python_version="%d.%d.%d" % tuple(sys.version_info[:3]),
+                               python_executable=sys.executable)
 
 
 class InputError(ValueError):
@@ -154,12 +156,12 @@ def validated(module, label, given, spec, base=None):
     unknown = sorted(set(given) - set(spec))
     if unknown:
         allowed = ", ".join(sorted(spec))
-        module.fail_json(msg="%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
+        raise _failure.Failure("%s: unknown option(s) %s; allowed: %s" % (label, ", ".join(unknown), allowed))
     merged = dict(base or {})
     merged.update(given)
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # here: this file imports under 2.7
 
     checked = ArgumentSpecValidator(spec).validate(merged)
     if checked.error_messages:
-        module.fail_json(msg="%s: %s" % (label, "; ".join(checked.error_messages)))
+        raise _failure.Failure("%s: %s" % (label, "; ".join(checked.error_messages)))
     return checked.validated_parameters

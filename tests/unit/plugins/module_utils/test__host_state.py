@@ -8,7 +8,14 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook, _host_state, _sysctl, _systemd, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils import (
+    _failure,
+    _hook,
+    _host_state,
+    _sysctl,
+    _systemd,
+    _unit,
+)
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
 ROCKY = 'NAME="Rocky Linux"\nVERSION_ID="9.4"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
@@ -361,17 +368,14 @@ def test_take_lock_gives_up_after_wait_and_changes_nothing(tmp_path):
     _write(path, held)
     now = [1000.0]
 
-    class Failed(Exception):
-        pass
-
     class Module(object):
         def fail_json(self, msg):
-            raise Failed(msg)
+            raise AssertionError("module_utils fails by raising Failure, never fail_json: %s" % msg)
 
     def sleep(s):
         now[0] += s
 
-    with pytest.raises(Failed) as e:
+    with pytest.raises(_failure.Failure) as e:
         _host_state.take_lock(Module(), path, "run-b", "ctl2", 5, 600, None, sleep=sleep, clock=lambda: now[0])
     assert "waited 5 s" in str(e.value) and "run-a (ctl1)" in str(e.value) and "nothing was changed" in str(e.value)
     assert _host_state.read_text(path) == held

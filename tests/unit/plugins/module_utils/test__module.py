@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module
+from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _module
 
 
 class Done(Exception):
@@ -54,3 +54,29 @@ def test_an_old_interpreter_is_refused_before_run(monkeypatch):
     with pytest.raises(Done):
         _module.execute(module, lambda m: ran.append(m) or ({}, None))
     assert ran == [] and "too old for netsvc.resilience" in module.failed["msg"]
+
+
+def test_a_failure_raised_anywhere_fails_the_task_with_its_result_keys():
+    module = FakeModule()
+
+    def run(m):
+        raise _failure.Failure("nothing was killed", kills_done=0)
+
+    with pytest.raises(Done):
+        _module.execute(module, run)
+    assert module.failed == {"msg": "nothing was killed", "kills_done": 0} and module.exited is None
+
+
+def test_only_the_one_main_calls_fail_json():
+    """Errors flow one way: module_utils raises _failure.Failure, _module.execute fails the task."""
+    import glob
+    import os
+    import re
+
+    top = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "module_utils")
+    calls = []
+    for path in sorted(glob.glob(os.path.join(top, "*.py"))):
+        with open(path) as f:
+            calls.extend("%s:%d" % (os.path.basename(path), n) for n, line in enumerate(f, 1)
+                         if re.search(r"\bfail_json\(", line) and not line.lstrip().startswith("#"))
+    assert calls and all(c.startswith("_module.py:") for c in calls), calls

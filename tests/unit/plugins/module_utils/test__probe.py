@@ -27,7 +27,7 @@ def test_non_loopback_refused(host):
 
 def test_journal_scan():
     text = ("Started x.\nOSError: [Errno 98] Address already in use\n"
-            "x.service: Start request repeated too quickly.\nx.service: Failed with result 'start-limit-hit'.\n")
+            "x.service: Start request repeated too quickly.\nx.service: Failure with result 'start-limit-hit'.\n")
     found = _probe.scan_journal(text)
     assert found["eaddrinuse"] == ["OSError: [Errno 98] Address already in use"]
     assert len(found["start_limit"]) == 2

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp, _systemd
-from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failed, FakeModule
+from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failure, FakeModule
 
 
 def commit(module, change):
@@ -34,7 +34,7 @@ def test_a_live_value_that_cannot_be_written_restores_the_others_and_the_file(tm
         writes.append((key, value))
 
     monkeypatch.setattr(_sysctl, "write_live", write_live)
-    with pytest.raises(Failed) as e:
+    with pytest.raises(Failure) as e:
         wanted = {"net.core.somaxconn": "8192", "net.ipv4.tcp_fin_timeout": "15"}
         commit(FakeModule(), _sysctl_tcp.Change(FakeModule(), path, "old\n", "new\n", True, wanted, live))
     assert "live value net.ipv4.tcp_fin_timeout = 15: Read-only" in str(e.value) and "restored" in str(e.value)
@@ -52,7 +52,7 @@ def test_a_file_that_cannot_be_written_leaves_the_live_values_alone(tmp_path, mo
         def atomic_move(self, src, dest):
             raise OSError(28, "No space left on device")
 
-    with pytest.raises(Failed) as e:
+    with pytest.raises(Failure) as e:
         wanted = {"net.core.somaxconn": "8192"}
         commit(FullDisk(), _sysctl_tcp.Change(FullDisk(), path, None, "new\n", True, wanted, {}))
     assert "No space left on device; every file was restored as it was" in str(e.value)

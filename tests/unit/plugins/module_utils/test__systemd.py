@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _systemd, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
-from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failed, FakeModule
+from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failure, FakeModule
 
 
 class FakeSystemd(object):
@@ -22,7 +22,7 @@ class FakeSystemd(object):
 
     def reload(self):
         self.reloads += 1
-        return self.reload_rc, "Failed to reload daemon: Access denied" if self.reload_rc else ""
+        return self.reload_rc, "Failure to reload daemon: Access denied" if self.reload_rc else ""
 
 
 def _units(tmp_path):
@@ -81,7 +81,7 @@ def _tx(tmp_path, systemd):
 def test_transaction_restores_every_file_when_verify_objects(tmp_path):
     dropin = tmp_path / "etc" / "systemd" / "web.service.d" / "40-x.conf"
     tx, path = _tx(tmp_path, FakeSystemd(verify="%s:3: Unknown key name 'Nope'\n" % dropin))
-    with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
+    with pytest.raises(Failure, match="verify rejected web.service; every file was restored"):
         tx.commit()
     assert read_text(path) == "old\n"
 
@@ -89,7 +89,7 @@ def test_transaction_restores_every_file_when_verify_objects(tmp_path):
 def test_transaction_restores_every_file_when_the_reload_fails(tmp_path):
     systemd = FakeSystemd(reload_rc=1)
     tx, path = _tx(tmp_path, systemd)
-    with pytest.raises(Failed, match="daemon-reload failed .rc=1.: Failed to reload daemon: Access denied"):
+    with pytest.raises(Failure, match="daemon-reload failed .rc=1.: Failure to reload daemon: Access denied"):
         tx.commit()
     assert read_text(path) == "old\n"
     assert systemd.reloads == 2  # the failed one, and one after the files were put back
@@ -147,7 +147,7 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
     systemd = FakeSystemd(verify="%s:2: Executable path is not absolute\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
     _prestart_hook.stage(FakeModule(), plan, tx)
-    with pytest.raises(Failed, match="verify rejected web.service; every file was restored"):
+    with pytest.raises(Failure, match="verify rejected web.service; every file was restored"):
         tx.commit()
     assert read_text(policy) == "old\n"  # the policy's drop-in as it was
     assert read_text(dropin) is None and read_text(plan.path) is None and systemd.reloads == 0
@@ -193,7 +193,7 @@ def test_a_failed_drop_in_puts_the_kernel_settings_back_too(tmp_path, monkeypatc
         systemd = FakeSystemd(verify="%s:3: Unknown key name 'Nope'\n" % dropin)
     tx, policy = _tx(tmp_path, systemd)
     tx.entries.insert(0, (change, None, None))  # as _harden.compose stages it: first
-    with pytest.raises(Failed, match=expect):
+    with pytest.raises(Failure, match=expect):
         tx.commit()
     assert read_text(path) == "old\n" and read_text(policy) == "old\n"
     assert proc == live  # every live value as it was
@@ -204,7 +204,7 @@ def test_a_live_value_that_fails_puts_the_file_and_the_drop_ins_back(tmp_path, m
     systemd = FakeSystemd()
     tx, policy = _tx(tmp_path, systemd)
     tx.entries.insert(0, (change, None, None))
-    with pytest.raises(Failed, match="Read-only file system; every file was restored") as e:
+    with pytest.raises(Failure, match="Read-only file system; every file was restored") as e:
         tx.commit()
     assert "/proc/sys/net/ipv4/tcp_max_syn_backlog" in str(e.value) and path in str(e.value)
     assert read_text(path) == "old\n" and read_text(policy) == "old\n" and proc == live

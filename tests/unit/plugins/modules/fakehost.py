@@ -200,7 +200,7 @@ class FakeSystemd(object):
                     for name in os.listdir(real):
                         if not name.endswith(".d") and name not in self.loaded:
                             self.loaded[name] = self.files(name)
-        return (self.reload_rc, "", "" if self.reload_rc == 0 else "Failed to reload daemon: Access denied")
+        return (self.reload_rc, "", "" if self.reload_rc == 0 else "Failure to reload daemon: Access denied")
 
     def properties(self, unit):
         files = self.loaded.get(unit)
