@@ -52,7 +52,7 @@ def test_a_preload_plan_reports_what_the_module_returns():
     undo.restarted_after_s = 0.4
     assert undo.report() == {"library": "/usr/lib/x/lib.so", "restarted_after_s": 0.4}
     present = _preload_switch.PreloadPlan(kind="present", files=None, library="/l.so", streams=["0.0.0.0:80"],
-                                                  directives=[], switched=False, remirrored=False)
+                                          directives=[], switched=False, remirrored=False)
     assert present.to_switch
     assert present.report() == {"streams": ["0.0.0.0:80"], "bind_v6only": None, "directives": [],
                                 "switched": False, "library": "/l.so", "remirrored": False}
