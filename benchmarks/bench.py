@@ -123,7 +123,8 @@ def recovery(results, smoke=False):
                   {"name": "bench-preload", "port": 7235},
                   {"name": "bench-hook-reuse", "port": 7236, "reuseaddr": True}]
         playbook(inv, bench_path("recovery_setup.yml"), "-e", json.dumps({"netsvc_test_units": units}))
-        sh(["docker", "cp", os.path.join(TOP, "plugins", "module_utils", "_probe.py"), host + ":/root/_probe.py"])
+        probe = os.path.join(TOP, "plugins", "module_utils", "primitives", "_probe.py")
+        sh(["docker", "cp", probe, host + ":/root/_probe.py"])
         sh(["docker", "cp", bench_path("recovery_driver.py"), host + ":/root/recovery_driver.py"])
         kills = 1 if smoke else 10
         configs = [
@@ -172,7 +173,7 @@ def recovery(results, smoke=False):
                          "bench-nohook.service")}
         if not smoke:
             sh(["docker", "cp", bench_path("cleanup_driver.py"), host + ":/root/cleanup_driver.py"])
-            sh(["docker", "cp", bench_path("..", "plugins", "module_utils", "_sockdiag.py"),
+            sh(["docker", "cp", bench_path("..", "plugins", "module_utils", "primitives", "_sockdiag.py"),
                 host + ":/root/netsvc_sockdiag.py"])
             out = subprocess.run(["docker", "exec", host, "python3", "/root/cleanup_driver.py"],
                                  stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
@@ -352,7 +353,7 @@ def vm_recovery(results):
         playbook(inv.name, bench_path("recovery_setup.yml"), "-e",
                  json.dumps({"netsvc_test_units": units, "bench_services": services,
                              "netsvc_proc_sys_rw": False}))  # a VM's /proc/sys is writable as it is
-        for src, dest in ((os.path.join(TOP, "plugins", "module_utils", "_probe.py"), "/root/_probe.py"),
+        for src, dest in ((os.path.join(TOP, "plugins", "module_utils", "primitives", "_probe.py"), "/root/_probe.py"),
                           (bench_path("recovery_driver.py"), "/root/recovery_driver.py")):
             with open(src) as f:
                 vm_ssh("cat > " + dest, input=f.read())

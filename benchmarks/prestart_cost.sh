@@ -16,7 +16,7 @@ sleep 3
 docker exec $c systemctl is-system-running --wait >/dev/null || true
 docker cp tests/files/netsvc_echo.py $c:/usr/local/bin/netsvc-echo
 docker cp files/native/x86_64/netsvc-sockclean $c:/usr/local/bin/netsvc-sockclean
-docker cp plugins/module_utils/_probe.py $c:/root/_probe.py
+docker cp plugins/module_utils/primitives/_probe.py $c:/root/_probe.py
 docker cp benchmarks/recovery_driver.py $c:/root/recovery_driver.py
 docker exec $c chmod 755 /usr/local/bin/netsvc-sockclean
 mk() { # name port extra-lines

@@ -49,7 +49,7 @@ for v in 3.6 2.7; do
   py=$(find_py "$v")
   if [ -z "$py" ]; then log "SKIPPED: no Python $v interpreter on this machine"; continue; fi
   log "Python $v: $py"
-  "$py" - "$top"/plugins/modules/*.py "$top"/plugins/module_utils/*.py <<'PY' || rc=1
+  "$py" - "$top"/plugins/modules/*.py "$top"/plugins/module_utils/*.py "$top"/plugins/module_utils/*/*.py <<'PY' || rc=1
 import sys
 bad = 0
 for path in sys.argv[1:]:

@@ -25,7 +25,7 @@
  * ExecStartPre=+-...). With "-- COMMAND" it then drops to --user (numeric ids, resolved by
  * the module) and exec's COMMAND: the supervisord wrapper.
  *
- * The Python twin (plugins/module_utils/_sockdiag.py, run as a script) does the same on
+ * The Python twin (plugins/module_utils/primitives/_sockdiag.py, run as a script) does the same on
  * other architectures; both print the same line and the same status file.
  * GNU GPL v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt).
  */

@@ -110,12 +110,35 @@ CONCERN_EDGES = {("_undo", "_supervisord_program"), ("_service_restart_policy", 
                  ("_service_restart_policy", "_preload_switch")}
 
 
+MODULE_UTILS = "ansible_collections.netsvc.resilience.plugins.module_utils"
+# the layer each folder of plugins/module_utils holds (the top level: the composer)
+LAYER_DIRS = {"": "composer", "concerns": "concerns", "primitives": "primitives"}
+
+
 def module_utils_imports(path):
-    """The names a Python file imports from this collection's plugins.module_utils."""
+    """The module_utils files a Python file imports: ``from ...module_utils[.LAYER] import _x``
+    and ``from ...module_utils.LAYER._x import name`` both count as _x."""
     with open(path) as f:
         tree = ast.parse(f.read())
-    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-            and (node.module or "").endswith("plugins.module_utils") for alias in node.names}
+    found = set()
+    for node in ast.walk(tree):
+        mod = getattr(node, "module", None) or ""
+        if not isinstance(node, ast.ImportFrom) or not mod.startswith(MODULE_UTILS):
+            continue
+        last = mod.rsplit(".", 1)[-1]
+        found |= {last} if last.startswith("_") else {alias.name for alias in node.names}
+    return found
+
+
+def module_utils_files():
+    """{name: (its path under plugins/, the layer its folder says)} of every module_utils file."""
+    out = {}
+    for folder, layer in LAYER_DIRS.items():
+        for path in sorted(glob.glob(os.path.join(TOP, "plugins", "module_utils", folder, "*.py"))):
+            name = os.path.basename(path)[:-3]
+            if name != "__init__":
+                out[name] = ("/".join(x for x in ("module_utils", folder, name + ".py") if x), layer)
+    return out
 
 
 def check_architecture(problems):
@@ -126,10 +149,13 @@ def check_architecture(problems):
         if len(cells) == 2 and cells[0].endswith(".py") and "/" in cells[0]:
             table[cells[0]] = set() if cells[1] == "-" else {n.strip() for n in cells[1].split(",")}
     real = {}
-    for sub in ("modules", "action", "plugin_utils", "filter", "module_utils"):
+    for sub in ("modules", "action", "plugin_utils", "filter"):
         for path in sorted(glob.glob(os.path.join(TOP, "plugins", sub, "*.py"))):
             if os.path.basename(path) != "__init__.py":
                 real["%s/%s" % (sub, os.path.basename(path))] = module_utils_imports(path)
+    files = module_utils_files()
+    for rel, _layer in files.values():
+        real[rel] = module_utils_imports(os.path.join(TOP, "plugins", rel))
     for name in sorted(set(table) | set(real)):
         if name not in real:
             problems.append("docs/architecture.md lists %s, which does not exist" % name)
@@ -145,8 +171,7 @@ def check_architecture(problems):
         if sep and head in ("modules", "concerns", "composer", "primitives"):
             rows[head] = [w for w in re.findall(r"[_a-z][_a-z0-9]*", rest) if w.startswith("_") or head == "modules"]
     modules = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(TOP, "plugins", "modules", "*.py"))}
-    utils = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(TOP, "plugins", "module_utils", "*.py"))} - {
-        "__init__"}
+    utils = set(files)
     concerns, primitives = set(rows.get("concerns", [])), set(rows.get("primitives", []))
     composer = set(rows.get("composer", []))
     if set(rows.get("modules", [])) != modules:
@@ -163,10 +188,14 @@ def check_architecture(problems):
             problems.append("plugins/modules/%s.py must import its own concern _%s and _module only, imports %s"
                             % (name, name, sorted(imports)))
     for name in sorted(utils):
-        for dep in sorted(real.get("module_utils/%s.py" % name, set()) & concerns):
+        layer = files[name][1]
+        if name not in rows.get(layer, []):
+            problems.append("plugins/%s is in the %s folder, but the page's %s row does not list it"
+                            % (files[name][0], layer, layer))
+        for dep in sorted(real.get(files[name][0], set()) & concerns):
             if name in primitives or (name not in composer and (name, dep) not in CONCERN_EDGES):
-                problems.append("plugins/module_utils/%s.py imports the concern %s: not a layer the page allows"
-                                % (name, dep))
+                problems.append("plugins/%s imports the concern %s: not a layer the page allows"
+                                % (files[name][0], dep))
 
 
 # what a molecule platform may say itself; the container flags are scripts/testbed.sh run's

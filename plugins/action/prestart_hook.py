@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin for netsvc.resilience.prestart_hook: sends the hook from this collection.
 
-The native builds of the hook and its Python twin (plugins/module_utils/_sockdiag.py) travel
+The native builds of the hook and its Python twin (plugins/module_utils/primitives/_sockdiag.py) travel
 as the module's ``payload`` argument: no extra round trip, and the module works on its own by
 FQCN from any playbook.
 """

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _sysctl, _unit
 
 try:
     import jmespath

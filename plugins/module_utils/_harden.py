@@ -20,17 +20,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
-    _failure,
-    _plan,
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import (
     _prestart_hook,
     _service_restart_policy,
     _sysctl_tcp,
+)
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _failure,
+    _plan,
     _systemd,
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import UnsafePath
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import UnsafePath
 
 UNITS_SPEC = dict(_service_restart_policy.SPEC, services=dict(type="list", elements="dict"))
 

@@ -107,7 +107,8 @@ warning_messages:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _harden, _module
+from ansible_collections.netsvc.resilience.plugins.module_utils import _harden
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

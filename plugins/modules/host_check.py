@@ -241,7 +241,8 @@ recorded:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check, _module
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _host_check
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

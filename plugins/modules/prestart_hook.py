@@ -210,7 +210,8 @@ warning_messages:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _prestart_hook
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _prestart_hook
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

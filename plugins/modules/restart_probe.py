@@ -151,7 +151,8 @@ verdict:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _restart_probe
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _restart_probe
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

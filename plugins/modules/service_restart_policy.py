@@ -433,7 +433,8 @@ kernel:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _service_restart_policy
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _service_restart_policy
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

@@ -136,7 +136,8 @@ capabilities:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _socket_cleanup
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _socket_cleanup
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

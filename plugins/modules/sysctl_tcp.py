@@ -183,7 +183,8 @@ netns:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _sysctl_tcp
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _sysctl_tcp
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

@@ -98,7 +98,8 @@ dirs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _module, _undo
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _undo
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _module
 
 
 def main():

@@ -17,11 +17,11 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NATIVE_DIR = os.path.join(COLLECTION_ROOT, "files", "native")
-PYTHON_HOOK = os.path.join(COLLECTION_ROOT, "plugins", "module_utils", "_sockdiag.py")
+PYTHON_HOOK = os.path.join(COLLECTION_ROOT, "plugins", "module_utils", "primitives", "_sockdiag.py")
 
 
 def native_builds(name, native_dir=NATIVE_DIR):

@@ -47,7 +47,7 @@ def tmp_path(request, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def private_ledger(monkeypatch):
     """Keep the write ledger of module code under test out of the host's /var/lib."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _files
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _files
 
     base = tempfile.mkdtemp(prefix="ledger-", dir=_base())
     monkeypatch.setattr(_files, "LEDGER", os.path.join(base, "ledger.json"))

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils._failure import Failure
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._failure import Failure
 
 
 class FakeModule(object):

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _files
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _files
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import (
     FileSet,
     UnsafePath,
     atomic_write,

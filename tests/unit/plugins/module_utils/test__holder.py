@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _holder, _supervisor, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _holder, _supervisor, _unit
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 HOOK = "/usr/lib/netsvc-resilience/netsvc-sockclean"

@@ -6,8 +6,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _hook
-from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _hook
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._unit import UnitError
 
 # `systemctl show -p ...` of Debian 12's vendor units, as read in the daemons container
 MEMCACHED = {"User": "", "CapabilityBoundingSet": "cap_setgid cap_setuid cap_sys_resource",

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _failure,
     _hook,
     _host_state,
@@ -450,7 +450,7 @@ def test_a_trusted_line_of_an_earlier_start_is_not_the_last_start():
 
 
 def test_accept_problem_names_who_serves():
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check
+    from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _host_check
 
     listener = {"port": 80, "address": "0.0.0.0"}
     mine = [{"pid": 42, "command": "nginx: worker process"}]
@@ -462,7 +462,8 @@ def test_accept_problem_names_who_serves():
 
 
 def test_a_service_the_ledger_has_but_the_run_does_not_list_is_named_with_how_to_undo(monkeypatch):
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _files, _host_check, _unit
+    from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _host_check
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _files, _unit
 
     warned = []
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _module
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _module
 
 
 class Done(Exception):
@@ -75,7 +75,7 @@ def test_only_the_one_main_calls_fail_json():
 
     top = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "module_utils")
     calls = []
-    for path in sorted(glob.glob(os.path.join(top, "*.py"))):
+    for path in sorted(glob.glob(os.path.join(top, "**", "*.py"), recursive=True)):
         with open(path) as f:
             calls.extend("%s:%d" % (os.path.basename(path), n) for n, line in enumerate(f, 1)
                          if re.search(r"\bfail_json\(", line) and not line.lstrip().startswith("#"))

@@ -8,15 +8,14 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
-    _plan,
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import (
     _preload_switch,
     _prestart_hook,
     _service_restart_policy,
     _supervisord_program,
     _sysctl_tcp,
-    _systemd,
 )
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _plan, _systemd
 
 
 class Two(_plan.Plan):

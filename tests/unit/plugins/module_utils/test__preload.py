@@ -10,8 +10,8 @@ import stat
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _elf, _preload
-from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _elf, _preload
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._unit import UnitError
 
 TOP = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
 NATIVE = os.path.join(TOP, "files", "native")

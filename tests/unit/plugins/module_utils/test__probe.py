@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _probe
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1"])

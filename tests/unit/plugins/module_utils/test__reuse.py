@@ -13,7 +13,8 @@ import socket
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _reuse
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _prestart_hook
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _reuse
 
 LIS = [{"port": 80, "address": "0.0.0.0", "inode": 10}, {"port": 80, "address": "::", "inode": 11},
        {"port": 443, "address": "0.0.0.0", "inode": 12}]
@@ -119,7 +120,7 @@ def test_hook_decision(present, cleanup, reuse, decision, words):
 def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
     """Real sock_diag dump and real pidfd reads of our own listeners; only the /proc view that
     says which unit holds them is made up (this test does not run in a systemd unit)."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _sockdiag
 
     socks, ports = [], []
     try:
@@ -161,7 +162,7 @@ def test_listener_reuse_end_to_end_with_real_sockets(tmp_path):
 def test_a_converged_host_drifts_when_a_listener_loses_the_flag():
     """The fast re-run path: a unit cleanup auto left without the hook is read again, and a
     listener that lost SO_REUSEADDR (a new server version) makes the run a full one."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _host_check
+    from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _host_check
 
     row = {"name": "web.service", "unit": "web.service", "backend": "systemd", "ports": [80],
            "socket_activation": False, "active": True, "hook": {"installed": False}}

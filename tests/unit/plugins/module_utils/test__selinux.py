@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _selinux
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _selinux
 
 HTTPD = "system_u:system_r:httpd_t:s0"
 

@@ -7,7 +7,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _host_state, _service_restart_policy
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _service_restart_policy
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _host_state
 
 
 @pytest.fixture
@@ -50,10 +51,10 @@ def test_auto_alone_is_the_installed_hook_at_its_default_path_or_none(default_ho
 def test_a_programs_hook_targets_do_not_flip_with_whether_it_runs(monkeypatch, pid, live, current, expected):
     """Issue 38: the demo's audit said "program file differs" on the supervisord host it had just
     hardened - the targets were 7070 or 0.0.0.0:7070 by whether the program was running."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _reuse
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _reuse
 
     ports = sorted({int(t.rsplit(":", 1)[-1]) for t in live})
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisord_program
+    from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _supervisord_program
 
     monkeypatch.setattr(_supervisord_program, "supervisor_pid", lambda module, name: pid)
     monkeypatch.setattr(_reuse, "program_hook_targets", lambda p, got_pid: live)

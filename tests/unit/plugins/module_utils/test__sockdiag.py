@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sockdiag
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _sockdiag
 
 # Captured on kernel 6.18 (Debian 12 container): a SOCK_DIAG_BY_FAMILY dump answer for
 # 127.0.0.1:7900 with one LISTEN socket and one TIME_WAIT socket (peer port 43934).
@@ -304,7 +304,7 @@ def test_hook_arguments_like_the_native_hook():
 
 def test_status_dir_matches_the_constants():
     # _sockdiag runs standalone as the hook and cannot import _constants: the one copy is checked here
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants
     assert _sockdiag.HOOK_STATUS_DIR == _constants.HOOK_STATUS_DIR
 
 

@@ -9,7 +9,7 @@ import configparser
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _supervisor
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _supervisor
 
 APPS = """; apps of this host
 [program:migrate]

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _sysctl
 
 K = _sysctl.RESERVED_PORTS_KEY
 

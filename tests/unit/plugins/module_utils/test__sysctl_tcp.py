@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp, _systemd
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _sysctl_tcp
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _sysctl, _systemd
 from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failure, FakeModule
 
 

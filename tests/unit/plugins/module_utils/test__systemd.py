@@ -8,8 +8,13 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _prestart_hook, _systemd, _unit
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, atomic_write, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _prestart_hook
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _systemd, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import (
+    FileSet,
+    atomic_write,
+    read_text,
+)
 from ansible_collections.netsvc.resilience.tests.unit.plugins.module_utils.fakes import Failure, FakeModule
 
 
@@ -156,7 +161,8 @@ def test_a_rejected_hook_drop_in_puts_the_policy_back_too(tmp_path):
 def _kernel_change(tmp_path, monkeypatch, fail_key=None):
     """A _sysctl_tcp.Change (service_restart_policy's ``kernel``): a sysctl file and two live values,
     written to a dict instead of /proc/sys."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _sysctl, _sysctl_tcp
+    from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _sysctl_tcp
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _sysctl
     live = {"net.core.somaxconn": "4096", "net.ipv4.tcp_max_syn_backlog": "128"}
     proc = dict(live)
 

@@ -5,7 +5,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _files, _supervisor, _undo
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _undo
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _files, _supervisor
 
 ORIGINAL = b"[program:web]\ncommand=/usr/bin/web\nuser=nobody\n"
 OURS = b"[program:web]\ncommand=/usr/bin/web\nautorestart=true\nkillasgroup=true\nuser=nobody\n"

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _unit
 
 HOSTILE_NAMES = [
     "", "../x.service", "a/b.service", "/etc/passwd", "x\n.service", "x\x00.service", "-x.service",

@@ -16,7 +16,7 @@ ALIASED = re.compile(r"^\s*from ansible_collections\.netsvc\.resilience\.\S+ imp
 
 def test_no_import_of_ours_is_aliased():
     found = []
-    for pattern in ("plugins/*/*.py", "tests/**/*.py"):
+    for pattern in ("plugins/**/*.py", "tests/**/*.py"):
         for path in glob.glob(os.path.join(TOP, pattern), recursive=True):
             with open(path) as f:
                 found.extend("%s:%d: %s" % (os.path.relpath(path, TOP), n, line.strip())

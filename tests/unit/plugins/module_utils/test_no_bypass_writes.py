@@ -33,7 +33,7 @@ ALLOWED = {
 def test_no_module_writes_a_file_without_atomic_move():
     found = set()
     for path in glob.glob(os.path.join(TOP, "plugins", "modules", "*.py")) + \
-            glob.glob(os.path.join(TOP, "plugins", "module_utils", "*.py")):
+            glob.glob(os.path.join(TOP, "plugins", "module_utils", "**", "*.py"), recursive=True):
         with open(path) as f:
             for line in f:
                 if WRITES.search(line) and not line.strip().startswith("#"):

@@ -116,7 +116,7 @@ def run_module(monkeypatch):
 @pytest.fixture
 def fake_host(tmp_path, monkeypatch):
     """A FakeHost (fakehost.py): the host paths in a temporary root, commands from a table."""
-    from ansible_collections.netsvc.resilience.plugins.module_utils import _files
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _files
     from ansible_collections.netsvc.resilience.tests.unit.conftest import ROOT_ONLY_BASE
     from ansible_collections.netsvc.resilience.tests.unit.plugins.modules.fakehost import FakeHost
 

@@ -106,7 +106,7 @@ class FakeHost(object):
         monkeypatch.setattr(builtins, "open", mapped(real_open))
         monkeypatch.setattr(io, "open", mapped(real_open))
         # functions that took os.lstat as a default argument before it was mapped
-        from ansible_collections.netsvc.resilience.plugins.module_utils import _host_state, _sockdiag
+        from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _host_state, _sockdiag
 
         monkeypatch.setattr(_sockdiag.unsafe_dir, "__defaults__", (os.lstat,))
         monkeypatch.setattr(_host_state.ownership_drift, "__defaults__", (os.lstat,))

@@ -13,7 +13,7 @@ import base64
 import os
 import sys
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _preload
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _preload
 from ansible_collections.netsvc.resilience.plugins.modules import harden
 from ansible_collections.netsvc.resilience.tests.unit.plugins.modules.fakehost import FakeService
 from ansible_collections.netsvc.resilience.tests.unit.plugins.modules.test_whole_modules import (

@@ -17,7 +17,7 @@ import fnmatch
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _validate
 
 # systemd-sysctl's search path, highest priority first. A file name found in an earlier
 # directory masks the same name in later ones; all remaining files are applied sorted by

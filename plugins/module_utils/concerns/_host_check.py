@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _failure,
     _files,
@@ -33,7 +33,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import atomic_write, read_text
 
 
 def host_facts(module, service_mgr):

@@ -16,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _validate
 
 
 def execute(module, run):

@@ -19,7 +19,7 @@ import re
 import stat
 import tempfile
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _sockdiag, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants, _sockdiag, _validate
 
 # What the collection wrote on this host (files it created or edited, with the originals of
 # those it edited; directories it created): what rollback undoes, whatever the inventory says.

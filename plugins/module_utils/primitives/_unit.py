@@ -16,7 +16,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure
 
 RESTART_VALUES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
 KILL_MODES = ("control-group", "mixed", "process", "none")

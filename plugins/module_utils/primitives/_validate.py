@@ -16,7 +16,7 @@ import math
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure
 
 _SHELLISH = " \t\n\r'\"\\$`;%&|<>*?()[]{}#~!"
 _RANGE = re.compile(r"^(\d{1,5})-(\d{1,5})\Z")

@@ -21,7 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _systemd
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _systemd
 
 
 class Plan(object):

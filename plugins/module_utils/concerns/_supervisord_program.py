@@ -17,7 +17,7 @@ __metaclass__ = type
 import os
 import pwd
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _holder,
     _hook,
     _host_state,
@@ -30,7 +30,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, load_ledger, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import FileSet, load_ledger, read_text
 
 
 def supervisor_dir(p):

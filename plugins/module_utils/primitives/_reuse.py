@@ -24,7 +24,7 @@ import errno
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _probe, _sockdiag
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _probe, _sockdiag
 
 # pidfd_open / pidfd_getfd: the same numbers on every architecture (the unified table from 424 on)
 SYS_PIDFD_OPEN = 434

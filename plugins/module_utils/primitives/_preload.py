@@ -21,8 +21,8 @@ import socket
 import stat
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants, _elf, _sockdiag, _unit
-from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants, _elf, _sockdiag, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._unit import UnitError
 
 LIBRARY_NAME = _constants.PRELOAD_LIBRARY
 HEADER = "Ansible managed: netsvc.resilience.service_restart_policy (socket_activation: preload)"

@@ -18,22 +18,21 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _preload_switch, _supervisord_program
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _failure,
     _host_state,
     _plan,
     _preload,
-    _preload_switch,
     _probe,
     _selinux,
     _sockdiag,
-    _supervisord_program,
     _systemd,
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import (
     FileSet,
     UnsafePath,
     edited_since,

@@ -15,8 +15,8 @@ __metaclass__ = type
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _sockdiag, _validate
-from ansible_collections.netsvc.resilience.plugins.module_utils._sysctl import SysctlError, parse_ports
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _sockdiag, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._sysctl import SysctlError, parse_ports
 
 SPEC = dict(
     ports=dict(type="list", elements="raw", required=True),

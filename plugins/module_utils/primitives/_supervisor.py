@@ -27,7 +27,7 @@ import glob
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants
 
 # the configuration files supervisord looks for, in its order, when it is not given -c
 SEARCH = ("/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")

@@ -25,7 +25,7 @@ __metaclass__ = type
 import os
 import socket
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _hook,
     _preload,

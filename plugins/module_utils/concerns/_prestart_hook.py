@@ -14,7 +14,7 @@ __metaclass__ = type
 import os
 import sys
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _failure,
     _hook,
@@ -25,7 +25,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import FileSet
 
 HEADER = "Ansible managed: netsvc.resilience.prestart_hook"
 LEGACY_FALLBACK = "netsvc_sockdiag.py"  # the shell hook's Python fallback, before the native hook

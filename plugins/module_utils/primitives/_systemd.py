@@ -20,8 +20,8 @@ __metaclass__ = type
 import glob
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _unit
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import read_text
 
 
 class Systemd(object):

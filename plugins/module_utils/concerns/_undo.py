@@ -21,13 +21,13 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _supervisord_program
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _failure,
     _files,
     _preload,
     _supervisor,
-    _supervisord_program,
     _sysctl,
     _systemd,
     _unit,

@@ -16,8 +16,8 @@ import os
 import signal
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _failure, _holder, _unit, _validate
-from ansible_collections.netsvc.resilience.plugins.module_utils._probe import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _holder, _unit, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._probe import (
     ProbeError,
     check_loopback,
     in_unit_cgroup,

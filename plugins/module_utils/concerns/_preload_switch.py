@@ -18,7 +18,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _failure,
     _hook,
     _host_state,
@@ -31,7 +31,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import FileSet, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import FileSet, read_text
 
 
 class PreloadPlan(_plan.Plan):

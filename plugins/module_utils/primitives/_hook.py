@@ -28,8 +28,8 @@ import base64
 import binascii
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import _constants
-from ansible_collections.netsvc.resilience.plugins.module_utils._unit import UnitError
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._unit import UnitError
 
 PRIVILEGES = ("auto", "prefix", "permissions_start_only", "none")
 # what `systemctl show` tells about a unit's sandbox (all exist on 219 except the newer ones,

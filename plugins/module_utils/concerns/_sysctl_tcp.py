@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _failure,
     _files,
@@ -23,7 +23,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _systemd,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import atomic_write, read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import atomic_write, read_text
 
 SPEC = dict(
     settings=dict(type="dict", default={}),

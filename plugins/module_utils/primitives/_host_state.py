@@ -28,7 +28,7 @@ import hashlib
 import os
 import stat
 
-from ansible_collections.netsvc.resilience.plugins.module_utils import (
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
     _constants,
     _failure,
     _hook,
@@ -38,7 +38,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils import (
     _unit,
     _validate,
 )
-from ansible_collections.netsvc.resilience.plugins.module_utils._files import read_text
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import read_text
 
 RECORD_VERSION = 1
 
