@@ -18,6 +18,7 @@ import sys
 import time
 
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
     _constants,
     _failure,
     _files,
@@ -77,8 +78,9 @@ def hook_journal(module, unit, hook_path, invocation=None):
     journalctl = module.get_bin_path("journalctl")
     if not journalctl:
         return {}
-    _rc, out, _err = _unit.run(module, [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + _constants.HOOK_NAME,
-                                        "-n", "20", "-o", "json", "--no-pager", "-q"], check=False)
+    argv = [journalctl, "-u", unit, "_UID=0", "SYSLOG_IDENTIFIER=" + _constants.HOOK_NAME, "-n", "20", "-o", "json",
+            "--no-pager", "-q"]
+    _rc, out, _err = _command.run(module, argv, check=False)
     return _host_state.trusted_hook_line(out.splitlines(), hook_path, invocation)
 
 
@@ -89,14 +91,14 @@ def observe(module, services, units, supervisorctl, ports, journal=False, hook_p
         argv = [module.get_bin_path("systemctl", required=True), "show"] + units
         for prop in sorted(set(_host_state.UNIT_PROPS + _host_state.HEALTH_PROPS + _host_state.HOOK_PROPS)):
             argv += ["-p", prop]
-        _rc, out, _err = _unit.run(module, argv)
+        _rc, out, _err = _command.run(module, argv)
         blocks = _systemd.parse_show_many(out)
         if len(blocks) != len(units):
             raise _failure.Failure("systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         shows = dict(zip(units, blocks))
     supervisor = {}
     if supervisorctl and any(s["backend"] == "supervisord" for s in services):
-        _rc, out, _err = _unit.run(module, [supervisorctl, "status"], check=False)
+        _rc, out, _err = _command.run(module, [supervisorctl, "status"], check=False)
         supervisor = _host_state.parse_supervisor_status(out)
     listening = set()
     if ports:

@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
     _failure,
     _hook,
     _host_state,
@@ -185,7 +186,7 @@ def unswitch(module, systemd, tx, pl):
     files = FileSet(module)
     files.want(pl.dropin_path, pl.preload.plain_dropin)
     files.want(pl.socket_path, None)
-    _unit.run(module, [systemd.systemctl, "stop", pl.name, pl.socket_name], check=False)
+    _command.run(module, [systemd.systemctl, "stop", pl.name, pl.socket_name], check=False)
     try:
         files.apply()
         if systemd.reload()[0] != 0:
@@ -194,7 +195,7 @@ def unswitch(module, systemd, tx, pl):
     except (_unit.UnitError, IOError, OSError) as e:
         files.rollback()
         systemd.reload()
-        _unit.run(module, [systemd.systemctl, "start", pl.socket_name, pl.name], check=False)
+        _command.run(module, [systemd.systemctl, "start", pl.socket_name, pl.name], check=False)
         tx.fail("socket_activation: preload for %s: mirroring its sockets again needs it to bind on its own, and it "
                 "did not (%s); its files were put back" % (pl.name, e))
 
@@ -225,8 +226,8 @@ class PreloadsPlan(_plan.ConcernPlan):
         for pl in self.services:
             if pl.preload.kind == "undo":
                 tx.restart_on_failure([pl.socket_name, pl.name])
-                _unit.run(module, [systemd.systemctl, "stop", pl.name], check=False)
-                _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
+                _command.run(module, [systemd.systemctl, "stop", pl.name], check=False)
+                _command.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
         for pl in self.services:
             if pl.preload.kind == "present" and pl.preload.remirrored:
                 mirror_again(module, systemd, tx, pl, self.warnings)
@@ -263,7 +264,7 @@ def switch(module, systemd, tx, pl):
             raise _unit.UnitError("after the switch %s does not serve from the sockets PID 1 holds: %s"
                                   % (pl.name, listeners))
     except (_unit.UnitError, _sockdiag.DiagError) as e:
-        _unit.run(module, [systemd.systemctl, "stop", pl.socket_name, pl.name], check=False)
+        _command.run(module, [systemd.systemctl, "stop", pl.socket_name, pl.name], check=False)
         tx.rollback()
         systemd.reload()
         try:

@@ -16,7 +16,14 @@ import os
 import signal
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _holder, _unit, _validate
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
+    _failure,
+    _holder,
+    _supervisor,
+    _unit,
+    _validate,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._probe import (
     ProbeError,
     check_loopback,
@@ -56,24 +63,24 @@ class Target(object):
             self.name = _unit.check_unit_name(name)
             self.ctl = module.get_bin_path("systemctl", required=True)
         else:
-            self.name = _unit.check_program_name(_unit.program_name(name))
+            self.name = _supervisor.check_program_name(_supervisor.program_name(name))
             self.ctl = module.get_bin_path("supervisorctl", required=True)
 
     def state(self):
         """(pid, active, restarts)"""
         if self.backend == "systemd":
-            _rc, out, _err = _unit.run(self.module, [self.ctl, "show", self.name, "-p", "MainPID", "-p", "ActiveState",
-                                                     "-p", "NRestarts"], check=False)
+            argv = [self.ctl, "show", self.name, "-p", "MainPID", "-p", "ActiveState", "-p", "NRestarts"]
+            _rc, out, _err = _command.run(self.module, argv, check=False)
             show = _unit.parse_show(out)
             return (int(show.get("MainPID") or 0), show.get("ActiveState") == "active",
                     int(show.get("NRestarts") or 0))
-        _rc, out, _err = _unit.run(self.module, [self.ctl, "status", self.name], check=False)
+        _rc, out, _err = _command.run(self.module, [self.ctl, "status", self.name], check=False)
         fields = out.split()
         # STARTING counts as running: the process is up, supervisord only waits startsecs
         running = len(fields) > 1 and fields[1] in ("RUNNING", "STARTING")
         pid = 0
         if running:
-            _rc, out, _err = _unit.run(self.module, [self.ctl, "pid", self.name], check=False)
+            _rc, out, _err = _command.run(self.module, [self.ctl, "pid", self.name], check=False)
             # a held program's process is the holder: the server is its child
             pid = _holder.server_pid(int(out.strip())) if out.strip().isdigit() else 0
         return pid, running, 0
@@ -89,8 +96,8 @@ class Target(object):
         jc = self.module.get_bin_path("journalctl")
         if not jc:
             return ""
-        _rc, out, _err = _unit.run(self.module, [jc, "-u", self.name, "--since", "@%d" % int(since_epoch), "-o", "cat",
-                                                 "--no-pager"], check=False)
+        argv = [jc, "-u", self.name, "--since", "@%d" % int(since_epoch), "-o", "cat", "--no-pager"]
+        _rc, out, _err = _command.run(self.module, argv, check=False)
         return out
 
 

@@ -20,6 +20,7 @@ import re
 
 from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _preload_switch, _supervisord_program
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
     _constants,
     _failure,
     _host_state,
@@ -82,7 +83,8 @@ class ServicePlan(_plan.Plan):
 
 def service_show(module, systemctl, name, p):
     """LoadState and FragmentPath; a service that must exist and does not is refused."""
-    _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"], check=False)
+    argv = [systemctl, "show", name, "-p", "LoadState", "-p", "FragmentPath"]
+    _rc, out, _err = _command.run(module, argv, check=False)
     show = _unit.parse_show(out)
     if p["state"] == "present" and p["must_exist"] and show.get("LoadState") != "loaded":
         raise _failure.Failure("service %s does not exist on this host (LoadState=%s); install it first, or set "
@@ -153,7 +155,7 @@ def native_socket_start(module, p, systemctl, name, socket_name, changed):
     """(start the native socket unit, move the service onto it): nothing to do while it is
     active and unchanged; a service that holds its ports itself (or through the socket unit it
     had) is stopped and started on the socket unit; ports held by any other process refuse."""
-    _rc, sout, _err = _unit.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
+    _rc, sout, _err = _command.run(module, [systemctl, "show", socket_name, "-p", "ActiveState"], check=False)
     active = _unit.parse_show(sout).get("ActiveState") == "active"
     if active and not changed:
         return False, False
@@ -181,7 +183,7 @@ def refuse_unbindable(module, systemctl, name, mode, ports):
     """Before anything is done: a socket unit whose ports SELinux would not let it bind (in the
     domain of the service's program) is refused, naming the domain and the fix."""
     def program():
-        _rc, out, _err = _unit.run(module, [systemctl, "show", name, "-p", "ExecStart"], check=False)
+        _rc, out, _err = _command.run(module, [systemctl, "show", name, "-p", "ExecStart"], check=False)
         return _preload.exec_path(_unit.parse_show(out).get("ExecStart"))
 
     why = _selinux.socket_unit_refusal(name, program, sorted(set(ports)))
@@ -275,19 +277,19 @@ class UnitsPlan(_plan.ConcernPlan):
         changed socket unit, or off ours, stops with it (started again if the commit fails)."""
         for pl in self.services:
             if pl.rebind or pl.cycle:
-                _unit.run(module, [systemd.systemctl, "stop", pl.name, pl.socket_name], check=False)
+                _command.run(module, [systemd.systemctl, "stop", pl.name, pl.socket_name], check=False)
                 tx.restart_on_failure([pl.socket_name, pl.name] if pl.socket_was else [pl.name])
             if pl.socket_stop:
-                _unit.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
+                _command.run(module, [systemd.systemctl, "disable", "--now", pl.socket_name], check=False)
 
     def after_commit(self, module, systemd, tx):
         """Native socket units start (a service moved onto one starts on it); a service whose
         socket unit went binds its ports itself again."""
         for pl in self.services:
             if pl.socket_start or (pl.cycle and pl.preload.kind == "present"):
-                _unit.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
+                _command.run(module, [systemd.systemctl, "enable", "--now", pl.socket_name])
             if pl.cycle:
-                _unit.run(module, [systemd.systemctl, "start", pl.name])
+                _command.run(module, [systemd.systemctl, "start", pl.name])
             if pl.rebind:
                 try:
                     _preload.restart_on_its_own(module, systemd, pl.name, pl.ports, pl.switch_timeout)

@@ -18,6 +18,7 @@ import os
 import pwd
 
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
     _holder,
     _hook,
     _host_state,
@@ -39,10 +40,10 @@ def supervisor_dir(p):
         d = p["supervisor_dir"]
         return d, ".ini" if d.rstrip("/").endswith("supervisord.d") else ".conf"
     for family in ("RedHat", "Debian"):
-        d, ext = _unit.supervisor_paths(family)
+        d, ext = _supervisor.supervisor_paths(family)
         if os.path.isdir(d):
             return d, ext
-    return _unit.supervisor_paths(_host_state.read_os_release()["os_family"])
+    return _supervisor.supervisor_paths(_host_state.read_os_release()["os_family"])
 
 
 def supervisor_conf(module, p, ctl):
@@ -50,7 +51,7 @@ def supervisor_conf(module, p, ctl):
     supervisord's own search paths that exists (also without supervisorctl: ``ctl`` None)."""
     if p["supervisor_conf"]:
         return p["supervisor_conf"]
-    pid = _unit.run(module, [ctl, "pid"], check=False)[1].strip() if ctl else ""
+    pid = _command.run(module, [ctl, "pid"], check=False)[1].strip() if ctl else ""
     if pid.isdigit() and pid != "0":
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
@@ -72,7 +73,7 @@ def supervisor_conf(module, p, ctl):
 def refusal(p):
     """Why a supervisord entry's checked options ``p`` cannot be done (its name, or what its
     socket activation needs: _holder.refusal), or None - asked before anything is planned."""
-    _unit.check_program_name(_unit.program_name(p["name"]))
+    _supervisor.check_program_name(_supervisor.program_name(p["name"]))
     return _holder.refusal(p["name"], p["socket_activation"] if p["state"] == "present" else "none",
                            p["cleanup_hook"], p["ports"], p["accepts_inherited_fds"], os.uname()[4])
 
@@ -137,8 +138,8 @@ def supervisor_updates(module, name, p, pristine, current=""):
         ids = (pw.pw_uid, pw.pw_gid, [g for g in os.getgrouplist(user, pw.pw_gid) if g != pw.pw_gid])
     targets = program_targets(module, name, ports, _supervisor.wrapped_targets(current or "")) if hooked else ports
     hold = program_hold(module, name, p, ports, command, current) if hooked else None
-    updates = {"command": _unit.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids,
-                                                   hold),
+    line = _supervisor.supervisor_command(name, command, p["cleanup_hook"] if hooked else None, targets, ids, hold)
+    updates = {"command": line,
                "autorestart": "true", "startsecs": "%d" % p["startsecs"], "startretries": "%d" % p["startretries"],
                "killasgroup": "true"}
     if p["stopsignal"]:
@@ -199,7 +200,7 @@ def program_hold(module, name, p, ports, command, current):
 
 def supervisor_pid(module, name):
     ctl = module.get_bin_path("supervisorctl")
-    _rc, out, _err = _unit.run(module, [ctl, "pid", name], check=False) if ctl else (1, "", "")
+    _rc, out, _err = _command.run(module, [ctl, "pid", name], check=False) if ctl else (1, "", "")
     return int(out.strip()) if out.strip().isdigit() else 0
 
 
@@ -283,14 +284,14 @@ def restart_unhooked(module, ctl, group, name, targets, timeout):
     rollback leaves it serving, not in BACKOFF. Returns the seconds it took to listen."""
     import time
 
-    _unit.run(module, [ctl, "stop", group], check=False)
+    _command.run(module, [ctl, "stop", group], check=False)
     parsed = [t for t in (_sockdiag.parse_target(x) for x in targets) if t]
     ports = sorted({port for t in parsed for port in range(t["range"][0], t["range"][1] + 1)})
     try:
         _sockdiag.cleanup([t["range"] for t in parsed], targets=parsed, drain=_sockdiag.DRAIN_DEFAULT_MS / 1000.0)
     except _sockdiag.DiagError:
         pass
-    _unit.run(module, [ctl, "update", group], check=False)
+    _command.run(module, [ctl, "update", group], check=False)
     t0 = time.time()
     while True:
         try:
@@ -301,9 +302,10 @@ def restart_unhooked(module, ctl, group, name, targets, timeout):
         if time.time() - t0 >= timeout:
             module.warn("supervisord program %s does not listen on %s again after %d s" % (name, ports, timeout))
             return None
-        state = _host_state.parse_supervisor_status(_unit.run(module, [ctl, "status", name], check=False)[1]).get(name)
+        status = _command.run(module, [ctl, "status", name], check=False)[1]
+        state = _host_state.parse_supervisor_status(status).get(name)
         if state in ("FATAL", "BACKOFF", "EXITED", "STOPPED"):
-            _unit.run(module, [ctl, "start", name], check=False)
+            _command.run(module, [ctl, "start", name], check=False)
         time.sleep(0.5)
 
 
@@ -333,7 +335,7 @@ class ProgramPlan(_plan.Plan):
 def plan_program(module, item, p, edits):
     """One program planned against the files as the call's earlier programs leave them
     (``edits``: {path: text}, updated here with this program's)."""
-    name = _unit.check_program_name(_unit.program_name(p["name"]))
+    name = _supervisor.check_program_name(_supervisor.program_name(p["name"]))
     ctl = module.get_bin_path("supervisorctl", required=True)
     files = [(path, edits.get(path, text)) for path, text in supervisor_files(module, p, ctl)]
     changes, path = supervisor_plan(module, name, p, files, supervisor_dir(p), set(edits))
@@ -347,7 +349,7 @@ def plan_program(module, item, p, edits):
 
 def reread(module, ctl):
     """supervisorctl reread: None when supervisord takes the files, else what it said."""
-    rc, out, err = _unit.run(module, [ctl, "reread"], check=False)
+    rc, out, err = _command.run(module, [ctl, "reread"], check=False)
     return None if rc == 0 and "ERROR" not in out else (out + err).strip()
 
 
@@ -387,13 +389,13 @@ class SupervisordPlan(_plan.ConcernPlan):
                 pr.result["restarted_after_s"] = restart_unhooked(module, pr.ctl, group, pr.name, pr.unhooked,
                                                                   pr.p["switch_timeout"])
             else:
-                _unit.run(module, [pr.ctl, "update", group], check=False)
+                _command.run(module, [pr.ctl, "update", group], check=False)
 
     def finish(self, module, systemd):
         """[(item, result)] per program, read back from supervisord."""
         done = []
         for pr in self.programs:
-            _rc, out, _err = _unit.run(module, [pr.ctl, "status", pr.name], check=False)
+            _rc, out, _err = _command.run(module, [pr.ctl, "status", pr.name], check=False)
             pr.result["effective"] = {"status": out.strip()}
             command = _supervisor.effective(pr.files, pr.name).get("command", "")
             row = _holder.audit_row(command, _holder.record(pr.name), supervisor_pid(module, pr.name))

@@ -23,6 +23,7 @@ import re
 
 from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _supervisord_program
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
     _constants,
     _failure,
     _files,
@@ -280,8 +281,8 @@ def run(module):
         return result, None
     systemd = _systemd.Systemd(module) if units else None
     for _path, service, _ports in sockets:  # stop them before their files go
-        _unit.run(module, [systemd.systemctl, "stop", service], check=False)
-        _unit.run(module, [systemd.systemctl, "disable", "--now", _unit.socket_name(service)], check=False)
+        _command.run(module, [systemd.systemctl, "stop", service], check=False)
+        _command.run(module, [systemd.systemctl, "disable", "--now", _unit.socket_name(service)], check=False)
     try:
         files.apply()
     except (IOError, OSError) as e:
@@ -294,12 +295,12 @@ def run(module):
     if supervisor:
         ctl = module.get_bin_path("supervisorctl")
         if ctl:
-            _unit.run(module, [ctl, "reread"], check=False)
+            _command.run(module, [ctl, "reread"], check=False)
             restored = [(path, _files.read_text(path) or "") for path in supervisor]
             for name, targets in sorted(hooked.items()):
                 _supervisord_program.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name,
                                                       targets, p["switch_timeout"])
-            _unit.run(module, [ctl, "update"], check=False)
+            _command.run(module, [ctl, "update"], check=False)
     for _path, service, ports in sockets:
         try:
             _preload.restart_on_its_own(module, systemd, service, ports, p["switch_timeout"])

@@ -34,6 +34,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils.primitives impor
     _hook,
     _preload,
     _sockdiag,
+    _supervisor,
     _sysctl,
     _unit,
     _validate,
@@ -56,7 +57,7 @@ _DISTROS = {
 }
 
 # supervisord include directories of both OS families (the table service_restart_policy writes by)
-SUPERVISOR_DIRS = tuple(_unit.supervisor_paths(family)[0] for family in ("Debian", "RedHat"))
+SUPERVISOR_DIRS = tuple(_supervisor.supervisor_paths(family)[0] for family in ("Debian", "RedHat"))
 
 # Effective unit properties that make up the applied state (never counters or timestamps).
 UNIT_PROPS = ("LoadState", "FragmentPath", "DropInPaths", "NeedDaemonReload", "Restart", "RestartUSec",
@@ -139,7 +140,7 @@ def check_services(services, service_mgr):
             if backend == "systemd":
                 _unit.check_unit_name(svc["name"])
             else:
-                _unit.check_program_name(_unit.program_name(svc["name"]))
+                _supervisor.check_program_name(_supervisor.program_name(svc["name"]))
         except _unit.UnitError as e:
             raise ValueError("services[%d]: %s" % (i, e))
         cleanup = svc.get("cleanup", "auto")
@@ -185,8 +186,8 @@ def service_health(services, shows, supervisor, listening):
             row["active"] = row["active_state"] == "active"
             row["checked_unit"] = watched
         else:
-            state = supervisor.get(_unit.program_name(svc["name"]))
-            row["unit"] = _unit.program_name(svc["name"])
+            state = supervisor.get(_supervisor.program_name(svc["name"]))
+            row["unit"] = _supervisor.program_name(svc["name"])
             row["exists"] = state is not None
             row["load_state"] = "loaded" if state is not None else "not-found"
             row["active_state"] = state or "unknown"

@@ -21,7 +21,12 @@ import socket
 import stat
 import time
 
-from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants, _elf, _sockdiag, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import (
+    _command,
+    _constants,
+    _elf,
+    _sockdiag,
+)
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._unit import UnitError
 
 LIBRARY_NAME = _constants.PRELOAD_LIBRARY
@@ -386,13 +391,13 @@ def _start_until_bound(module, systemctl, unit, deadline):
     attempts = 0
     while True:
         attempts += 1
-        rc, _out, err = _unit.run(module, [systemctl, "start", unit], check=False)
+        rc, _out, err = _command.run(module, [systemctl, "start", unit], check=False)
         if rc == 0:
             return attempts
         if time.time() >= deadline:
             raise UnitError("%s did not start within the switch-over window (%d attempts): %s"
                             % (unit, attempts, err.strip()))
-        _unit.run(module, [systemctl, "reset-failed", unit], check=False)
+        _command.run(module, [systemctl, "reset-failed", unit], check=False)
         time.sleep(0.2)
 
 
@@ -404,10 +409,10 @@ def switch_over(module, systemd, unit, socket_unit, timeout=75.0):
     """
     systemctl = systemd.systemctl
     t0 = time.time()
-    _unit.run(module, [systemctl, "stop", unit])
+    _command.run(module, [systemctl, "stop", unit])
     attempts = _start_until_bound(module, systemctl, socket_unit, t0 + timeout)
     gap_ms = (time.time() - t0) * 1000.0
-    _unit.run(module, [systemctl, "start", unit])
+    _command.run(module, [systemctl, "start", unit])
     return {"gap_ms": round(gap_ms, 1), "bind_attempts": attempts}
 
 
@@ -436,8 +441,8 @@ def restart_on_its_own(module, systemd, unit, ports, timeout=75.0):
     systemctl = systemd.systemctl
     t0 = time.time()
     while True:
-        _unit.run(module, [systemctl, "reset-failed", unit], check=False)
-        _unit.run(module, [systemctl, "start", unit], check=False)
+        _command.run(module, [systemctl, "reset-failed", unit], check=False)
+        _command.run(module, [systemctl, "start", unit], check=False)
         settle = time.time() + 2
         while time.time() < settle:
             if set(ports) <= set(_sockdiag.listening_ports(ports)):

@@ -27,7 +27,7 @@ import glob
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _constants, _unit
 
 # the configuration files supervisord looks for, in its order, when it is not given -c
 SEARCH = ("/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")
@@ -324,3 +324,51 @@ def unmerge(now, ours, original):
         if updates:
             now = edit(now, section, updates)
     return now, kept, gone
+
+
+# ------------------------------------------------------------------------ programs
+
+
+def program_name(name):
+    """A supervisord program's name: the service name without .service."""
+    return name[: -len(".service")] if name.endswith(".service") else name
+
+
+def supervisor_paths(os_family):
+    """(directory, extension) where the OS family's supervisord package includes programs."""
+    if os_family in ("RedHat", "Rocky", "AlmaLinux", "CentOS", "Fedora", "OracleLinux", "Amazon"):
+        return "/etc/supervisord.d", ".ini"
+    return "/etc/supervisor/conf.d", ".conf"
+
+
+def check_program_name(name):
+    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z", name or "") or ".." in name:
+        raise _unit.UnitError(
+            "supervisord program name %r must be letters, digits, '_', '.', '-' (no path, no '..', "
+            "no ':' or spaces)" % (name,)
+        )
+    return name
+
+
+def supervisor_command(name, command, hook, ports, ids, hold=None):
+    """The program's command line, through the cleanup hook when there is one.
+
+    supervisord's ``user=`` would make the hook run without CAP_NET_ADMIN, so with a hook the
+    program runs as root up to the hook, which cleans its ports and then drops to ``ids``
+    ((uid, gid, [groups]), resolved on the host) before exec'ing the command. ``hold``
+    ({'restarts', 'listen': [specs], 'preload': library or None}): the hook stays the server's
+    parent (--hold, src/hold.h), restarting it at once and, with specs, holding its sockets.
+    """
+    if not hook or not ports:
+        return command
+    argv = [hook, "--unit", name]
+    if ids:
+        uid, gid, groups = ids
+        argv += ["--user", ":".join(str(x) for x in [uid, gid] + list(groups))]
+    if hold:
+        argv += ["--hold", "--restarts", hold["restarts"]]
+        for spec in hold.get("listen") or []:
+            argv += ["--listen", spec]
+        if hold.get("preload"):
+            argv += ["--preload", hold["preload"]]
+    return "%s %s -- %s" % (" ".join(argv), " ".join(str(p) for p in ports), command)

@@ -20,7 +20,7 @@ __metaclass__ = type
 import glob
 import os
 
-from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure, _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _command, _failure, _unit
 from ansible_collections.netsvc.resilience.plugins.module_utils.primitives._files import read_text
 
 
@@ -42,7 +42,7 @@ class Systemd(object):
     @property
     def version(self):
         if self._version is None:
-            self._version = _unit.parse_version(_unit.run(self.module, [self.systemctl, "--version"])[1])
+            self._version = _unit.parse_version(_command.run(self.module, [self.systemctl, "--version"])[1])
         return self._version
 
     def show(self, units, props):
@@ -52,7 +52,7 @@ class Systemd(object):
         argv = [self.systemctl, "show"] + list(units)
         for prop in props:
             argv += ["-p", prop]
-        blocks = parse_show_many(_unit.run(self.module, argv)[1])
+        blocks = parse_show_many(_command.run(self.module, argv)[1])
         if len(blocks) != len(units):
             raise _failure.Failure("systemctl show returned %d blocks for %d units" % (len(blocks), len(units)))
         return dict(zip(units, blocks))
@@ -61,11 +61,11 @@ class Systemd(object):
         analyze = self.module.get_bin_path("systemd-analyze")
         if not analyze or not fragments:
             return ""
-        _rc, out, err = _unit.run(self.module, [analyze, "verify"] + list(fragments), check=False)
+        _rc, out, err = _command.run(self.module, [analyze, "verify"] + list(fragments), check=False)
         return out + "\n" + err
 
     def reload(self):
-        rc, out, err = _unit.run(self.module, [self.systemctl, "daemon-reload"], check=False)
+        rc, out, err = _command.run(self.module, [self.systemctl, "daemon-reload"], check=False)
         return rc, (err or out).strip()
 
 
@@ -122,7 +122,7 @@ class DropinTransaction(object):
     def fail(self, msg):
         """Fail the task, the units stopped for the change started again (files are the caller's)."""
         for unit in self.stopped:
-            _unit.run(self.module, [self.systemd.systemctl, "start", unit], check=False)
+            _command.run(self.module, [self.systemd.systemctl, "start", unit], check=False)
         raise _failure.Failure(msg)
 
     @property

@@ -16,8 +16,6 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _failure
-
 RESTART_VALUES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
 KILL_MODES = ("control-group", "mixed", "process", "none")
 OOM_POLICIES = ("continue", "stop", "kill")
@@ -99,14 +97,6 @@ def check_unit_name(name):
     return name
 
 
-def run(module, argv, check=True):
-    """Run a command in the C locale (its output is parsed); with ``check``, fail on rc != 0."""
-    rc, out, err = module.run_command(argv, environ_update={"LANG": "C", "LC_ALL": "C"})
-    if check and rc != 0:
-        raise _failure.Failure("%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()), rc=rc)
-    return rc, out, err
-
-
 def service_manager():
     """The host's service manager: 'systemd' when systemd is PID 1 (sd_booted()'s test), else
     PID 1's command name ('supervisord', 'sh', ...). The one detection every module uses."""
@@ -135,11 +125,6 @@ def socket_name(name):
     """The .socket unit that goes with a service."""
     base = unit_name(name)
     return base[: -len(".service")] + ".socket" if base.endswith(".service") else base + ".socket"
-
-
-def program_name(name):
-    """A supervisord program's name: the service name without .service."""
-    return name[: -len(".service")] if name.endswith(".service") else name
 
 
 def dropin_path(unit, dropin):
@@ -485,53 +470,10 @@ def verify_problems(output, dropin_path):
     return problems
 
 
-# ------------------------------------------------------------------------ supervisord
-
-
-def supervisor_paths(os_family):
-    """(directory, extension) where the OS family's supervisord package includes programs."""
-    if os_family in ("RedHat", "Rocky", "AlmaLinux", "CentOS", "Fedora", "OracleLinux", "Amazon"):
-        return "/etc/supervisord.d", ".ini"
-    return "/etc/supervisor/conf.d", ".conf"
-
-
-def check_program_name(name):
-    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z", name or "") or ".." in name:
-        raise UnitError(
-            "supervisord program name %r must be letters, digits, '_', '.', '-' (no path, no '..', "
-            "no ':' or spaces)" % (name,)
-        )
-    return name
-
-
 def check_user_name(user):
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z", user or ""):
         raise UnitError("user %r must be a user name of 1-32 letters, digits, '_', '.', '-'" % (user,))
     return user
-
-
-def supervisor_command(name, command, hook, ports, ids, hold=None):
-    """The program's command line, through the cleanup hook when there is one.
-
-    supervisord's ``user=`` would make the hook run without CAP_NET_ADMIN, so with a hook the
-    program runs as root up to the hook, which cleans its ports and then drops to ``ids``
-    ((uid, gid, [groups]), resolved on the host) before exec'ing the command. ``hold``
-    ({'restarts', 'listen': [specs], 'preload': library or None}): the hook stays the server's
-    parent (--hold, src/hold.h), restarting it at once and, with specs, holding its sockets.
-    """
-    if not hook or not ports:
-        return command
-    argv = [hook, "--unit", name]
-    if ids:
-        uid, gid, groups = ids
-        argv += ["--user", ":".join(str(x) for x in [uid, gid] + list(groups))]
-    if hold:
-        argv += ["--hold", "--restarts", hold["restarts"]]
-        for spec in hold.get("listen") or []:
-            argv += ["--listen", spec]
-        if hold.get("preload"):
-            argv += ["--preload", hold["preload"]]
-    return "%s %s -- %s" % (" ".join(argv), " ".join(str(p) for p in ports), command)
 
 
 # ------------------------------------------------------------------------ read-back

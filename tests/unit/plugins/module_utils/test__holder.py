@@ -76,7 +76,8 @@ def test_refusals_before_anything_is_read(mode, hook, ports, fds, machine, expec
 def test_the_command_carries_the_holder_and_reads_back_through_one_parser():
     hold = dict(restarts="20/10", listen=["127.0.0.1:9600,backlog=4096", "[::1]:9600,backlog=4096"],
                 preload="/usr/lib/netsvc-resilience/libnetsvc-preload.so")
-    cmd = _unit.supervisor_command("web", "/usr/bin/web -p 9600", HOOK, ["127.0.0.1:9600"], (65534, 65534, []), hold)
+    ids = (65534, 65534, [])
+    cmd = _supervisor.supervisor_command("web", "/usr/bin/web -p 9600", HOOK, ["127.0.0.1:9600"], ids, hold)
     assert cmd == ("%s --unit web --user 65534:65534 --hold --restarts 20/10 --listen 127.0.0.1:9600,backlog=4096 "
                    "--listen [::1]:9600,backlog=4096 --preload /usr/lib/netsvc-resilience/libnetsvc-preload.so "
                    "127.0.0.1:9600 -- /usr/bin/web -p 9600" % HOOK)
@@ -86,7 +87,7 @@ def test_the_command_carries_the_holder_and_reads_back_through_one_parser():
     assert _supervisor.wrapped_targets(cmd) == ["127.0.0.1:9600"]
     assert _supervisor.wrapped_command(cmd, HOOK) == "/usr/bin/web -p 9600"
     # restart only: no sockets held
-    plain = _unit.supervisor_command("web", "/usr/bin/web", HOOK, [9600], None, dict(restarts="5/60"))
+    plain = _supervisor.supervisor_command("web", "/usr/bin/web", HOOK, [9600], None, dict(restarts="5/60"))
     assert plain == "%s --unit web --hold --restarts 5/60 9600 -- /usr/bin/web" % HOOK
     assert _supervisor.hook_words("/usr/bin/web -- x") is None
 

@@ -12,6 +12,7 @@ from ansible_collections.netsvc.resilience.plugins.module_utils.primitives impor
     _failure,
     _hook,
     _host_state,
+    _supervisor,
     _sysctl,
     _systemd,
     _unit,
@@ -77,7 +78,7 @@ def test_unit_and_socket_names():
     assert _unit.unit_name("web") == "web.service"
     assert _unit.unit_name("web.service") == "web.service"
     assert _unit.socket_name("web") == "web.socket"
-    assert _unit.program_name("web.service") == "web"
+    assert _supervisor.program_name("web.service") == "web"
     assert _unit.dropin_path("web.service", "40-x") == "/etc/systemd/system/web.service.d/40-x.conf"
 
 

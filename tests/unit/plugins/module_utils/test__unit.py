@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _unit
+from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _supervisor, _unit
 
 HOSTILE_NAMES = [
     "", "../x.service", "a/b.service", "/etc/passwd", "x\n.service", "x\x00.service", "-x.service",
@@ -191,10 +191,10 @@ def test_verify_problems_only_ours():
 
 
 def test_supervisord_paths_and_names():
-    assert _unit.supervisor_paths("RedHat") == ("/etc/supervisord.d", ".ini")
-    assert _unit.supervisor_paths("Debian") == ("/etc/supervisor/conf.d", ".conf")
+    assert _supervisor.supervisor_paths("RedHat") == ("/etc/supervisord.d", ".ini")
+    assert _supervisor.supervisor_paths("Debian") == ("/etc/supervisor/conf.d", ".conf")
     with pytest.raises(_unit.UnitError):
-        _unit.check_program_name("../web")
+        _supervisor.check_program_name("../web")
 
 
 def test_socket_and_revive_rendering():
@@ -251,11 +251,11 @@ def test_a_line_the_service_logs_itself_never_revives(tmp_path):
 
 
 def test_supervisor_command_through_the_hook_drops_to_the_user():
-    cmd = _unit.supervisor_command("web", "/usr/bin/web -p 80", "/usr/lib/x/netsvc-sockclean", [80, 443],
-                                   (996, 996, [27]))
+    cmd = _supervisor.supervisor_command("web", "/usr/bin/web -p 80", "/usr/lib/x/netsvc-sockclean", [80, 443],
+                                         (996, 996, [27]))
     assert cmd == "/usr/lib/x/netsvc-sockclean --unit web --user 996:996:27 80 443 -- /usr/bin/web -p 80"
-    assert _unit.supervisor_command("web", "/usr/bin/web", None, [80], None) == "/usr/bin/web"
-    assert _unit.supervisor_command("web", "/usr/bin/web", "/h", [], None) == "/usr/bin/web"
+    assert _supervisor.supervisor_command("web", "/usr/bin/web", None, [80], None) == "/usr/bin/web"
+    assert _supervisor.supervisor_command("web", "/usr/bin/web", "/h", [], None) == "/usr/bin/web"
 
 
 def test_user_names_are_checked():
