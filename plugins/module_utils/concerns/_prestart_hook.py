@@ -96,9 +96,11 @@ class HookPlan(_plan.ConcernPlan):
         self.staged = stage(module, self, tx)
 
     def finish(self, module, systemd):
+        """The staged result with systemd's read-back (a new dict: the plan stays as staged)."""
+        result = dict(self.staged, warning_messages=list(self.staged["warning_messages"]))
         if not module.check_mode:
-            finish(systemd, self, self.staged)
-        return self.staged
+            finish(systemd, self, result)
+        return result
 
 
 def hook_decision(present, cleanup, reuse):

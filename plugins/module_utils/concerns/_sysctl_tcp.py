@@ -214,10 +214,13 @@ def plan(module, p, label=""):
 
 
 def finish(module, pl):
-    """The result, with the live values read back when they were written."""
-    result = pl.result
+    """The result: the plan's, with the live values read back when they were written (a new
+    dict: the plan stays as planned)."""
+    result = dict(pl.result)
     if result["changed"] and not module.check_mode:
-        result["live_after"].update(_sysctl.read_live(sorted(pl.change.to_write)))
+        live_after = dict(result["live_after"])
+        live_after.update(_sysctl.read_live(sorted(pl.change.to_write)))
+        result["live_after"] = live_after
     return result
 
 
