@@ -247,10 +247,8 @@ def remove_state(module, directories, created):
 ORIGINAL_NAME = re.compile(r"^[0-9a-f]{64}(?:\.ours)?$")
 
 
-def run(module):
-    """undo: every file, directory and live value of the ledger put back; the state gone.
-    Returns (result, None)."""
-    p = module.params
+def checked_ledger(module, p):
+    """The options checked and the ledger read: refused before anything is touched."""
     try:
         _validate.state_dir(p["state_dir"], "state_dir")
         _validate.number(p["switch_timeout"], "switch_timeout", 1, 600, " seconds")
@@ -260,27 +258,25 @@ def run(module):
     problem = _files.ledger_problem(led)
     if problem:
         raise _failure.Failure("refusing to roll back from %s: %s; nothing was changed" % (_files.LEDGER, problem))
-    warnings = []
-    try:
-        files = plan(module, led, warnings)
-    except _files.UnsafePath as e:
-        raise _failure.Failure(str(e))
-    sockets = preload_sockets([path for path in led["files"] if path in files.paths])
-    units = any(path.startswith(_systemd.DropinTransaction.unit_dirs) for path in files.paths)
+    return led
+
+
+def supervisord_changes(files):
+    """The supervisord files the put-back writes, and {program: targets} of the programs whose
+    command still runs through the hook there (cleaned and restarted on their own)."""
     supervisor = [path for path in files.paths if not path.startswith(_systemd.DropinTransaction.unit_dirs)
                   and path.endswith((".conf", ".ini")) and "supervisor" in path]
-    # programs whose command still runs through the hook: cleaned and restarted on their own
     hooked = {}
     for path in supervisor:
         hooked.update(_supervisor.hooked_programs(_files.read_text(path) or ""))
-    result = dict(changed=files.changed or bool(led["sysctl"]) or bool(led["dirs"]), files=files.paths,
-                  diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[],
-                  warning_messages=warnings)
-    if module.check_mode:
-        result["sysctl"] = restore_sysctl(module, led, warnings)
-        return result, None
+    return supervisor, hooked
+
+
+def put_back(module, files, sockets, units):
+    """The preloaded services stopped (before their files go), every file put back, one
+    reload. Returns the Systemd (None without units) and the reload's warning, if any."""
     systemd = _systemd.Systemd(module) if units else None
-    for _path, service, _ports in sockets:  # stop them before their files go
+    for _path, service, _ports in sockets:
         _command.run(module, [systemd.systemctl, "stop", service], check=False)
         _command.run(module, [systemd.systemctl, "disable", "--now", _unit.socket_name(service)], check=False)
     try:
@@ -291,16 +287,47 @@ def run(module):
     if systemd is not None:
         rc, msg = systemd.reload()
         if rc != 0:
-            warnings.append("systemctl daemon-reload after the rollback failed: %s" % msg)
-    if supervisor:
-        ctl = module.get_bin_path("supervisorctl")
-        if ctl:
-            _command.run(module, [ctl, "reread"], check=False)
-            restored = [(path, _files.read_text(path) or "") for path in supervisor]
-            for name, targets in sorted(hooked.items()):
-                _supervisord_program.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name,
-                                                      targets, p["switch_timeout"])
-            _command.run(module, [ctl, "update"], check=False)
+            return systemd, "systemctl daemon-reload after the rollback failed: %s" % msg
+    return systemd, None
+
+
+def restart_programs(module, supervisor, hooked, timeout):
+    """supervisord reads the restored files; a program put back to its own command is cleaned
+    and restarted on it (restart_unhooked), then every group updated."""
+    ctl = module.get_bin_path("supervisorctl") if supervisor else None
+    if not ctl:
+        return
+    _command.run(module, [ctl, "reread"], check=False)
+    restored = [(path, _files.read_text(path) or "") for path in supervisor]
+    for name, targets in sorted(hooked.items()):
+        _supervisord_program.restart_unhooked(module, ctl, _supervisor.group_of(restored, name), name, targets,
+                                              timeout)
+    _command.run(module, [ctl, "update"], check=False)
+
+
+def run(module):
+    """undo: every file, directory and live value of the ledger put back; the state gone.
+    Returns (result, None)."""
+    p = module.params
+    led = checked_ledger(module, p)
+    warnings = []
+    try:
+        files = plan(module, led, warnings)
+    except _files.UnsafePath as e:
+        raise _failure.Failure(str(e))
+    sockets = preload_sockets([path for path in led["files"] if path in files.paths])
+    units = any(path.startswith(_systemd.DropinTransaction.unit_dirs) for path in files.paths)
+    supervisor, hooked = supervisord_changes(files)
+    result = dict(changed=files.changed or bool(led["sysctl"]) or bool(led["dirs"]), files=files.paths,
+                  diff=files.diff(), preload_services=[s for _p, s, _ports in sockets], sysctl={}, dirs=[],
+                  warning_messages=warnings)
+    if module.check_mode:
+        result["sysctl"] = restore_sysctl(module, led, warnings)
+        return result, None
+    systemd, failed_reload = put_back(module, files, sockets, units)
+    if failed_reload:
+        warnings.append(failed_reload)
+    restart_programs(module, supervisor, hooked, p["switch_timeout"])
     for _path, service, ports in sockets:
         try:
             _preload.restart_on_its_own(module, systemd, service, ports, p["switch_timeout"])
