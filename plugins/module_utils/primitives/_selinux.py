@@ -144,8 +144,9 @@ def bind_refusal(service, program, label, ports):
     return ("SELinux enforces and does not let %s's socket unit bind port(s) %s: systemd creates a socket unit's "
             "sockets in the domain the service's program (%s) runs in, %s, and the policy does not let %s bind "
             "them (the denial, name_bind, is in the kernel's audit log) - the service could not bind them itself "
-            "either. Give each port a type %s may bind (for %s: semanage port -a -t %s -p tcp PORT, or "
-            "community.general.seport, or the linux-system-roles selinux role's selinux_ports), then run again"
+            "either. Give each port a type %s may bind (for %s: semanage port -a -t %s -p tcp PORT, or -m instead "
+            "of -a for a port the policy already types; or community.general.seport, or the "
+            "linux-system-roles selinux role's selinux_ports), then run again"
             % (service, ", ".join(str(p) for p in ports), program, domain, domain, domain, domain, port_type))
 
 

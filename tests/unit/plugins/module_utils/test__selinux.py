@@ -70,6 +70,7 @@ def test_socket_unit_refusal_names_the_domain_the_port_and_the_fix():
     why = _selinux.socket_unit_refusal("nginx.service", nginx, [80, 8081], True, denied)
     assert "bind port(s) 8081" in why and "(/usr/sbin/nginx) runs in, httpd_t" in why
     assert "semanage port -a -t http_port_t -p tcp PORT" in why and "community.general.seport" in why
+    assert "-m instead of -a for a port the policy already types" in why
     # nothing denied, not enforcing, no program or no ports: no refusal
     assert _selinux.socket_unit_refusal("nginx.service", nginx, [80], True, denied) is None
     assert _selinux.socket_unit_refusal("nginx.service", nginx, [8081], False, denied) is None
