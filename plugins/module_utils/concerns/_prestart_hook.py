@@ -202,7 +202,7 @@ def report(module, p, result):
 
 def stage(module, pl, tx):
     """Add the hook and every drop-in of plan ``pl`` to transaction ``tx`` (another module's
-    too: service_restart_policy writes both concerns with one reload); the result so far."""
+    too: harden composes every concern with one reload); the result so far."""
     path = pl.path
     shared = FileSet(module)
     shared.want(path, pl.hook, 0o755)
