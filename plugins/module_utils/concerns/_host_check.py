@@ -160,16 +160,21 @@ def served_by_the_service(module, health, timeout):
         for port in row["ports"]:
             first = sorted((x for x in listeners if x["port"] == port), key=lambda x: x["family"])[:1]
             for listener in first:
+                seen = {}  # pid -> in the unit's cgroup, read while the probe's connection is open
+
+                def in_unit(pid, unit=row["unit"], seen=seen):
+                    if pid not in seen:
+                        seen[pid] = _probe.in_unit_cgroup(pid, unit)
+                    return seen[pid]
+
                 try:
-                    taken, owners, error = _sockdiag.accept_probe(listener, timeout)
+                    taken, owners, error = _sockdiag.accept_probe(listener, timeout, check=in_unit)
                 except _sockdiag.DiagError as e:
                     taken, owners, error = False, None, str(e)
                 if owners is None:  # answered and closed at once: who can accept from the listener
                     owners = [o for o in _sockdiag.listener_owners([listener["inode"]])[listener["inode"]]
                               if o["pid"] != 1]
-                why = error or accept_problem(listener, taken, owners,
-                                              lambda pid, unit=row["unit"]: _probe.in_unit_cgroup(pid, unit),
-                                              row["unit"])
+                why = error or accept_problem(listener, taken, owners, in_unit, row["unit"])
                 if why:
                     row["healthy"] = False
                     row["problems"].append(why)

@@ -404,7 +404,7 @@ LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 WILDCARD = ("0.0.0.0", "::")
 
 
-def accept_probe(listener, timeout=2.0, step=0.01):
+def accept_probe(listener, timeout=2.0, step=0.01, check=None):
     """Connect to ``listener`` ({port, address, family} as listeners() gives; a wildcard through
     loopback) and wait until some process accepts that connection: a connection still in the
     backlog has no inode, accept() gives it one; a server that answers and closes at once has
@@ -412,7 +412,9 @@ def accept_probe(listener, timeout=2.0, step=0.01):
     established). Sends nothing. Returns (taken: True once some process accepted it, None when
     the listener cannot be reached here - no loopback of its family; the processes holding the
     accepted socket, read before the probe closes it, or None when it is closed already; an
-    error text or None)."""
+    error text or None). ``check(pid)``, when given, is called for each of those processes while
+    the connection is still open (a fork-per-connection server's child exits once the probe
+    closes it: what is read of it must be read before)."""
     import select as _select
     import time
 
@@ -454,6 +456,8 @@ def accept_probe(listener, timeout=2.0, step=0.01):
                 if s["inode"]:
                     owners = listener_owners([s["inode"]])[s["inode"]]
                     if owners:
+                        for o in owners if check else ():
+                            check(o["pid"])
                         return True, owners, None
                     # a server that answers and closes at once may have closed it between the
                     # dump and the read of /proc: look again - it is closed now, or truly unowned

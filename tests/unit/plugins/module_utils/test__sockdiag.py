@@ -620,9 +620,24 @@ def test_accept_probe_tells_a_queued_connection_from_an_accepted_one():
         accepted = []
         t = threading.Thread(target=lambda: accepted.append(srv.accept()[0]))
         t.start()
-        taken, owners, error = _sockdiag.accept_probe(listener, timeout=2.0)
+        checked = []
+
+        def check(pid):  # what a fork-per-connection server's child is must be read while it lives
+            try:
+                accepted[0].recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                open_now = False  # the probe's end or a reset: closed already
+            except BlockingIOError:
+                open_now = True
+            except OSError:
+                open_now = False
+            checked.append((pid, open_now))
+
+        # (the thread has accepted once the probe sees an owner; join it to read its socket)
+        taken, owners, error = _sockdiag.accept_probe(listener, timeout=2.0,
+                                                      check=lambda pid: (t.join(5), check(pid)))
         t.join(5)
         assert error is None and taken and [o["pid"] for o in owners] == [os.getpid()]
+        assert checked == [(os.getpid(), True)]  # asked while the probe's connection was still open
         accepted[0].close()
         # a server that answers and closes at once (HTTP/1.0-like): taken, though no inode is left
 
