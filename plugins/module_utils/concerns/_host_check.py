@@ -147,6 +147,19 @@ def accept_problem(listener, taken, owners, in_unit, unit):
     return "a connection to %s was accepted by %s, not by %s" % (where, named, unit)
 
 
+def cgroup_reader(unit):
+    """in_unit(pid): is the pid in ``unit``'s cgroup, read once per pid and kept (the serve check
+    reads it while the probe's connection is open, and asks again after it closed)."""
+    seen = {}
+
+    def in_unit(pid):
+        if pid not in seen:
+            seen[pid] = _probe.in_unit_cgroup(pid, unit)
+        return seen[pid]
+
+    return in_unit
+
+
 def served_by_the_service(module, health, timeout):
     """Active and listening is not enough: for every systemd service that looks healthy, one
     connection to each of its ports (loopback for a wildcard; nothing is sent) must be
@@ -160,13 +173,7 @@ def served_by_the_service(module, health, timeout):
         for port in row["ports"]:
             first = sorted((x for x in listeners if x["port"] == port), key=lambda x: x["family"])[:1]
             for listener in first:
-                seen = {}  # pid -> in the unit's cgroup, read while the probe's connection is open
-
-                def in_unit(pid, unit=row["unit"], seen=seen):
-                    if pid not in seen:
-                        seen[pid] = _probe.in_unit_cgroup(pid, unit)
-                    return seen[pid]
-
+                in_unit = cgroup_reader(row["unit"])
                 try:
                     taken, owners, error = _sockdiag.accept_probe(listener, timeout, check=in_unit)
                 except _sockdiag.DiagError as e:

@@ -485,3 +485,16 @@ def test_a_service_the_ledger_has_but_the_run_does_not_list_is_named_with_how_to
     del warned[:]
     assert _host_check.unlisted(Module(), [{"name": "nginx.service"}, {"name": "netsvc-np.service"}], hardened) == []
     assert warned == []
+
+
+def test_the_serve_check_reads_a_pids_cgroup_once_and_keeps_it(monkeypatch):
+    """Read while the probe's connection is open, the answer holds after a forked child is gone."""
+    from ansible_collections.netsvc.resilience.plugins.module_utils.concerns import _host_check
+    from ansible_collections.netsvc.resilience.plugins.module_utils.primitives import _probe
+
+    alive = {42: True}
+    monkeypatch.setattr(_probe, "in_unit_cgroup", lambda pid, unit: alive.pop(pid, False) and unit == "web.service")
+    in_unit = _host_check.cgroup_reader("web.service")
+    assert in_unit(42) is True
+    assert in_unit(42) is True  # the process is gone now: the answer read while it lived is kept
+    assert in_unit(7) is False
