@@ -183,7 +183,7 @@ def run(module):
         raise _failure.Failure(str(e))
     keyed, _units = _plan.results_by_key([pl], _plan.compose(module, systemd, [pl]))
     result = keyed["prestart"]
-    warnings, failing = report(module, p, result)
+    _warnings, failing = report(module, p, result)  # the warnings are in result already
     if failing:
         return result, "systemd does not run the hook as asked: %s" % "; ".join(failing)
     return result, None

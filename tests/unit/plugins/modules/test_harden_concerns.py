@@ -29,9 +29,11 @@ LIBRARY = "/usr/lib/netsvc-resilience/libnetsvc-preload.so"
 
 
 def library_payload():
-    with open(os.path.join(TOP, "files", "native", "x86_64", "libnetsvc-preload.so"), "rb") as f:
-        build = base64.b64encode(f.read()).decode("ascii")
-    return {"native": {"x86_64": build, "aarch64": build}}
+    builds = {}
+    for arch in ("x86_64", "aarch64"):
+        with open(os.path.join(TOP, "files", "native", arch, "libnetsvc-preload.so"), "rb") as f:
+            builds[arch] = base64.b64encode(f.read()).decode("ascii")
+    return {"native": builds}
 
 
 def preload_call(port, **kw):
@@ -51,9 +53,15 @@ def preload_host(host, port):
     return service
 
 
+def drifted(host, port):
+    """web.service preloaded by an earlier run, its socket unit on an address the server no
+    longer asks for (it listens on 127.0.0.1 with a socket of its own)."""
+    host.write(SOCKET, _preload.HEADER + "\n[Socket]\nListenStream=127.0.0.2:%d\n" % port)
+    host.write(POLICY, "[Service]\nEnvironment=LD_PRELOAD=%s\n" % LIBRARY)
+    host.systemd.daemon_reload()
+
+
 def test_harden_preload_check_mode_then_a_failed_reload_leaves_the_service_as_it_was(fake_host, run_on):
-    if os.uname()[4] != "x86_64":
-        return
     port = free_port()
     service = preload_host(fake_host, port)
     try:
@@ -76,14 +84,10 @@ def test_harden_preload_mirrors_a_drifted_service_again_at_the_commit(fake_host,
     another address or option): check mode says so and touches nothing; the run lets it bind
     on its own (stopped, its drop-in without the library, no socket unit, started), mirrors
     what it bound, then writes the socket unit again and switches."""
-    if os.uname()[4] != "x86_64":
-        return
     port = free_port()
     service = preload_host(fake_host, port)
     try:
-        fake_host.write(SOCKET, _preload.HEADER + "\n[Socket]\nListenStream=127.0.0.2:%d\n" % port)
-        fake_host.write(POLICY, "[Service]\nEnvironment=LD_PRELOAD=%s\n" % LIBRARY)
-        fake_host.systemd.daemon_reload()
+        drifted(fake_host, port)
         seen = []
 
         def start(argv):
@@ -113,14 +117,10 @@ def test_harden_preload_mirrors_a_drifted_service_again_at_the_commit(fake_host,
 
 
 def test_harden_preload_remirror_whose_reload_fails_puts_every_file_back(fake_host, run_on):
-    if os.uname()[4] != "x86_64":
-        return
     port = free_port()
     service = preload_host(fake_host, port)
     try:
-        fake_host.write(SOCKET, _preload.HEADER + "\n[Socket]\nListenStream=127.0.0.2:%d\n" % port)
-        fake_host.write(POLICY, "[Service]\nEnvironment=LD_PRELOAD=%s\n" % LIBRARY)
-        fake_host.systemd.daemon_reload()
+        drifted(fake_host, port)
         before = fake_host.tree()
         fake_host.systemd.reload_rc = 1
         kind, result = run_on(fake_host, harden, preload_call(port))
